@@ -1,0 +1,197 @@
+//! Layered settings: compiled-in defaults for the local stack, then an optional
+//! TOML file, then `MAMOCHI__SECTION__KEY` environment variables.
+//!
+//! The defaults point at `deploy/local` (Kafka on 9092, PostgreSQL on 55432,
+//! the SMTP sink on 1025) so that a developer needs no file at all. The file is
+//! named explicitly (`--config` or `MAMOCHI_CONFIG`), never discovered from the
+//! current directory, which would break inside a workspace. Secrets are
+//! `SecretString` so they never reach a log line through `Debug`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Every setting a MAMOCHI process can read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub database: DatabaseSettings,
+    pub smtp: SmtpSettings,
+    pub log: LogSettings,
+}
+
+/// How to reach the Kafka cluster and how our clients behave on it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list, as librdkafka expects it.
+    pub bootstrap_servers: String,
+    /// Prefix of every `client.id`, so broker logs and metrics name the service.
+    pub client_id: String,
+    /// How long the producer keeps retrying a record before reporting it failed.
+    /// Long enough to ride out a leader election after a broker dies.
+    pub message_timeout_ms: u32,
+    /// How long the producer waits to fill a batch; trades latency for throughput.
+    pub linger_ms: u32,
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub pool_size: usize,
+}
+
+/// Where outgoing mail is handed over.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `none` for the local sink, `starttls` or `tls` for a real relay.
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
+}
+
+/// Transport security towards the SMTP relay.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info,rdkafka=warn`.
+    pub filter: String,
+}
+
+/// Shape of log lines.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Why settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] config::ConfigError),
+}
+
+/// Defaults: the local stack started by `deploy/local/stack up`.
+const DEFAULTS: &str = r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+client_id = "mamochi"
+message_timeout_ms = 120000
+linger_ms = 5
+
+[database]
+url = "postgres://mamochi:mamochi-local@127.0.0.1:55432/mamochi"
+pool_size = 8
+
+[smtp]
+host = "127.0.0.1"
+port = 1025
+tls = "none"
+from = "MAMOCHI <no-reply@mamochi.cl>"
+
+[log]
+format = "pretty"
+filter = "info,librdkafka=warn,rdkafka=warn"
+"#;
+
+impl Settings {
+    /// Reads defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// As [`Settings::load`], with the environment given as a map instead of
+    /// read from the process (`None` reads the process environment).
+    pub fn load_with_env(file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let settings = builder
+            .add_source(
+                config::Environment::with_prefix("MAMOCHI")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(env),
+            )
+            .build()?
+            .try_deserialize()?;
+        Ok(settings)
+    }
+}
+
+impl DatabaseSettings {
+    /// The connection URL; exposed only to the code that opens connections.
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Option<HashMap<String, String>> {
+        Some(HashMap::new())
+    }
+
+    #[test]
+    fn defaults_point_at_the_local_stack() {
+        let settings = Settings::load_with_env(None, no_env()).expect("defaults parse");
+        assert_eq!(settings.kafka.bootstrap_servers, "127.0.0.1:9092");
+        assert_eq!(settings.smtp.port, 1025);
+        assert_eq!(settings.smtp.tls, SmtpTls::None);
+        assert!(settings.database.url().contains(":55432/"));
+    }
+
+    #[test]
+    fn a_file_overrides_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("mamochi-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("override.toml");
+        std::fs::write(&file, "[kafka]\nbootstrap_servers = \"10.0.0.1:9092\"\n").expect("write");
+
+        let settings = Settings::load_with_env(Some(&file), no_env()).expect("file parses");
+
+        assert_eq!(settings.kafka.bootstrap_servers, "10.0.0.1:9092");
+        assert_eq!(settings.kafka.client_id, "mamochi", "untouched keys keep defaults");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_environment_overrides_file_and_defaults() {
+        let env = HashMap::from([
+            ("MAMOCHI__KAFKA__BOOTSTRAP_SERVERS".to_string(), "broker:9093".to_string()),
+            ("MAMOCHI__SMTP__PORT".to_string(), "2525".to_string()),
+        ]);
+
+        let settings = Settings::load_with_env(None, Some(env)).expect("env parses");
+
+        assert_eq!(settings.kafka.bootstrap_servers, "broker:9093");
+        assert_eq!(settings.smtp.port, 2525);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/mamochi.toml")));
+        assert!(err.is_err());
+    }
+}

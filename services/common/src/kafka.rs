@@ -1,0 +1,150 @@
+//! Kafka clients configured the one way the platform uses them.
+//!
+//! Producers are idempotent with `acks=all`: a record the broker acknowledges
+//! is on every in-sync replica, and a retry after a lost acknowledgement never
+//! writes it twice. Consumers never store an offset on their own
+//! (`enable.auto.offset.store=false`): the caller stores it after the record's
+//! effect is durable, and the background auto-commit only ever commits offsets
+//! stored that way. That gives at-least-once delivery; a record processed but
+//! not yet committed when the process dies is delivered again, so effects must
+//! be idempotent. On partition revocation and on shutdown the stored offsets
+//! are committed synchronously, which keeps re-delivery to crashes only.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientContext;
+
+use crate::config::KafkaSettings;
+
+/// A consumer whose stored offsets are committed before its partitions go away.
+pub type CommittingConsumer = StreamConsumer<CommitOnRevoke>;
+
+/// Base configuration shared by every client: where the cluster is and who we are.
+fn base_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.bootstrap_servers)
+        .set("client.id", format!("{}-{role}", settings.client_id));
+    config
+}
+
+/// Idempotent, `acks=all` producer settings.
+pub fn producer_config(settings: &KafkaSettings, role: &str) -> ClientConfig {
+    let mut config = base_config(settings, role);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+        .set("linger.ms", settings.linger_ms.to_string())
+        .set("compression.type", "lz4");
+    config
+}
+
+/// One producer per process: it is thread-safe and batches across callers.
+pub fn producer(settings: &KafkaSettings, role: &str) -> Result<FutureProducer, KafkaError> {
+    producer_config(settings, role).create()
+}
+
+/// Consumer-group settings with manual offset storage (see the module doc).
+pub fn consumer_config(settings: &KafkaSettings, group_id: &str, role: &str) -> ClientConfig {
+    let mut config = base_config(settings, role);
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // Read only records of committed transactions; harmless when none are used.
+        .set("isolation.level", "read_committed");
+    config
+}
+
+/// A consumer in `group_id` that commits its stored offsets on revocation.
+pub fn consumer(settings: &KafkaSettings, group_id: &str, role: &str) -> Result<CommittingConsumer, KafkaError> {
+    consumer_config(settings, group_id, role).create_with_context(CommitOnRevoke)
+}
+
+/// Commits what has been stored, synchronously; the last step before a
+/// consumer is dropped on shutdown.
+pub fn commit_stored_offsets<C: ConsumerContext>(consumer: &StreamConsumer<C>) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        // Nothing stored since the last commit: nothing to do.
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => tracing::warn!(%error, "could not commit stored offsets"),
+    }
+}
+
+/// Consumer context that commits stored offsets synchronously before a
+/// rebalance takes partitions away, so the next owner starts where we stopped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitOnRevoke;
+
+impl ClientContext for CommitOnRevoke {}
+
+impl ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "partitions revoked; committing stored offsets");
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => tracing::warn!(%error, "commit on revoke failed"),
+            }
+        }
+    }
+}
+
+/// A topic as the platform wants it to exist.
+#[derive(Debug, Clone)]
+pub struct TopicSpec<'a> {
+    pub name: &'a str,
+    pub partitions: i32,
+    /// `None` takes the cluster's `default.replication.factor`, so the same
+    /// code creates RF 1 topics on a one-node stack and RF 3 on three nodes.
+    pub replication: Option<i32>,
+    pub config: Vec<(&'a str, &'a str)>,
+}
+
+/// Admin client for topic management.
+pub fn admin(settings: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+    base_config(settings, "admin").create()
+}
+
+/// Creates the topics that do not exist yet; existing ones are left alone.
+pub async fn ensure_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    specs: &[TopicSpec<'_>],
+) -> Result<(), KafkaError> {
+    let new_topics: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|spec| {
+            let mut topic = NewTopic::new(
+                spec.name,
+                spec.partitions,
+                TopicReplication::Fixed(spec.replication.unwrap_or(-1)),
+            );
+            for (key, value) in &spec.config {
+                topic = topic.set(key, value);
+            }
+            topic
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                tracing::error!(%topic, ?code, "topic creation failed");
+                return Err(KafkaError::AdminOp(code));
+            }
+        }
+    }
+    Ok(())
+}

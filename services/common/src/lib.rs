@@ -1,0 +1,13 @@
+//! Shared plumbing for the MAMOCHI services.
+//!
+//! Everything here is infrastructure, not business: how a service reads its
+//! settings, logs, talks to Kafka and PostgreSQL, and stops. Services depend on
+//! this crate so that every one of them behaves the same way on those points.
+
+pub mod config;
+pub mod db;
+pub mod kafka;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Settings;

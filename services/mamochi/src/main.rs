@@ -1,0 +1,56 @@
+//! `mamochi`: one binary for every MAMOCHI process.
+//!
+//! Thin on purpose: it parses the command line, loads settings, installs
+//! logging and hands over to the code that does the work.
+
+mod demo;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mamochi_common::{db, telemetry, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "mamochi", version, about = "MAMOCHI event platform")]
+struct Cli {
+    /// A TOML file layered over the built-in defaults (environment variables
+    /// `MAMOCHI__SECTION__KEY` override both).
+    #[arg(long, global = true, env = "MAMOCHI_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Applies pending database migrations and exits.
+    Migrate,
+    /// Shows events flowing through Kafka on the running stack.
+    Demo(demo::DemoArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).context("while loading settings")?;
+    telemetry::init(&settings.log);
+
+    match cli.command {
+        Command::Migrate => {
+            let applied = db::run_migrations(&settings.database)
+                .await
+                .context("while applying migrations")?;
+            if applied.is_empty() {
+                println!("database schema is up to date");
+            } else {
+                for version in applied {
+                    println!("applied migration {version}");
+                }
+            }
+            Ok(())
+        }
+        Command::Demo(args) => demo::run(&settings, args).await,
+    }
+}
