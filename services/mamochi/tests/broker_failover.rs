@@ -62,12 +62,12 @@ async fn killing_a_partition_leader_loses_no_acknowledged_record() {
                 }
             }
         };
-        let (acked, failed) = (acked.clone(), failed.clone());
+        let (acked_sink, failed_count) = (acked.clone(), failed.clone());
         deliveries.push(tokio::spawn(async move {
             match delivery.await {
-                Ok(Ok(_)) => acked.lock().expect("lock").push(value),
+                Ok(Ok(_)) => acked_sink.lock().expect("lock").push(value),
                 _ => {
-                    failed.fetch_add(1, Ordering::Relaxed);
+                    failed_count.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));
