@@ -58,7 +58,9 @@ pub async fn consume_values(
                 values.push(text.parse::<u64>().expect("a number"));
                 consumer.store_offset_from_message(&message).expect("store offset");
             }
-            Ok(Some(Err(error))) => panic!("consumer error: {error}"),
+            // librdkafka reports transient trouble (a dead broker, say) as
+            // errors on the stream and recovers by itself; the deadline bounds it.
+            Ok(Some(Err(error))) => eprintln!("consumer reported (continuing): {error}"),
             Ok(None) | Err(_) => break,
         }
         if values.len() == expected && linger_until.is_none() {
