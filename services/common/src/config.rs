@@ -19,7 +19,19 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub database: DatabaseSettings,
     pub smtp: SmtpSettings,
+    pub registry: RegistrySettings,
     pub log: LogSettings,
+}
+
+/// The schema registry: where clients find it, and how our own server runs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RegistrySettings {
+    /// Base URL clients use (Confluent's `schema.registry.url`).
+    pub url: String,
+    /// Address the registry server binds to.
+    pub listen: String,
+    /// Compacted topic holding the registry's state (Confluent's `kafkastore.topic`).
+    pub topic: String,
 }
 
 /// How to reach the Kafka cluster and how our clients behave on it.
@@ -105,6 +117,11 @@ host = "127.0.0.1"
 port = 1025
 tls = "none"
 from = "MAMOCHI <no-reply@mamochi.cl>"
+
+[registry]
+url = "http://127.0.0.1:8081"
+listen = "127.0.0.1:8081"
+topic = "_schemas"
 
 [log]
 format = "pretty"
