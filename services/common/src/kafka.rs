@@ -109,7 +109,7 @@ pub struct TopicSpec<'a> {
     /// `None` takes the cluster's `default.replication.factor`, so the same
     /// code creates RF 1 topics on a one-node stack and RF 3 on three nodes.
     pub replication: Option<i32>,
-    pub config: Vec<(&'a str, &'a str)>,
+    pub config: Vec<(&'a str, String)>,
 }
 
 /// Admin client for topic management.

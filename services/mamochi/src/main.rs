@@ -4,12 +4,14 @@
 //! logging and hands over to the code that does the work.
 
 mod demo;
+mod schemas;
+mod topics_cmd;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mamochi_common::{db, telemetry, Settings};
+use mamochi_common::{db, shutdown, telemetry, Settings};
 
 #[derive(Debug, Parser)]
 #[command(name = "mamochi", version, about = "MAMOCHI event platform")]
@@ -27,6 +29,12 @@ struct Cli {
 enum Command {
     /// Applies pending database migrations and exits.
     Migrate,
+    /// Creates every topic of the catalog that does not exist yet.
+    Topics,
+    /// Checks or registers the event schemas against the schema registry.
+    Schemas(schemas::SchemasArgs),
+    /// Runs the schema registry (Confluent-compatible REST API) until stopped.
+    Registry,
     /// Shows events flowing through Kafka on the running stack.
     Demo(demo::DemoArgs),
 }
@@ -50,6 +58,15 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Topics => topics_cmd::run(&settings).await,
+        Command::Schemas(args) => schemas::run(&settings.registry.url, args).await,
+        Command::Registry => {
+            let app = mamochi_registry::Application::build(&settings)
+                .await
+                .context("while starting the schema registry")?;
+            tracing::info!(port = app.port(), "schema registry listening");
+            app.run_until_stopped(shutdown::on_signals()).await
         }
         Command::Demo(args) => demo::run(&settings, args).await,
     }

@@ -1,0 +1,225 @@
+//! The one place that names every topic: its partitions, key and value types,
+//! registry subjects and retention. No topic name appears anywhere else.
+//!
+//! Subjects follow Confluent's TopicNameStrategy (`<topic>-key`,
+//! `<topic>-value`), so one topic carries one value type whose evolution the
+//! registry checks. Keys are Avro records too; they only ever gain optional
+//! fields, because a key schema change would change the key bytes and so the
+//! partition a key maps to.
+
+use std::marker::PhantomData;
+
+use mamochi_common::kafka::TopicSpec;
+
+use crate::generated::{
+    CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided, RegistrationKey, RegistrationSubmitted,
+    SaleRecorded, StockEvent, VendorKey, WeeklyStatementIssued,
+};
+use crate::{AvroSchemaSource, SchemaSource};
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How long a topic keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Delete records older than this many milliseconds.
+    Delete { ms: i64 },
+    /// Keep the latest record per key.
+    Compact,
+}
+
+/// Everything about a topic that does not depend on its Rust types.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicInfo {
+    pub name: &'static str,
+    pub partitions: i32,
+    pub retention: Retention,
+    pub key: SchemaSource,
+    /// `None` for topics that carry raw bytes (dead letters).
+    pub value: Option<SchemaSource>,
+    pub doc: &'static str,
+}
+
+/// A topic whose records have key type `K` and value type `V`.
+#[derive(Debug)]
+pub struct Topic<K, V> {
+    pub info: TopicInfo,
+    types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: AvroSchemaSource, V: AvroSchemaSource> Topic<K, V> {
+    const fn new(name: &'static str, partitions: i32, retention: Retention, doc: &'static str) -> Self {
+        Self {
+            info: TopicInfo { name, partitions, retention, key: K::SCHEMA, value: Some(V::SCHEMA), doc },
+            types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> Topic<K, V> {
+    pub const fn name(&self) -> &'static str {
+        self.info.name
+    }
+}
+
+impl TopicInfo {
+    /// Registry subject of the key schema.
+    pub fn key_subject(&self) -> String {
+        format!("{}-key", self.name)
+    }
+
+    /// Registry subject of the value schema.
+    pub fn value_subject(&self) -> String {
+        format!("{}-value", self.name)
+    }
+
+    /// Every (subject, schema) pair this topic registers.
+    pub fn subjects(&self) -> Vec<(String, SchemaSource)> {
+        let mut subjects = vec![(self.key_subject(), self.key)];
+        if let Some(value) = self.value {
+            subjects.push((self.value_subject(), value));
+        }
+        subjects
+    }
+
+    /// How the topic is created. Replication is the cluster's default
+    /// (1 on the one-node stack, 3 on three nodes).
+    pub fn spec(&self) -> TopicSpec<'static> {
+        let config = match self.retention {
+            Retention::Compact => vec![("cleanup.policy", "compact".to_string())],
+            Retention::Delete { ms } => vec![("cleanup.policy", "delete".to_string()), ("retention.ms", ms.to_string())],
+        };
+        TopicSpec { name: self.name, partitions: self.partitions, replication: None, config }
+    }
+}
+
+/// The partition reserved for paid registrations: the approval service
+/// always drains it before the standard partitions.
+pub const PAID_REGISTRATION_PARTITION: i32 = 0;
+
+/// Registration forms. Partition 0 carries only paid forms; standard forms
+/// are spread over partitions 1..=3 by registration id.
+pub const REGISTRATIONS: Topic<RegistrationKey, RegistrationSubmitted> = Topic::new(
+    "mamochi.registrations",
+    4,
+    Retention::Delete { ms: 30 * DAY_MS },
+    "Membership forms submitted through the gateway; partition 0 is the paid lane.",
+);
+
+/// Decisions on registration forms, keyed like the forms.
+pub const REGISTRATION_DECISIONS: Topic<RegistrationKey, RegistrationDecided> = Topic::new(
+    "mamochi.registration-decisions",
+    3,
+    Retention::Delete { ms: 30 * DAY_MS },
+    "Approvals, rejections and manual-review flags.",
+);
+
+/// Credentials issued to members (public key id only, never the secret).
+pub const CREDENTIALS: Topic<VendorKey, CredentialsIssued> = Topic::new(
+    "mamochi.credentials",
+    3,
+    Retention::Compact,
+    "The current credentials of each member, by key id.",
+);
+
+/// Every sale, keyed by vendor so a vendor's sales stay in order.
+pub const SALES: Topic<VendorKey, SaleRecorded> = Topic::new(
+    "mamochi.sales",
+    6,
+    Retention::Delete { ms: 400 * DAY_MS },
+    "Sales recorded by vendors; the source of accounting and stock.",
+);
+
+/// Stock-outs, restock requests, restocks and low-stock alerts, keyed by vendor.
+pub const STOCK: Topic<VendorKey, StockEvent> = Topic::new(
+    "mamochi.stock",
+    6,
+    Retention::Delete { ms: 30 * DAY_MS },
+    "A cart's stock history: depletions, requests, replenishments, alerts.",
+);
+
+/// Weekly statements, one per vendor and ISO week.
+pub const STATEMENTS: Topic<VendorKey, WeeklyStatementIssued> = Topic::new(
+    "mamochi.statements",
+    3,
+    Retention::Delete { ms: 400 * DAY_MS },
+    "Weekly statements issued by accounting.",
+);
+
+/// Emails for the notifier to send, keyed by message id.
+pub const EMAIL_REQUESTS: Topic<MessageKey, EmailRequested> = Topic::new(
+    "mamochi.email-requests",
+    3,
+    Retention::Delete { ms: 7 * DAY_MS },
+    "Emails to send; the notifier sends each message id once.",
+);
+
+/// Records no consumer could decode, with headers saying why and from where.
+/// Raw bytes in, raw bytes out: nothing is re-encoded, so nothing is lost.
+pub const DEAD_LETTERS: TopicInfo = TopicInfo {
+    name: "mamochi.dead-letters",
+    partitions: 1,
+    retention: Retention::Delete { ms: 30 * DAY_MS },
+    key: VendorKey::SCHEMA,
+    value: None,
+    doc: "Undecodable records, parked for inspection.",
+};
+
+/// Every topic of the platform.
+pub const ALL: [&TopicInfo; 8] = [
+    &REGISTRATIONS.info,
+    &REGISTRATION_DECISIONS.info,
+    &CREDENTIALS.info,
+    &SALES.info,
+    &STOCK.info,
+    &STATEMENTS.info,
+    &EMAIL_REQUESTS.info,
+    &DEAD_LETTERS,
+];
+
+/// The specs of every topic, for `ensure_topics`.
+pub fn all_specs() -> Vec<TopicSpec<'static>> {
+    ALL.iter().map(|topic| topic.spec()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_and_subjects_are_unique() {
+        let mut names: Vec<_> = ALL.iter().map(|topic| topic.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        let subjects: Vec<_> = ALL.iter().flat_map(|topic| topic.subjects()).map(|(subject, _)| subject).collect();
+        let unique: std::collections::HashSet<_> = subjects.iter().collect();
+        assert_eq!(unique.len(), subjects.len());
+    }
+
+    #[test]
+    fn retention_reaches_the_topic_config() {
+        let spec = SALES.info.spec();
+        assert!(spec.config.contains(&("retention.ms", (400 * DAY_MS).to_string())));
+        assert!(CREDENTIALS.info.spec().config.contains(&("cleanup.policy", "compact".to_string())));
+    }
+
+    #[test]
+    fn the_paid_lane_is_a_partition_of_the_registrations_topic() {
+        assert!(PAID_REGISTRATION_PARTITION < REGISTRATIONS.info.partitions);
+        assert!(REGISTRATIONS.info.partitions >= 2, "standard forms need partitions of their own");
+    }
+
+    #[test]
+    fn every_schema_file_is_used_by_a_topic() {
+        let used: std::collections::HashSet<_> =
+            ALL.iter().flat_map(|topic| topic.subjects()).map(|(_, schema)| schema.file).collect();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
+        for entry in std::fs::read_dir(dir).expect("schemas/") {
+            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+            if name.ends_with(".avsc") {
+                assert!(used.contains(name.as_str()), "{name} is not used by any topic");
+            }
+        }
+    }
+}

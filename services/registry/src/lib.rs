@@ -1,0 +1,22 @@
+//! MAMOCHI's schema registry: Confluent Schema Registry's REST API for Avro,
+//! with its state in a compacted Kafka topic in Confluent's own record
+//! format, so that any Confluent client works against it unchanged and
+//! production can swap in Confluent's server on the same topic.
+//!
+//! Layers, each in its own module: [`kafka_log`] (the topic's records),
+//! [`store`] (the state those records build, and the records each request
+//! must write), [`compatibility`] and [`schema`] (Avro rules), [`kafka_store`]
+//! (the topic as a store with read-your-writes), `routes` (HTTP) and
+//! [`startup`] (the running service). See [`kafka_store`] for how several
+//! instances behave.
+
+pub mod compatibility;
+pub mod errors;
+pub mod kafka_log;
+pub mod kafka_store;
+mod routes;
+pub mod schema;
+pub mod startup;
+pub mod store;
+
+pub use startup::Application;

@@ -1,0 +1,116 @@
+//! `/schemas`: schemas by their global id, and the schema types served.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{json, raw, DeletedQuery};
+use crate::errors::ApiError;
+use crate::kafka_log::SchemaReference;
+use crate::kafka_store::KafkaStore;
+use crate::store::{Entry, Store};
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/schemas/types", web::get().to(types))
+        .route("/schemas/ids/{id}", web::get().to(by_id))
+        .route("/schemas/ids/{id}/schema", web::get().to(raw_by_id))
+        .route("/schemas/ids/{id}/versions", web::get().to(versions_of_id))
+        .route("/schemas/ids/{id}/subjects", web::get().to(subjects_of_id));
+}
+
+/// `?subject=` narrows an id lookup to one subject; `deleted` is accepted
+/// because clients send it, and ids always serve soft-deleted schemas.
+#[derive(Debug, Deserialize)]
+struct IdQuery {
+    subject: Option<String>,
+}
+
+/// Confluent's body for a schema fetched by id.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemaBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    references: &'a [SchemaReference],
+    schema: &'a str,
+}
+
+/// `GET /schemas/types`: only Avro is served.
+async fn types() -> HttpResponse {
+    json(&["AVRO"])
+}
+
+/// A path id that is not a number names no resource: 404, as in Confluent.
+fn parse_id(id: &str) -> Result<u32, ApiError> {
+    id.parse().map_err(|_| ApiError::NoSuchEndpoint)
+}
+
+fn find<'a>(state: &'a Store, id: u32, subject: Option<&str>) -> Result<&'a Entry, ApiError> {
+    let found = match subject {
+        Some(subject) => state.versions_with_id(id, true).into_iter().find(|v| v.subject == subject).map(|v| v.entry),
+        None => state.schema_by_id(id),
+    };
+    found.ok_or(ApiError::SchemaIdNotFound(id))
+}
+
+/// `GET /schemas/ids/{id}`.
+#[tracing::instrument(skip(store))]
+async fn by_id(store: web::Data<KafkaStore>, id: web::Path<String>, query: web::Query<IdQuery>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    store.read(|state| {
+        let entry = find(state, id, query.subject.as_deref())?;
+        Ok(json(&SchemaBody { schema_type: entry.schema_type.as_deref(), references: &entry.references, schema: &entry.schema }))
+    })
+}
+
+/// `GET /schemas/ids/{id}/schema`: the schema text alone.
+#[tracing::instrument(skip(store))]
+async fn raw_by_id(store: web::Data<KafkaStore>, id: web::Path<String>, query: web::Query<IdQuery>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    store.read(|state| Ok(raw(&find(state, id, query.subject.as_deref())?.schema)))
+}
+
+#[derive(Debug, Serialize)]
+struct SubjectVersion<'a> {
+    subject: &'a str,
+    version: u32,
+}
+
+/// `GET /schemas/ids/{id}/versions`: every subject-version pair with this id.
+#[tracing::instrument(skip(store))]
+async fn versions_of_id(
+    store: web::Data<KafkaStore>,
+    id: web::Path<String>,
+    query: web::Query<DeletedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    store.read(|state| {
+        let pairs: Vec<SubjectVersion<'_>> = state
+            .versions_with_id(id, query.deleted)
+            .into_iter()
+            .map(|version| SubjectVersion { subject: version.subject, version: version.version })
+            .collect();
+        if pairs.is_empty() {
+            return Err(ApiError::SchemaIdNotFound(id));
+        }
+        Ok(json(&pairs))
+    })
+}
+
+/// `GET /schemas/ids/{id}/subjects`: every subject with a version of this id.
+#[tracing::instrument(skip(store))]
+async fn subjects_of_id(
+    store: web::Data<KafkaStore>,
+    id: web::Path<String>,
+    query: web::Query<DeletedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    store.read(|state| {
+        let mut subjects: Vec<&str> = state.versions_with_id(id, query.deleted).into_iter().map(|v| v.subject).collect();
+        subjects.dedup();
+        if subjects.is_empty() {
+            return Err(ApiError::SchemaIdNotFound(id));
+        }
+        Ok(json(&subjects))
+    })
+}

@@ -1,0 +1,87 @@
+//! The registry as a running service: its listener, its state loaded from
+//! Kafka, and its HTTP server, stopped by one cancellation token.
+//!
+//! Guarantees: once [`Application::build`] returns, the port is bound and the
+//! state holds everything the topic held, so the first request is answered
+//! from complete state. [`Application::run_until_stopped`] finishes in-flight
+//! requests, then stops the log reader, then returns.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use mamochi_common::Settings;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::kafka_store::KafkaStore;
+use crate::routes;
+
+/// A registry bound to its port with its state loaded, ready to serve.
+pub struct Application {
+    port: u16,
+    server: Server,
+    reader: JoinHandle<()>,
+    /// Stops the log reader when the application stops or is dropped unrun.
+    reader_stop: DropGuard,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // actix's `Server` has no `Debug`.
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds `settings.registry.listen` (port 0 picks a free port), loads the
+    /// state from `settings.registry.topic` and prepares the server.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let listen = &settings.registry.listen;
+        let listener = TcpListener::bind(listen).with_context(|| format!("while binding {listen}"))?;
+        let port = listener.local_addr().context("while reading the bound address")?.port();
+
+        let reader_stop = CancellationToken::new();
+        let (store, reader) = KafkaStore::open(settings, reader_stop.clone()).await?;
+        let store = web::Data::new(store);
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(store.clone())
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(2)
+        // The process's one cancellation token decides when to stop, not actix.
+        .disable_signals()
+        .listen(listener)
+        .context("while starting the HTTP server")?
+        .run();
+        tracing::info!(port, topic = %settings.registry.topic, "schema registry ready");
+        Ok(Self { port, server, reader, reader_stop: reader_stop.drop_guard() })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { server, reader, reader_stop, .. } = self;
+        let handle = server.handle();
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            served = &mut server => served.context("while serving HTTP")?,
+            () = shutdown.cancelled() => {
+                tracing::info!("schema registry stopping");
+                handle.stop(true).await;
+                server.await.context("while stopping the HTTP server")?;
+            }
+        }
+        drop(reader_stop);
+        reader.await.context("while stopping the log reader")?;
+        Ok(())
+    }
+}
