@@ -1,0 +1,12 @@
+//! Conformance tests: the registry, running against the real Kafka, replays
+//! the request/response pairs of Confluent Schema Registry's API reference.
+
+mod helpers;
+
+mod compatibility;
+mod config;
+mod converter;
+mod deletes;
+mod restart;
+mod schemas;
+mod subjects;
