@@ -44,7 +44,7 @@ where
         Ok(value) => Ok(Decoded::Event(value)),
         Err(error) if error.is_transient() => Err(DecodeStepError::Transient(error)),
         Err(error) => {
-            dead_letters.park(message, &error).await?;
+            dead_letters.park(message, error.reason(), &error).await?;
             Ok(Decoded::Parked(error))
         }
     }

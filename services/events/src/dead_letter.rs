@@ -14,7 +14,6 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
-use crate::codec::DecodeError;
 use crate::topics::DEAD_LETTERS;
 
 /// Header names written on every dead letter.
@@ -46,14 +45,21 @@ impl DeadLetters {
         Self { producer, group: group.into() }
     }
 
-    /// Copies `message` to the dead-letter topic and waits for the acknowledgement.
-    pub async fn park(&self, message: &BorrowedMessage<'_>, error: &DecodeError) -> Result<(), KafkaError> {
+    /// Copies `message` to the dead-letter topic and waits for the
+    /// acknowledgement. `reason` is a short stable label (`corrupt_body`,
+    /// `handler_rejected`, …); `error` the full explanation.
+    pub async fn park(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: &str,
+        error: &dyn std::fmt::Display,
+    ) -> Result<(), KafkaError> {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let failed_at = chrono::Utc::now().timestamp_millis().to_string();
         let error_text = error.to_string();
         let mut record_headers = OwnedHeaders::new()
-            .insert(Header { key: headers::REASON, value: Some(error.reason()) })
+            .insert(Header { key: headers::REASON, value: Some(reason) })
             .insert(Header { key: headers::ERROR, value: Some(error_text.as_str()) })
             .insert(Header { key: headers::SOURCE_TOPIC, value: Some(message.topic()) })
             .insert(Header { key: headers::SOURCE_PARTITION, value: Some(partition.as_str()) })
@@ -80,7 +86,7 @@ impl DeadLetters {
             topic = message.topic(),
             partition = message.partition(),
             offset = message.offset(),
-            reason = error.reason(),
+            reason,
             %error,
             "record parked in the dead-letter topic"
         );

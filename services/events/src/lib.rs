@@ -4,11 +4,13 @@
 //! `build.rs`); [`topics`] names every topic with its key and value types;
 //! [`codec`] reads and writes Confluent's wire format through the schema
 //! registry; [`dead_letter`] parks records that cannot be decoded and
-//! [`consume`] is the decode-or-park step every consumer runs.
+//! [`consume`] is the decode-or-park step every consumer runs; [`runner`] is
+//! the at-least-once loop around it.
 
 pub mod codec;
 pub mod consume;
 pub mod dead_letter;
+pub mod runner;
 pub mod topics;
 
 /// Rust types generated from `schemas/*.avsc` at build time.

@@ -34,7 +34,8 @@ pub struct TopicInfo {
     pub name: &'static str,
     pub partitions: i32,
     pub retention: Retention,
-    pub key: SchemaSource,
+    /// `None` for topics that carry raw bytes (dead letters).
+    pub key: Option<SchemaSource>,
     /// `None` for topics that carry raw bytes (dead letters).
     pub value: Option<SchemaSource>,
     pub doc: &'static str,
@@ -50,7 +51,7 @@ pub struct Topic<K, V> {
 impl<K: AvroSchemaSource, V: AvroSchemaSource> Topic<K, V> {
     const fn new(name: &'static str, partitions: i32, retention: Retention, doc: &'static str) -> Self {
         Self {
-            info: TopicInfo { name, partitions, retention, key: K::SCHEMA, value: Some(V::SCHEMA), doc },
+            info: TopicInfo { name, partitions, retention, key: Some(K::SCHEMA), value: Some(V::SCHEMA), doc },
             types: PhantomData,
         }
     }
@@ -75,7 +76,10 @@ impl TopicInfo {
 
     /// Every (subject, schema) pair this topic registers.
     pub fn subjects(&self) -> Vec<(String, SchemaSource)> {
-        let mut subjects = vec![(self.key_subject(), self.key)];
+        let mut subjects = Vec::new();
+        if let Some(key) = self.key {
+            subjects.push((self.key_subject(), key));
+        }
         if let Some(value) = self.value {
             subjects.push((self.value_subject(), value));
         }
@@ -160,7 +164,7 @@ pub const DEAD_LETTERS: TopicInfo = TopicInfo {
     name: "mamochi.dead-letters",
     partitions: 1,
     retention: Retention::Delete { ms: 30 * DAY_MS },
-    key: VendorKey::SCHEMA,
+    key: None,
     value: None,
     doc: "Undecodable records, parked for inspection.",
 };

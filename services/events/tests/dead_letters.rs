@@ -21,6 +21,8 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
 fn sale() -> SaleRecorded {
+    // Avro timestamps carry milliseconds; so do the values we compare.
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now");
     SaleRecorded {
         sale_id: uuid::Uuid::new_v4(),
         vendor_id: uuid::Uuid::new_v4(),
@@ -28,8 +30,8 @@ fn sale() -> SaleRecorded {
         unit_price_clp: 1_200,
         total_clp: 1_200,
         payment_method: PaymentMethod::Cash,
-        occurred_at: Utc::now(),
-        recorded_at: Utc::now(),
+        occurred_at: now,
+        recorded_at: now,
     }
 }
 

@@ -41,7 +41,10 @@ fn source(text: &'static str) -> SchemaSource {
 async fn compatible_versions_interoperate_and_an_incompatible_one_is_refused() {
     // Arrange: v1 is the schema in schemas/; v2 adds a field with a default.
     let settings = support::settings();
-    let codec = EventCodec::new(&settings.registry.url);
+    // Each version lives in its own process in real life; each gets its own
+    // codec here (the codec caches one schema per subject, as a producer should).
+    let v1_app = EventCodec::new(&settings.registry.url);
+    let v2_app = EventCodec::new(&settings.registry.url);
     let topic = support::unique("evolution");
     let v1 = SALES.info.value.expect("sales value schema");
     let v2_text = with_field(
@@ -61,20 +64,20 @@ async fn compatible_versions_interoperate_and_an_incompatible_one_is_refused() {
     };
 
     // Act + Assert: a v1 producer, read by a v2 consumer, gets the default.
-    let v1_bytes = codec.encode_with_schema(&topic, false, v1.text, &sale_v1).await.expect("v1 registers and encodes");
+    let v1_bytes = v1_app.encode_with_schema(&topic, false, v1.text, &sale_v1).await.expect("v1 registers and encodes");
     let read_by_v2: SaleRecordedV2 =
-        codec.decode_with_reader(source(v2_text), Some(&v1_bytes)).await.expect("v2 reads v1");
+        v2_app.decode_with_reader(source(v2_text), Some(&v1_bytes)).await.expect("v2 reads v1");
     assert_eq!(read_by_v2.customer_count, 1, "the default fills the missing field");
     assert_eq!(read_by_v2.sale_id, sale_v1.sale_id);
     assert_eq!(read_by_v2.total_clp, 4_500);
 
     // A v2 producer registers v2 (BACKWARD-compatible) and a v1 consumer reads it.
     let sale_v2 = SaleRecordedV2 { customer_count: 3, ..read_by_v2 };
-    let v2_bytes = codec.encode_with_schema(&topic, false, v2_text, &sale_v2).await.expect("v2 registers and encodes");
+    let v2_bytes = v2_app.encode_with_schema(&topic, false, v2_text, &sale_v2).await.expect("v2 registers and encodes");
     let (v1_id, _) = split_header(&v1_bytes).expect("header");
     let (v2_id, _) = split_header(&v2_bytes).expect("header");
     assert_ne!(v1_id, v2_id, "v2 is a new schema version");
-    let read_by_v1: SaleRecorded = codec.decode(Some(&v2_bytes)).await.expect("v1 reads v2");
+    let read_by_v1: SaleRecorded = v1_app.decode(Some(&v2_bytes)).await.expect("v1 reads v2");
     assert_eq!(read_by_v1, sale_v1, "v1 ignores the field it does not know");
 
     // v3 adds a field without a default: old records could not be read.

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use mamochi_common::{kafka, Settings};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
-use rdkafka::Message;
+
 
 pub fn settings() -> Settings {
     Settings::load(None).expect("settings load from the environment")

@@ -1,0 +1,8 @@
+DROP TABLE emails;
+DROP TABLE statements;
+DROP TABLE weekly_sales;
+DROP TABLE sale_requests;
+DROP TABLE carts;
+DROP TABLE members;
+DROP TABLE registrations;
+DROP TABLE processed_events;
