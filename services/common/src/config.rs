@@ -20,7 +20,63 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub smtp: SmtpSettings,
     pub registry: RegistrySettings,
+    pub time: crate::clock::TimeSettings,
+    pub gateway: GatewaySettings,
+    pub approval: ServiceSettings,
+    pub distributor: DistributorSettings,
+    pub accounting: AccountingSettings,
+    pub notifier: ServiceSettings,
+    pub secrets: SecretSettings,
     pub log: LogSettings,
+}
+
+/// The public REST API.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySettings {
+    /// Address of the public API (and its /healthz, /readyz, /metrics).
+    pub listen: String,
+    /// Base URL clients reach the API at, used in links such as `status_url`.
+    pub public_url: String,
+    /// Bearer token of guild staff for the /v1/admin endpoints.
+    pub admin_token: SecretString,
+    /// Largest JSON body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// A background service: where it serves /healthz, /readyz and /metrics.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ServiceSettings {
+    pub ops_listen: String,
+}
+
+/// Stock and restocking rules.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DistributorSettings {
+    pub ops_listen: String,
+    /// Servings on a new member's cart.
+    pub initial_stock: i32,
+    /// Servings a restock adds.
+    pub restock_quantity: i32,
+    /// A low-stock alert fires when stock falls below this many servings.
+    pub low_stock_threshold: i32,
+}
+
+/// Weekly closing rules.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AccountingSettings {
+    pub ops_listen: String,
+    /// How long after a week ends (in platform time) late sales still count in it.
+    pub grace_period_secs: i64,
+    /// How often (real seconds) quiet weeks are checked for closing.
+    pub close_check_interval_secs: u64,
+}
+
+/// Keys that protect data at rest in Kafka.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretSettings {
+    /// 32-byte key (64 hex characters) sealing secrets inside email requests,
+    /// so an API key never sits in a Kafka log in clear text.
+    pub email_seal_key: SecretString,
 }
 
 /// The schema registry: where clients find it, and how our own server runs.
@@ -122,6 +178,37 @@ from = "MAMOCHI <no-reply@mamochi.cl>"
 url = "http://127.0.0.1:8081"
 listen = "127.0.0.1:8081"
 topic = "_schemas"
+
+[time]
+scale = 1.0
+
+[gateway]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
+admin_token = "mamochi-admin-local"
+max_body_bytes = 16384
+
+[approval]
+ops_listen = "127.0.0.1:9101"
+
+[distributor]
+ops_listen = "127.0.0.1:9102"
+initial_stock = 10
+restock_quantity = 10
+low_stock_threshold = 3
+
+[accounting]
+ops_listen = "127.0.0.1:9103"
+grace_period_secs = 3600
+close_check_interval_secs = 5
+
+[notifier]
+ops_listen = "127.0.0.1:9104"
+
+[secrets]
+# Development key for the loopback-only local stack; set
+# MAMOCHI__SECRETS__EMAIL_SEAL_KEY everywhere else.
+email_seal_key = "6d616d6f6368692d6c6f63616c2d6465762d6b65792d6e6f742d736563726574"
 
 [log]
 format = "pretty"

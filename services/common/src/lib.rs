@@ -4,10 +4,15 @@
 //! settings, logs, talks to Kafka and PostgreSQL, and stops. Services depend on
 //! this crate so that every one of them behaves the same way on those points.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod kafka;
 pub mod ops;
+/// Diesel's description of the tables, generated from `migrations/` by
+/// `diesel print-schema` (see `diesel.toml`); never edited by hand.
+#[rustfmt::skip]
+pub mod schema;
 pub mod shutdown;
 pub mod telemetry;
 
