@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod kafka;
 pub mod ops;
+pub mod seal;
 /// Diesel's description of the tables, generated from `migrations/` by
 /// `diesel print-schema` (see `diesel.toml`); never edited by hand.
 #[rustfmt::skip]

@@ -12,8 +12,8 @@ use std::marker::PhantomData;
 use mamochi_common::kafka::TopicSpec;
 
 use crate::generated::{
-    CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided, RegistrationKey, RegistrationSubmitted,
-    SaleRecorded, StockEvent, VendorKey, WeeklyStatementIssued,
+    CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided, RegistrationKey, RegistrationReviewed,
+    RegistrationSubmitted, SaleRecorded, StockEvent, VendorKey, WeeklyStatementIssued,
 };
 use crate::{AvroSchemaSource, SchemaSource};
 
@@ -118,6 +118,14 @@ pub const REGISTRATION_DECISIONS: Topic<RegistrationKey, RegistrationDecided> = 
     "Approvals, rejections and manual-review flags.",
 );
 
+/// Staff reviews of registration forms, made through the admin API.
+pub const REGISTRATION_REVIEWS: Topic<RegistrationKey, RegistrationReviewed> = Topic::new(
+    "mamochi.registration-reviews",
+    3,
+    Retention::Delete { ms: 30 * DAY_MS },
+    "Approvals and rejections by guild staff, applied by the approval service.",
+);
+
 /// Credentials issued to members (public key id only, never the secret).
 pub const CREDENTIALS: Topic<VendorKey, CredentialsIssued> = Topic::new(
     "mamochi.credentials",
@@ -170,8 +178,9 @@ pub const DEAD_LETTERS: TopicInfo = TopicInfo {
 };
 
 /// Every topic of the platform.
-pub const ALL: [&TopicInfo; 8] = [
+pub const ALL: [&TopicInfo; 9] = [
     &REGISTRATIONS.info,
+    &REGISTRATION_REVIEWS.info,
     &REGISTRATION_DECISIONS.info,
     &CREDENTIALS.info,
     &SALES.info,

@@ -113,6 +113,20 @@ async fn every_event_type_round_trips_through_registry_and_broker() {
     .await;
     round_trip(
         &codec,
+        &topics::REGISTRATION_REVIEWS,
+        RegistrationKey { registration_id: registration },
+        RegistrationReviewed {
+            review_id: id(),
+            registration_id: registration,
+            decision: ReviewDecision::Reject,
+            reason: Some("RUT already registered".into()),
+            reviewer: "staff".into(),
+            reviewed_at: now,
+        },
+    )
+    .await;
+    round_trip(
+        &codec,
         &topics::CREDENTIALS,
         VendorKey { vendor_id: vendor },
         CredentialsIssued { member_id: vendor, registration_id: registration, key_id: "mamochi_ab12".into(), issued_at: now },
@@ -179,6 +193,7 @@ async fn every_event_type_round_trips_through_registry_and_broker() {
             body_text: "Ventas: 42".into(),
             category: "statement".into(),
             requested_at: now,
+            sealed_secret: Some(vec![1, 2, 3]),
         },
     )
     .await;
