@@ -102,6 +102,16 @@ pub struct KafkaSettings {
     pub message_timeout_ms: u32,
     /// How long the producer waits to fill a batch; trades latency for throughput.
     pub linger_ms: u32,
+    /// Prefix of every consumer group name, so two deployments (or test
+    /// runs) can share one cluster without sharing offsets.
+    pub group_prefix: String,
+}
+
+impl KafkaSettings {
+    /// The full consumer group name for a service's group `name`.
+    pub fn group(&self, name: &str) -> String {
+        format!("{}{name}", self.group_prefix)
+    }
 }
 
 /// How to reach PostgreSQL.
@@ -163,6 +173,7 @@ bootstrap_servers = "127.0.0.1:9092"
 client_id = "mamochi"
 message_timeout_ms = 120000
 linger_ms = 5
+group_prefix = ""
 
 [database]
 url = "postgres://mamochi:mamochi-local@127.0.0.1:55432/mamochi"

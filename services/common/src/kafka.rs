@@ -82,6 +82,22 @@ pub fn commit_stored_offsets<C: ConsumerContext>(consumer: &StreamConsumer<C>) {
     }
 }
 
+/// Makes `group` start at the current end of `topic`: commits, for every
+/// partition, the high watermark as the group's offset. A new deployment (or a
+/// test) uses it to skip what was written before it existed.
+pub fn start_group_at_end(settings: &KafkaSettings, group: &str, topic: &str) -> Result<(), KafkaError> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = consumer_config(settings, group, "offset-init").create()?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut positions = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+        let (_, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+        positions.add_partition_offset(topic, partition.id(), Offset::Offset(high))?;
+    }
+    consumer.commit(&positions, CommitMode::Sync)
+}
+
 /// Consumer context that commits stored offsets synchronously before a
 /// rebalance takes partitions away, so the next owner starts where we stopped.
 #[derive(Debug, Clone, Copy, Default)]

@@ -45,6 +45,18 @@ pub fn configure(ops: Ops) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
+/// Serves only the operational endpoints on `listen` (background services
+/// have no other HTTP surface). Returns the server, to await or stop, and the
+/// bound port (`listen` may ask for port 0).
+pub fn serve(listen: &str, ops: Ops) -> std::io::Result<(actix_web::dev::Server, u16)> {
+    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure(ops.clone())))
+        .workers(1)
+        .disable_signals()
+        .bind(listen)?;
+    let port = server.addrs().first().map(|addr| addr.port()).unwrap_or_default();
+    Ok((server.run(), port))
+}
+
 async fn healthz(ops: web::Data<Ops>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "service": ops.service, "status": "alive" }))
 }

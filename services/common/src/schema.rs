@@ -38,6 +38,7 @@ diesel::table! {
         api_key_id -> Text,
         api_key_sha256 -> Text,
         created_at -> Timestamptz,
+        pending_credentials -> Nullable<Bytea>,
     }
 }
 
@@ -68,6 +69,7 @@ diesel::table! {
         submitted_at -> Timestamptz,
         received_at -> Timestamptz,
         decided_at -> Nullable<Timestamptz>,
+        published_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -52,7 +52,7 @@ impl DeadLetters {
         &self,
         message: &BorrowedMessage<'_>,
         reason: &str,
-        error: &dyn std::fmt::Display,
+        error: &(dyn std::fmt::Display + Sync),
     ) -> Result<(), KafkaError> {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();

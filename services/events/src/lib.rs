@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod consume;
 pub mod dead_letter;
+pub mod publish;
 pub mod runner;
 pub mod topics;
 

@@ -1,0 +1,95 @@
+//! What the service does with each form and each staff review: decide in one
+//! transaction, then publish the decision's events.
+
+use std::sync::Arc;
+
+use mamochi_common::clock::Clock;
+use mamochi_common::db::PgPool;
+use mamochi_events::runner::{Envelope, Handler, HandlerError};
+use mamochi_events::{RegistrationReviewed, RegistrationSubmitted};
+use tracing::instrument;
+
+use crate::metrics::Metrics;
+use crate::publisher::Publisher;
+use crate::rules::Decision;
+use crate::store::{self, Applied, Policy};
+
+/// Shared by both handlers.
+#[derive(Clone)]
+pub struct Approval {
+    pub pool: PgPool,
+    pub policy: Policy,
+    pub publisher: Arc<Publisher>,
+    pub clock: Clock,
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for Approval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approval").field("clock", &self.clock).finish_non_exhaustive()
+    }
+}
+
+fn transient(error: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Transient(anyhow::anyhow!("{error}"))
+}
+
+fn outcome_label(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Approved => "approved",
+        Decision::Rejected(_) => "rejected",
+        Decision::ManualReview(_) => "manual_review",
+    }
+}
+
+impl Handler<RegistrationSubmitted> for Approval {
+    #[instrument(name = "decide_form", skip_all, fields(topic = %envelope.topic, partition = envelope.partition, offset = envelope.offset, registration_id = %envelope.value.registration_id))]
+    async fn handle(&self, envelope: Envelope<RegistrationSubmitted>) -> Result<(), HandlerError> {
+        let form = envelope.value;
+        let now = self.clock.now();
+        let applied = {
+            let mut conn = self.pool.get().await.map_err(transient)?;
+            store::decide_form(&mut conn, &form, &self.policy, now).await.map_err(transient)?
+        };
+        let lane = if form.paid { "paid" } else { "standard" };
+        match &applied {
+            Applied::Decided(decision) => {
+                self.metrics.decisions.with_label_values(&[outcome_label(decision), lane]).inc();
+                let waited = (now - form.submitted_at).max(chrono::Duration::zero());
+                let waited = self.clock.real_duration(waited).as_secs_f64();
+                self.metrics.wait_seconds.with_label_values(&[lane]).observe(waited);
+                tracing::info!(?decision, lane, "form decided");
+            }
+            Applied::Duplicate => self.metrics.duplicates.with_label_values(&["form"]).inc(),
+            Applied::AlreadyDecided | Applied::UnknownRegistration => {}
+        }
+        // Also after a duplicate: a crash may have cut the publication short.
+        self.publisher.publish_pending(form.registration_id, now).await.map_err(transient)?;
+        Ok(())
+    }
+}
+
+impl Handler<RegistrationReviewed> for Approval {
+    #[instrument(name = "apply_review", skip_all, fields(topic = %envelope.topic, partition = envelope.partition, offset = envelope.offset, registration_id = %envelope.value.registration_id))]
+    async fn handle(&self, envelope: Envelope<RegistrationReviewed>) -> Result<(), HandlerError> {
+        let review = envelope.value;
+        let now = self.clock.now();
+        let applied = {
+            let mut conn = self.pool.get().await.map_err(transient)?;
+            store::apply_review(&mut conn, &review, &self.policy, now).await.map_err(transient)?
+        };
+        match &applied {
+            Applied::Decided(decision) => {
+                self.metrics.decisions.with_label_values(&[outcome_label(decision), "staff"]).inc();
+                tracing::info!(?decision, reviewer = %review.reviewer, "staff review applied");
+            }
+            Applied::UnknownRegistration => {
+                return Err(HandlerError::Rejected(format!("review of unknown registration {}", review.registration_id)));
+            }
+            Applied::Duplicate => self.metrics.duplicates.with_label_values(&["review"]).inc(),
+            Applied::AlreadyDecided => tracing::warn!("review of a form already decided; ignored"),
+        }
+        self.publisher.publish_pending(review.registration_id, now).await.map_err(transient)?;
+        Ok(())
+    }
+}

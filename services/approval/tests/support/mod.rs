@@ -1,0 +1,141 @@
+//! Helpers for the approval tests: settings for the running stack, valid and
+//! unique forms, and a way to start the service in-process.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures::StreamExt;
+use mamochi_common::shutdown::Shutdown;
+use mamochi_common::{db, kafka, Settings};
+use mamochi_events::codec::EventCodec;
+use mamochi_events::publish::publish;
+use mamochi_events::topics;
+use mamochi_events::{RegistrationKey, RegistrationSubmitted};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::OwnedMessage;
+use uuid::Uuid;
+
+/// Settings with consumer groups of this test's own, starting at the current
+/// end of the topics: earlier tests' records are not this test's business.
+pub fn settings() -> Settings {
+    let mut settings = Settings::load(None).expect("settings load from the environment");
+    settings.approval.ops_listen = "127.0.0.1:0".into();
+    settings.kafka.group_prefix = format!("test-{}-", Uuid::new_v4().simple());
+    // The topics exist: `stack up` creates the whole catalog.
+    for (group, topic) in [
+        (mamochi_approval::FORMS_GROUP, topics::REGISTRATIONS.name()),
+        (mamochi_approval::REVIEWS_GROUP, topics::REGISTRATION_REVIEWS.name()),
+    ] {
+        kafka::start_group_at_end(&settings.kafka, &settings.kafka.group(group), topic).expect("group starts at the end");
+    }
+    settings
+}
+
+/// A RUT with a correct check digit, different on every call in this process
+/// and (through the random base) between runs.
+pub fn unique_rut() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 10_000_000 + (Uuid::new_v4().as_u128() % 80_000_000) as u32;
+    let body = base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % 90_000_000 + 10_000_000;
+    let digits = body.to_string();
+    let sum: u32 = digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
+    let check = match 11 - sum % 11 {
+        11 => "0".to_string(),
+        10 => "K".to_string(),
+        digit => digit.to_string(),
+    };
+    format!("{digits}-{check}")
+}
+
+/// A valid form with unique RUT, email, phone and plate.
+pub fn form(paid: bool) -> RegistrationSubmitted {
+    let id = Uuid::new_v4();
+    let tag = id.simple().to_string();
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now");
+    RegistrationSubmitted {
+        registration_id: id,
+        submitted_at: now,
+        full_name: "Rosa Pérez Soto".into(),
+        rut: unique_rut(),
+        email: format!("rosa.{}@example.cl", &tag[..12]),
+        phone: format!("+569{}", (id.as_u128() % 100_000_000) + 10_000_000),
+        comuna: "Ñuñoa".into(),
+        cart_plate: plate(id.as_u128()),
+        paid,
+        payment_reference: paid.then(|| "TX-0001".to_string()),
+        tracking_token_sha256: "ab".repeat(32),
+    }
+}
+
+/// A current-format plate (four consonants, two digits) drawn from `seed`:
+/// 10 million combinations, so test forms rarely share a cart.
+fn plate(seed: u128) -> String {
+    const CONSONANTS: &[u8] = b"BCDFGHJKLPRSTVWXYZ";
+    let mut rest = seed;
+    let mut plate = String::new();
+    for _ in 0..4 {
+        plate.push(CONSONANTS[(rest % 18) as usize] as char);
+        rest /= 18;
+    }
+    format!("{plate}{:02}", rest % 100)
+}
+
+/// Writes a form where the gateway would: paid ones on the paid partition.
+pub async fn submit(producer: &rdkafka::producer::FutureProducer, codec: &EventCodec, form: &RegistrationSubmitted) {
+    let partition = if form.paid { topics::PAID_REGISTRATION_PARTITION } else { 1 + (form.registration_id.as_u128() % 3) as i32 };
+    publish(producer, codec, &topics::REGISTRATIONS, &RegistrationKey { registration_id: form.registration_id }, form, Some(partition))
+        .await
+        .expect("form acknowledged");
+}
+
+/// Starts the approval service in-process; cancel the token to stop it.
+pub fn start(settings: &Settings) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let shutdown = Shutdown::new();
+    let settings = settings.clone();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move { mamochi_approval::run(&settings, token).await });
+    (shutdown, handle)
+}
+
+/// Polls the form's status until it is not 'received' (or the timeout).
+pub async fn wait_for_status(settings: &Settings, id: Uuid, timeout: Duration) -> Option<String> {
+    use mamochi_common::schema::registrations;
+    let pool = db::pool(&settings.database).expect("pool");
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        let mut conn = pool.get().await.expect("connection");
+        let status: Option<String> =
+            registrations::table.find(id).select(registrations::status).first(&mut conn).await.optional().expect("query");
+        if let Some(status) = status.filter(|status| status != "received") {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// Records of `topic` (from the start) whose key decodes to `filter`'s liking.
+pub async fn records(settings: &Settings, topic: &str, expected: usize, filter: impl Fn(&OwnedMessage) -> bool) -> Vec<OwnedMessage> {
+    let consumer = kafka::consumer(&settings.kafka, &format!("test-{}", Uuid::new_v4()), "test").expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut stream = consumer.stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut found = Vec::new();
+    while found.len() < expected {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(message))) => {
+                let owned = message.detach();
+                if filter(&owned) {
+                    found.push(owned);
+                }
+            }
+            Ok(Some(Err(_))) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    found
+}

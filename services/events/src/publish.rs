@@ -1,0 +1,58 @@
+//! Producing one typed event: encode key and value for the topic from the
+//! catalog, send, and wait for Kafka's acknowledgement (`acks=all`).
+//!
+//! Returning only after the acknowledgement is what lets callers order their
+//! steps safely (publish, then mark published; publish, then commit).
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use serde::Serialize;
+
+use crate::codec::{EncodeError, EventCodec};
+use crate::topics::Topic;
+use crate::AvroSchemaSource;
+
+/// Why an event was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("could not encode the event: {0}")]
+    Encode(#[from] EncodeError),
+    #[error("Kafka did not acknowledge the event: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Publishes `value` under `key` on `topic`; `partition` overrides the
+/// partitioner (the paid registration lane uses it).
+pub async fn publish<K, V>(
+    producer: &FutureProducer,
+    codec: &EventCodec,
+    topic: &Topic<K, V>,
+    key: &K,
+    value: &V,
+    partition: Option<i32>,
+) -> Result<Delivered, PublishError>
+where
+    K: AvroSchemaSource + Serialize,
+    V: AvroSchemaSource + Serialize,
+{
+    let (key_bytes, value_bytes) = codec.encode(topic, key, value).await?;
+    let mut record = FutureRecord::to(topic.name()).key(&key_bytes).payload(&value_bytes);
+    if let Some(partition) = partition {
+        record = record.partition(partition);
+    }
+    let delivery = producer
+        .send(record, Timeout::After(Duration::from_secs(60)))
+        .await
+        .map_err(|(error, _)| error)?;
+    Ok(Delivered { partition: delivery.partition, offset: delivery.offset })
+}
