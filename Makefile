@@ -2,6 +2,7 @@
 #
 #   make demo    the main job: start the local stack and run the demo scenario
 #   make test    every test, on a fresh real stack that is stopped afterwards
+#   make run     start the stack and every service (API on 127.0.0.1:8080) until Ctrl-C
 #   make up / down / status    the local stack by hand
 #
 # Build output goes outside the clone so that clones share it.
@@ -9,7 +10,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/mamochi/target
 STACK := deploy/local/stack
 MAMOCHI := $(CARGO_TARGET_DIR)/debug/mamochi
 
-.PHONY: prereqs build up down status demo test wipe
+.PHONY: prereqs build up down status run demo test wipe
 
 prereqs:
 	@deploy/local/prereqs
@@ -28,6 +29,9 @@ status:
 
 wipe:
 	$(STACK) wipe
+
+run: up
+	eval "$$($(STACK) env)" && exec $(MAMOCHI) run all
 
 demo: up
 	eval "$$($(STACK) env)" && $(MAMOCHI) demo

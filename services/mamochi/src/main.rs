@@ -4,6 +4,7 @@
 //! logging and hands over to the code that does the work.
 
 mod demo;
+mod run;
 mod schemas;
 mod topics_cmd;
 
@@ -35,6 +36,8 @@ enum Command {
     Schemas(schemas::SchemasArgs),
     /// Runs the schema registry (Confluent-compatible REST API) until stopped.
     Registry,
+    /// Runs platform services until stopped.
+    Run(run::RunArgs),
     /// Shows events flowing through Kafka on the running stack.
     Demo(demo::DemoArgs),
 }
@@ -68,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(port = app.port(), "schema registry listening");
             app.run_until_stopped(shutdown::on_signals()).await
         }
+        Command::Run(args) => run::run(&settings, args).await,
         Command::Demo(args) => demo::run(&settings, args).await,
     }
 }

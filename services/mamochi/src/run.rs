@@ -1,0 +1,52 @@
+//! `mamochi run SERVICE…`: runs one, several or all services in this process
+//! until SIGINT or SIGTERM, then shuts every one down cleanly.
+//!
+//! Each service is also a library with its own `run`, so production can run
+//! each in its own process (`mamochi run approval`) and scale them apart; the
+//! local stack and the demo run them together (`mamochi run all`).
+
+use anyhow::Context;
+use futures::future::try_join_all;
+use mamochi_common::shutdown::{self, Shutdown};
+use mamochi_common::Settings;
+
+/// The services this binary can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// Every service below.
+    All,
+    Approval,
+}
+
+impl Service {
+    const EVERY: [Service; 1] = [Service::Approval];
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Which services to run.
+    #[arg(required = true, value_enum)]
+    services: Vec<Service>,
+}
+
+pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
+    let mut chosen: Vec<Service> = if args.services.contains(&Service::All) { Service::EVERY.to_vec() } else { args.services };
+    chosen.dedup();
+    let shutdown = shutdown::on_signals();
+    let tasks = chosen.into_iter().map(|service| {
+        let settings = settings.clone();
+        let shutdown = shutdown.clone();
+        async move { start(service, &settings, shutdown).await.with_context(|| format!("service {service:?}")) }
+    });
+    let result = try_join_all(tasks).await;
+    // One service failing stops the others: a half-running platform is worse.
+    shutdown.cancel();
+    result.map(|_| ())
+}
+
+async fn start(service: Service, settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    match service {
+        Service::Approval => mamochi_approval::run(settings, shutdown).await,
+        Service::All => Ok(()),
+    }
+}
