@@ -1,124 +1,400 @@
-//! `mamochi demo`: proves the stack end to end by sending readable events
-//! through Kafka and printing each one as the consumer group receives it.
+//! `mamochi demo`: the guild's evaluation scenario, end to end, on the real
+//! stack. Vendors (some paid) register over the REST API, read their API keys
+//! from the credentials emails in the SMTP sink, sell every few seconds, run
+//! out of stock every ten sales and are restocked, and when the week closes
+//! receive their weekly statement by email. A timeline is printed as it
+//! happens and a table per vendor at the end; the statement's figures are
+//! checked against the sales the demo made.
 //!
-//! Records are keyed by vendor, so each vendor's events land on one partition
-//! and arrive in the order they were sent; the printout shows the partition,
-//! the offset and the time from send to receipt.
+//! A week passes in minutes through configuration only: the demo sets the
+//! platform clock's scale and anchor (`[time]`) for the services it starts.
+//! Nothing in the services knows it is a demo.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
-use mamochi_common::kafka::{self, TopicSpec};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono_tz::America::Santiago;
+use mamochi_common::clock::{Clock, TimeSettings};
+use mamochi_common::shutdown::Shutdown;
 use mamochi_common::Settings;
-use rdkafka::consumer::Consumer;
-use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
 
-/// Topic the stack demo writes to; it holds demo events only.
-const DEMO_TOPIC: TopicSpec<'static> = TopicSpec {
-    name: "mamochi.demo.pings",
-    partitions: 3,
-    replication: None,
-    config: Vec::new(),
-};
+use crate::mailbox::{self, Mail};
+use crate::run::{run_services, Service};
 
-/// Scenario knobs.
-#[derive(Debug, clap::Args)]
+/// Scenario knobs (defaults: the guild's example).
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Number of vendors sending events.
+    /// Vendors who register.
     #[arg(long, default_value_t = 5)]
-    vendors: u32,
-    /// Events each vendor sends.
-    #[arg(long, default_value_t = 4)]
-    events_per_vendor: u32,
-    /// Pause between two rounds of events.
-    #[arg(long, default_value_t = 200)]
-    interval_ms: u64,
+    vendors: usize,
+    /// How many of them pay for priority review.
+    #[arg(long, default_value_t = 2)]
+    paid: usize,
+    /// Shortest pause between two sales of one vendor, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    sell_every_min: f64,
+    /// Longest pause between two sales of one vendor, in seconds.
+    #[arg(long, default_value_t = 7.0)]
+    sell_every_max: f64,
+    /// Price of a serving, in pesos.
+    #[arg(long, default_value_t = 1_500)]
+    price_clp: i64,
+    /// Real minutes the demo's week lasts once vendors start selling.
+    #[arg(long, default_value_t = 2.0)]
+    week_minutes: f64,
+    /// Platform seconds per real second (2016: a week in five minutes).
+    #[arg(long, default_value_t = 2016.0)]
+    time_scale: f64,
+    /// Where the SMTP sink keeps mail (default: $MAMOCHI_MAIL_DIR).
+    #[arg(long, env = "MAMOCHI_MAIL_DIR")]
+    mail_dir: PathBuf,
 }
 
-/// The demo's event body, JSON so the console consumer shows it readably.
-#[derive(Debug, Serialize, Deserialize)]
-struct Ping {
-    run: i64,
-    vendor: String,
-    seq: u32,
-    sent_at_ms: i64,
+/// One vendor as the demo knows it.
+#[derive(Debug, Default)]
+struct Vendor {
+    name: String,
+    email: String,
+    paid: bool,
+    registration_id: String,
+    token: String,
+    api_key: String,
+    sales: u32,
+    earnings: i64,
+    refused: u32,
+    restocks: u32,
+    statement: Option<Value>,
 }
+
+const NAMES: [&str; 8] = [
+    "Rosa Pérez", "Juan Soto", "Marta Rojas", "Luis Muñoz", "Carmen Díaz", "Pedro Silva", "Ana Torres", "José Castro",
+];
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
-    let admin = kafka::admin(&settings.kafka).context("while creating the admin client")?;
-    kafka::ensure_topics(&admin, std::slice::from_ref(&DEMO_TOPIC))
-        .await
-        .context("while creating the demo topic")?;
-
-    // A fresh group reads the topic from the start; the run id lets it skip
-    // the events of earlier runs.
-    let run = chrono_millis();
-    let group = format!("mamochi-demo-{run}");
-    let consumer = kafka::consumer(&settings.kafka, &group, "demo").context("while creating the consumer")?;
-    consumer.subscribe(&[DEMO_TOPIC.name]).context("while subscribing")?;
-    let producer = kafka::producer(&settings.kafka, "demo").context("while creating the producer")?;
-
-    println!("MAMOCHI stack demo: {} vendors x {} events on topic {}", args.vendors, args.events_per_vendor, DEMO_TOPIC.name);
-    println!("{:<10} {:>4} {:>9} {:>7} {:>10}", "vendor", "seq", "partition", "offset", "latency");
-
-    let expected = args.vendors * args.events_per_vendor;
-    let sender = {
-        let producer = producer.clone();
-        tokio::spawn(async move {
-            for seq in 1..=args.events_per_vendor {
-                for vendor in 1..=args.vendors {
-                    let ping = Ping { run, vendor: format!("vendor-{vendor}"), seq, sent_at_ms: chrono_millis() };
-                    let body = serde_json::to_vec(&ping)?;
-                    producer
-                        .send(FutureRecord::to(DEMO_TOPIC.name).key(&ping.vendor).payload(&body), Timeout::After(Duration::from_secs(30)))
-                        .await
-                        .map_err(|(error, _)| error)
-                        .context("while producing a demo event")?;
-                }
-                tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
-            }
-            anyhow::Ok(())
-        })
-    };
-
-    let mut received = 0;
-    let mut last_seq: HashMap<String, u32> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut stream = consumer.stream();
-    while received < expected {
-        let next = tokio::time::timeout_at(deadline.into(), stream.next()).await;
-        let Ok(Some(message)) = next else { bail!("only {received} of {expected} demo events arrived within 60 s") };
-        let message = message.context("while consuming")?;
-        let Some(payload) = message.payload() else { continue };
-        let ping: Ping = serde_json::from_slice(payload).context("while decoding a demo event")?;
-        if ping.run != run {
-            consumer.store_offset_from_message(&message).context("while storing the offset")?;
-            continue;
-        }
-        if let Some(previous) = last_seq.insert(ping.vendor.clone(), ping.seq) {
-            if previous >= ping.seq {
-                bail!("{} events out of order: {previous} then {}", ping.vendor, ping.seq);
-            }
-        }
-        let latency = chrono_millis() - ping.sent_at_ms;
-        println!("{:<10} {:>4} {:>9} {:>7} {:>7} ms", ping.vendor, ping.seq, message.partition(), message.offset(), latency);
-        consumer.store_offset_from_message(&message).context("while storing the offset")?;
-        received += 1;
+    if args.paid > args.vendors || args.vendors == 0 || args.sell_every_min > args.sell_every_max {
+        bail!("need 1+ vendors, at most as many paid, and sell-every-min ≤ sell-every-max");
     }
-    sender.await.context("producer task")??;
-    kafka::commit_stored_offsets(&consumer);
-    println!("all {expected} events arrived, each vendor's in order");
+    // Platform time: the current week ends `week_minutes` real minutes after
+    // the vendors start selling (registration takes a few seconds first).
+    let now = Utc::now();
+    let week_real = chrono::Duration::milliseconds((args.week_minutes * 60_000.0) as i64);
+    let week_end = next_monday_midnight(Utc::now() + chrono::Duration::days(7));
+    let platform_at_selling = week_end - chrono::Duration::milliseconds((week_real.num_milliseconds() as f64 * args.time_scale) as i64);
+    let anchor_platform = platform_at_selling - chrono::Duration::milliseconds((15_000.0 * args.time_scale) as i64);
+    let mut settings = settings.clone();
+    settings.time = TimeSettings { scale: args.time_scale, anchor_real: Some(now), anchor_platform: Some(anchor_platform) };
+    settings.accounting.grace_period_secs = settings.accounting.grace_period_secs.min(3600);
+    let clock = Clock::from_settings(&settings.time)?;
+
+    println!("MAMOCHI demo: {} vendors ({} paid), a sale every {}–{} s, week ends {} (platform time, America/Santiago)",
+        args.vendors, args.paid, args.sell_every_min, args.sell_every_max, week_end.with_timezone(&Santiago).format("%a %d %b %H:%M"));
+
+    let shutdown = Shutdown::new();
+    let services = {
+        let settings = settings.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { run_services(&settings, &[Service::All], shutdown).await })
+    };
+    let outcome = scenario(&settings, &args, clock, week_end).await;
+    shutdown.cancel();
+    services.await.context("services task")?.context("services")?;
+    outcome
+}
+
+async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: DateTime<Utc>) -> anyhow::Result<()> {
+    let api = settings.gateway.public_url.clone();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let started = Instant::now();
+    let log = |what: &str, who: &str, detail: String| {
+        let platform = clock.now().with_timezone(&Santiago);
+        println!("[{:>5.1}s | {}] {:<12} {:<12} {}", started.elapsed().as_secs_f64(), platform.format("%a %H:%M"), what, who, detail);
+    };
+    wait_until_ready(&http, &api).await?;
+
+    // 1. Registration.
+    let run_tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let mut vendors = Vec::new();
+    for index in 0..args.vendors {
+        let paid = index < args.paid;
+        let name = NAMES[index % NAMES.len()].to_string();
+        let email = format!("vendedor{}.{run_tag}@example.cl", index + 1);
+        let body = json!({
+            "full_name": name, "rut": rut(index, run_tag), "email": email, "phone": format!("+5699{:07}", index * 1_111 + 1_000_000),
+            "comuna": "Santiago", "cart_plate": plate(index, run_tag), "paid": paid,
+            "payment_reference": if paid { json!(format!("PAGO-{run_tag}-{index}")) } else { Value::Null },
+        });
+        let response = http.post(format!("{api}/v1/registrations")).json(&body).send().await?;
+        let status = response.status();
+        let answer: Value = response.json().await?;
+        if status.as_u16() != 202 {
+            bail!("registration of {name} refused ({status}): {answer}");
+        }
+        log("registered", &name, format!("{} form, id {}", if paid { "PAID" } else { "standard" }, answer["registration_id"].as_str().unwrap_or("?")));
+        vendors.push(Vendor {
+            name, email, paid,
+            registration_id: answer["registration_id"].as_str().unwrap_or_default().to_string(),
+            token: answer["tracking_token"].as_str().unwrap_or_default().to_string(),
+            ..Vendor::default()
+        });
+    }
+
+    // 2. Approval and credentials by email.
+    for vendor in &mut vendors {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status: Value = http
+                .get(format!("{api}/v1/registrations/{}", vendor.registration_id))
+                .header("X-Tracking-Token", &vendor.token)
+                .send().await?.json().await?;
+            match status["status"].as_str() {
+                Some("approved") => break,
+                Some("rejected") => bail!("{} was rejected: {}", vendor.name, status["reason"]),
+                _ if Instant::now() > deadline => bail!("{} was not decided within a minute", vendor.name),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let mail = wait_for_mail(&args.mail_dir, &vendor.email, |mail| mailbox::api_key(&mail.body).is_some()).await?;
+        vendor.api_key = mailbox::api_key(&mail.body).unwrap_or_default();
+        log("approved", &vendor.name, format!("credentials email read: {}…", &vendor.api_key[..16]));
+    }
+
+    // 3. Selling until the week ends; restocks and alerts show up as emails.
+    let seen_mail: Arc<Mutex<usize>> = Arc::new(Mutex::new(mailbox::read_all(&args.mail_dir)?.len()));
+    let vendors: Vec<Arc<Mutex<Vendor>>> = vendors.into_iter().map(|vendor| Arc::new(Mutex::new(vendor))).collect();
+    let mut sellers = Vec::new();
+    for vendor in &vendors {
+        let (vendor, http, api, args) = (vendor.clone(), http.clone(), api.clone(), args.clone());
+        sellers.push(tokio::spawn(async move {
+            let mut number = 0_u32;
+            while clock.now() < week_end - chrono::Duration::minutes(1) {
+                let pause = args.sell_every_min + (args.sell_every_max - args.sell_every_min) * random_unit();
+                tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+                if clock.now() >= week_end - chrono::Duration::minutes(1) {
+                    break;
+                }
+                number += 1;
+                let method = ["cash", "debit", "credit", "transfer"][(number % 4) as usize];
+                let key = vendor.lock().await.api_key.clone();
+                let response = http
+                    .post(format!("{api}/v1/sales"))
+                    .bearer_auth(&key)
+                    .header("Idempotency-Key", format!("demo-{number}"))
+                    .json(&json!({"quantity": 1, "unit_price_clp": args.price_clp, "payment_method": method}))
+                    .send()
+                    .await;
+                let mut vendor = vendor.lock().await;
+                match response {
+                    Ok(answer) if answer.status().as_u16() == 201 => {
+                        vendor.sales += 1;
+                        vendor.earnings += args.price_clp;
+                        println!("{:>30} sale #{:<3} {:<12} ${} ({method})", "", vendor.sales, vendor.name, args.price_clp);
+                    }
+                    Ok(answer) => {
+                        vendor.refused += 1;
+                        let status = answer.status();
+                        let body: Value = answer.json().await.unwrap_or_default();
+                        println!("{:>30} sale refused {:<12} {status}: {}", "", vendor.name, body["error"]["message"]);
+                    }
+                    Err(error) => println!("{:>30} sale failed {:<12} {error}", "", vendor.name),
+                }
+            }
+        }));
+    }
+    let by_email: HashMap<String, Arc<Mutex<Vendor>>> = {
+        let mut map = HashMap::new();
+        for vendor in &vendors {
+            map.insert(vendor.lock().await.email.clone(), vendor.clone());
+        }
+        map
+    };
+    while sellers.iter().any(|seller| !seller.is_finished()) {
+        report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    log("week ends", "", format!("at {} (platform time); waiting for statements", week_end.with_timezone(&Santiago).format("%a %d %b %H:%M")));
+
+    // 4. Statements, checked against what was sold.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for vendor in &vendors {
+        let (key, name) = { let v = vendor.lock().await; (v.api_key.clone(), v.name.clone()) };
+        let statement = loop {
+            report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
+            let list: Value = http.get(format!("{api}/v1/me/statements")).bearer_auth(&key).send().await?.json().await?;
+            if let Some(first) = list.as_array().and_then(|items| items.first()) {
+                break first.clone();
+            }
+            if Instant::now() > deadline {
+                bail!("no statement for {name} within two minutes of the week's end");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        vendor.lock().await.statement = Some(statement);
+    }
+    for vendor in &vendors {
+        let email = vendor.lock().await.email.clone();
+        wait_for_mail(&args.mail_dir, &email, |mail| mail.body.contains("ventas") || mail.subject.to_lowercase().contains("resumen")).await.ok();
+    }
+    report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
+
+    // 5. The table.
+    println!();
+    println!("{:<14} {:<5} {:>6} {:>12} {:>9} {:>10} {:<24}", "vendor", "paid", "sales", "earnings", "restocks", "refused", "weekly statement");
+    let mut consistent = true;
+    for vendor in &vendors {
+        let vendor = vendor.lock().await;
+        let statement = vendor.statement.clone().unwrap_or_default();
+        let matches = statement["sales_count"].as_i64() == Some(i64::from(vendor.sales))
+            && statement["earnings_clp"].as_i64() == Some(vendor.earnings);
+        consistent &= matches;
+        println!(
+            "{:<14} {:<5} {:>6} {:>12} {:>9} {:>10} {} {} sales, {} ({})",
+            vendor.name, if vendor.paid { "yes" } else { "no" }, vendor.sales, pesos(vendor.earnings), vendor.restocks, vendor.refused,
+            statement["iso_week"].as_str().unwrap_or("?"), statement["sales_count"], pesos(statement["earnings_clp"].as_i64().unwrap_or(0)),
+            if matches { "matches" } else { "MISMATCH" },
+        );
+    }
+    if !consistent {
+        bail!("a statement does not match the sales the demo made");
+    }
+    println!("\nevery vendor was approved, restocked after each stock-out and received a statement that matches their sales");
     Ok(())
 }
 
-fn chrono_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
+/// Prints mail that arrived since the last call and counts restocks.
+async fn report_new_mail(
+    dir: &std::path::Path,
+    seen: &Mutex<usize>,
+    vendors: &HashMap<String, Arc<Mutex<Vendor>>>,
+    log: &impl Fn(&str, &str, String),
+) -> anyhow::Result<()> {
+    let mails = mailbox::read_all(dir)?;
+    let mut seen = seen.lock().await;
+    for mail in mails.iter().skip(*seen) {
+        let Some(vendor) = vendors.get(&mail.to.to_lowercase()) else { continue };
+        let mut vendor = vendor.lock().await;
+        let subject = mail.subject.to_lowercase();
+        if subject.contains("reabast") || subject.contains("restock") || subject.contains("repuesto") {
+            vendor.restocks += 1;
+        }
+        log("email", &vendor.name, mail.subject.clone());
+    }
+    *seen = mails.len();
+    Ok(())
+}
+
+async fn wait_for_mail(dir: &std::path::Path, to: &str, wanted: impl Fn(&Mail) -> bool) -> anyhow::Result<Mail> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(mail) = mailbox::for_recipient(dir, to)?.into_iter().find(|mail| wanted(mail)) {
+            return Ok(mail);
+        }
+        if Instant::now() > deadline {
+            bail!("no such email to {to} within a minute (mail directory {})", dir.display());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_until_ready(http: &reqwest::Client, api: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{api}/readyz")).send().await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the gateway at {api} did not become ready")
+}
+
+/// Monday 00:00 America/Santiago of the week containing `instant`'s next week start.
+fn next_monday_midnight(instant: DateTime<Utc>) -> DateTime<Utc> {
+    let local = instant.with_timezone(&Santiago).date_naive();
+    let monday = local - chrono::Duration::days(i64::from(local.weekday().num_days_from_monday()));
+    Santiago
+        .from_local_datetime(&monday.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .earliest()
+        .map(|local| local.with_timezone(&Utc))
+        .unwrap_or(instant)
+}
+
+/// A valid RUT, different per vendor and per run.
+fn rut(index: usize, run_tag: &str) -> String {
+    let seed = u32::from_str_radix(&run_tag[..6], 16).unwrap_or(0) % 50_000_000;
+    let body = 20_000_000 + seed + index as u32 * 7_919;
+    let digits = body.to_string();
+    let sum: u32 = digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
+    let check = match 11 - sum % 11 {
+        11 => "0".to_string(),
+        10 => "K".to_string(),
+        digit => digit.to_string(),
+    };
+    format!("{digits}-{check}")
+}
+
+/// A current-format plate (four consonants, two digits), per vendor and run.
+fn plate(index: usize, run_tag: &str) -> String {
+    const CONSONANTS: &[u8] = b"BCDFGHJKLPRSTVWXYZ";
+    let mut seed = u64::from_str_radix(&run_tag[..8], 16).unwrap_or(0) + index as u64 * 104_729;
+    let mut plate = String::new();
+    for _ in 0..4 {
+        plate.push(CONSONANTS[(seed % 18) as usize] as char);
+        seed /= 18;
+    }
+    format!("{plate}{:02}", seed % 100)
+}
+
+fn random_unit() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() % 10_000) as f64 / 10_000.0
+}
+
+/// `$12.345`, the way Chileans write pesos.
+fn pesos(amount: i64) -> String {
+    let digits = amount.abs().to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(digit);
+    }
+    format!("{}${grouped}", if amount < 0 { "-" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pesos_use_dots_for_thousands() {
+        assert_eq!(pesos(0), "$0");
+        assert_eq!(pesos(1_500), "$1.500");
+        assert_eq!(pesos(1_234_567), "$1.234.567");
+    }
+
+    #[test]
+    fn the_week_boundary_is_monday_midnight_in_santiago() {
+        let instant = Utc.with_ymd_and_hms(2026, 11, 26, 15, 0, 0).single().expect("instant");
+        let monday = next_monday_midnight(instant).with_timezone(&Santiago);
+        assert_eq!(monday.weekday(), chrono::Weekday::Mon);
+        assert_eq!(monday.format("%H:%M").to_string(), "00:00");
+        assert!(monday.with_timezone(&Utc) <= instant);
+    }
+
+    #[test]
+    fn generated_ruts_and_plates_are_valid_and_distinct() {
+        let ruts: Vec<_> = (0..5).map(|index| rut(index, "1a2b3c4d")).collect();
+        let plates: Vec<_> = (0..5).map(|index| plate(index, "1a2b3c4d")).collect();
+        assert!(ruts.iter().all(|rut| mamochi_approval::rules::rut_check_digit_ok(rut)));
+        assert_eq!(ruts.iter().collect::<std::collections::HashSet<_>>().len(), 5);
+        assert_eq!(plates.iter().collect::<std::collections::HashSet<_>>().len(), 5);
+        assert!(plates.iter().all(|plate| plate.len() == 6));
+    }
 }

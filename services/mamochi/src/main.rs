@@ -3,10 +3,7 @@
 //! Thin on purpose: it parses the command line, loads settings, installs
 //! logging and hands over to the code that does the work.
 
-mod demo;
-mod run;
-mod schemas;
-mod topics_cmd;
+use mamochi::{demo, run, schemas, topics_cmd};
 
 use std::path::PathBuf;
 

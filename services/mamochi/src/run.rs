@@ -30,9 +30,14 @@ pub struct RunArgs {
 }
 
 pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
-    let mut chosen: Vec<Service> = if args.services.contains(&Service::All) { Service::EVERY.to_vec() } else { args.services };
+    run_services(settings, &args.services, shutdown::on_signals()).await
+}
+
+/// Runs `services` until `shutdown` is cancelled or one of them fails.
+pub async fn run_services(settings: &Settings, services: &[Service], shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut chosen: Vec<Service> =
+        if services.contains(&Service::All) { Service::EVERY.to_vec() } else { services.to_vec() };
     chosen.dedup();
-    let shutdown = shutdown::on_signals();
     let tasks = chosen.into_iter().map(|service| {
         let settings = settings.clone();
         let shutdown = shutdown.clone();

@@ -1,0 +1,8 @@
+//! The `mamochi` command's subcommands, as a library so that tests can drive
+//! them and read what they read (the mailbox of the SMTP sink, say).
+
+pub mod demo;
+pub mod mailbox;
+pub mod run;
+pub mod schemas;
+pub mod topics_cmd;
