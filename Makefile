@@ -34,7 +34,7 @@ run: up
 	eval "$$($(STACK) env)" && exec $(MAMOCHI) run all
 
 demo: up
-	eval "$$($(STACK) env)" && $(MAMOCHI) demo
+	eval "$$($(STACK) env)" && MAMOCHI__LOG__FILTER=$${MAMOCHI__LOG__FILTER:-warn} $(MAMOCHI) demo $(DEMO_ARGS)
 
 test:
 	deploy/local/run-tests

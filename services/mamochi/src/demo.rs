@@ -19,7 +19,6 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use chrono_tz::America::Santiago;
 use mamochi_common::clock::{Clock, TimeSettings};
-use mamochi_common::shutdown::Shutdown;
 use mamochi_common::Settings;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -95,13 +94,18 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     println!("MAMOCHI demo: {} vendors ({} paid), a sale every {}–{} s, week ends {} (platform time, America/Santiago)",
         args.vendors, args.paid, args.sell_every_min, args.sell_every_max, week_end.with_timezone(&Santiago).format("%a %d %b %H:%M"));
 
-    let shutdown = Shutdown::new();
+    // Ctrl-C stops the scenario and shuts the services down cleanly, so their
+    // consumers leave their groups instead of holding partitions.
+    let shutdown = mamochi_common::shutdown::on_signals();
     let services = {
         let settings = settings.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move { run_services(&settings, &[Service::All], shutdown).await })
     };
-    let outcome = scenario(&settings, &args, clock, week_end).await;
+    let outcome = tokio::select! {
+        outcome = scenario(&settings, &args, clock, week_end) => outcome,
+        () = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted")),
+    };
     shutdown.cancel();
     services.await.context("services task")?.context("services")?;
     outcome
@@ -146,7 +150,7 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
 
     // 2. Approval and credentials by email.
     for vendor in &mut vendors {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let status: Value = http
                 .get(format!("{api}/v1/registrations/{}", vendor.registration_id))
@@ -155,7 +159,7 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
             match status["status"].as_str() {
                 Some("approved") => break,
                 Some("rejected") => bail!("{} was rejected: {}", vendor.name, status["reason"]),
-                _ if Instant::now() > deadline => bail!("{} was not decided within a minute", vendor.name),
+                _ if Instant::now() > deadline => bail!("{} was not decided within two minutes", vendor.name),
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
@@ -193,15 +197,15 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
                     Ok(answer) if answer.status().as_u16() == 201 => {
                         vendor.sales += 1;
                         vendor.earnings += args.price_clp;
-                        println!("{:>30} sale #{:<3} {:<12} ${} ({method})", "", vendor.sales, vendor.name, args.price_clp);
+                        println!("{:>23} sale #{:<3}  {:<12} {} ({method})", "", vendor.sales, vendor.name, pesos(args.price_clp));
                     }
                     Ok(answer) => {
                         vendor.refused += 1;
                         let status = answer.status();
                         let body: Value = answer.json().await.unwrap_or_default();
-                        println!("{:>30} sale refused {:<12} {status}: {}", "", vendor.name, body["error"]["message"]);
+                        println!("{:>23} sale refused {:<12} {status}: {}", "", vendor.name, body["error"]["message"]);
                     }
-                    Err(error) => println!("{:>30} sale failed {:<12} {error}", "", vendor.name),
+                    Err(error) => println!("{:>23} sale failed  {:<12} {error}", "", vendor.name),
                 }
             }
         }));
@@ -226,7 +230,7 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
         let statement = loop {
             report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
             let list: Value = http.get(format!("{api}/v1/me/statements")).bearer_auth(&key).send().await?.json().await?;
-            if let Some(first) = list.as_array().and_then(|items| items.first()) {
+            if let Some(first) = list["statements"].as_array().and_then(|items| items.first()) {
                 break first.clone();
             }
             if Instant::now() > deadline {

@@ -15,11 +15,16 @@ use mamochi_common::Settings;
 pub enum Service {
     /// Every service below.
     All,
+    Gateway,
     Approval,
+    Distributor,
+    Accounting,
+    Notifier,
 }
 
 impl Service {
-    const EVERY: [Service; 1] = [Service::Approval];
+    const EVERY: [Service; 5] =
+        [Service::Gateway, Service::Approval, Service::Distributor, Service::Accounting, Service::Notifier];
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,7 +56,11 @@ pub async fn run_services(settings: &Settings, services: &[Service], shutdown: S
 
 async fn start(service: Service, settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> {
     match service {
+        Service::Gateway => mamochi_gateway::run(settings, shutdown).await,
         Service::Approval => mamochi_approval::run(settings, shutdown).await,
+        Service::Distributor => mamochi_distributor::run(settings, shutdown).await,
+        Service::Accounting => mamochi_accounting::run(settings, shutdown).await,
+        Service::Notifier => mamochi_notifier::run(settings, shutdown).await,
         Service::All => Ok(()),
     }
 }

@@ -1,0 +1,148 @@
+//! Closes weeks and publishes their statements.
+//!
+//! A vendor's week is due when platform time (the later of the clock and the
+//! latest sale time seen) passes its end plus the grace period. Every
+//! `close_check_interval_secs` real seconds, and whenever sale time moves
+//! forward, a pass closes every due week — weeks with sales, and every
+//! member's weeks since they joined even without sales — oldest first per
+//! vendor, each in its own transaction, then publishes every statement not
+//! yet published.
+//!
+//! Guarantee: exactly one statement per vendor and week ([`store::close_week`]
+//! is a no-op on a closed week and the statement insert is keyed by vendor
+//! and week), published at least once with the same ids every time
+//! ([`crate::publisher`]). A failed pass changes nothing it did not commit and
+//! is simply run again.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::Duration;
+use mamochi_common::db::PgPool;
+use mamochi_common::shutdown::Shutdown;
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+use crate::platform::PlatformTime;
+use crate::publisher::Publisher;
+use crate::store::{self, StoreError};
+use crate::week::Week;
+
+/// Most weeks closed per member in one pass (a member who joined long ago
+/// catches up over several passes instead of one huge one).
+const MAX_WEEKS_PER_MEMBER: usize = 520;
+/// Statements read per query while publishing.
+const PUBLISH_PAGE: i64 = 200;
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub closed: usize,
+    pub published: usize,
+}
+
+/// The closing and publishing loop.
+#[derive(Clone)]
+pub struct Closer {
+    pub pool: PgPool,
+    pub publisher: Publisher,
+    pub platform: Arc<PlatformTime>,
+    pub grace: Duration,
+    /// Real time between passes.
+    pub interval: std::time::Duration,
+    pub metrics: Metrics,
+    pub wakeup: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Closer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Closer").field("grace", &self.grace).field("interval", &self.interval).finish_non_exhaustive()
+    }
+}
+
+impl Closer {
+    /// Runs passes until `shutdown` is cancelled.
+    pub async fn run(&self, shutdown: &Shutdown) {
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                result = self.pass() => match result {
+                    Ok(report) if report != PassReport::default() => {
+                        tracing::info!(closed = report.closed, published = report.published, "closing pass");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(error = format!("{error:#}"), "closing pass failed; retrying at the next check"),
+                },
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = self.wakeup.notified() => {},
+                () = tokio::time::sleep(self.interval) => {},
+            }
+        }
+    }
+
+    /// One pass: close every due week, then publish every pending statement.
+    #[tracing::instrument(name = "closing_pass", skip_all)]
+    pub async fn pass(&self) -> anyhow::Result<PassReport> {
+        let now = self.platform.now();
+        self.metrics.platform_time_ms.set(now.timestamp_millis());
+        let last_due = Week::containing(now - self.grace).previous();
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| StoreError::Pool(error.to_string()))
+            .context("while getting a database connection")?;
+
+        let closings =
+            store::due_closings(&mut conn, &last_due, MAX_WEEKS_PER_MEMBER).await.context("while listing due weeks")?;
+        let mut report = PassReport::default();
+        for closing in &closings {
+            let started = Instant::now();
+            let closed = store::close_week(&mut conn, closing, now)
+                .await
+                .with_context(|| format!("while closing {} of vendor {}", closing.week.label, closing.vendor_id))?;
+            self.metrics.db_seconds.with_label_values(&["close"]).observe(started.elapsed().as_secs_f64());
+            if let Some(figures) = closed {
+                report.closed += 1;
+                self.metrics.weeks_closed.inc();
+                tracing::info!(
+                    vendor = %closing.vendor_id,
+                    week = %closing.week.label,
+                    sales = figures.sales_count,
+                    earnings_clp = figures.earnings_clp,
+                    "week closed"
+                );
+            }
+        }
+
+        loop {
+            let pending = store::pending_statements(&mut conn, PUBLISH_PAGE)
+                .await
+                .context("while listing unpublished statements")?;
+            let mut progressed = false;
+            for statement in &pending {
+                let started = Instant::now();
+                let published = self
+                    .publisher
+                    .publish_one(&mut conn, statement, now)
+                    .await
+                    .with_context(|| format!("while publishing statement {}", statement.statement_id))?;
+                self.metrics.db_seconds.with_label_values(&["publish"]).observe(started.elapsed().as_secs_f64());
+                if published {
+                    progressed = true;
+                    report.published += 1;
+                    self.metrics.statements_published.inc();
+                }
+            }
+            if !progressed || (pending.len() as i64) < PUBLISH_PAGE {
+                break;
+            }
+        }
+        Ok(report)
+    }
+}

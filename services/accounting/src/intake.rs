@@ -1,0 +1,155 @@
+//! The sales consumer loop: takes what the consumer has already buffered (up
+//! to a batch limit, never waiting for more) and applies it in one database
+//! transaction; a lone record goes through the shared [`Runner`] instead.
+//!
+//! Guarantee: at least once, exactly once in effect. Offsets are stored only
+//! after the batch's transaction committed (or its records were parked in
+//! the dead letters); a failure retries the same batch with backoff, so a
+//! partition never skips ahead. A crash re-delivers at most the records whose
+//! offsets were not yet committed, and the dedupe in [`crate::store`] makes
+//! their second application a no-op. Throughput comes from amortising one
+//! commit over many records: one dedupe insert, one row lock and one update
+//! statement per batch, not per sale.
+
+use std::fmt::Display;
+use std::future::Future;
+
+use futures::{FutureExt, StreamExt};
+use mamochi_common::kafka::{self, CommittingConsumer};
+use mamochi_common::shutdown::Shutdown;
+use mamochi_events::consume::{decode_or_park, Decoded};
+use mamochi_events::runner::{Backoff, Runner};
+use mamochi_events::SaleRecorded;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{BorrowedMessage, Message};
+
+use crate::ledger::Ledger;
+use crate::sale::SaleFacts;
+
+/// Most records applied in one transaction.
+pub const MAX_BATCH: usize = 5_000;
+
+/// Consumes sales until `shutdown` is cancelled, then commits and returns.
+pub async fn run(consumer: &CommittingConsumer, runner: &Runner, ledger: &Ledger, shutdown: &Shutdown) {
+    let mut stream = consumer.stream();
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            next = stream.next() => next,
+        };
+        let first = match first {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
+                continue;
+            }
+            None => break,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(message),
+                Some(Some(Err(error))) => {
+                    tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
+                    break;
+                }
+                _ => break,
+            }
+        }
+        let finished = match batch.as_slice() {
+            [single] => runner.process::<SaleRecorded, _>(single, ledger, shutdown).await,
+            _ => apply_batch(&batch, runner, ledger, shutdown).await,
+        };
+        if !finished {
+            break;
+        }
+        for message in &batch {
+            if let Err(error) = consumer.store_offset_from_message(message) {
+                // The partition moved to another consumer during the batch;
+                // it re-reads from the last commit and the dedupe skips ours.
+                tracing::warn!(%error, partition = message.partition(), offset = message.offset(), "offset not stored");
+            }
+        }
+    }
+    kafka::commit_stored_offsets(consumer);
+}
+
+/// Decodes, validates and applies a batch; `false` if shutdown interrupted
+/// it (nothing of it may then be stored).
+#[tracing::instrument(name = "apply_sales_batch", skip_all, fields(
+    topic = batch.first().map(|m| m.topic()).unwrap_or_default(),
+    records = batch.len(),
+    first_offset = batch.first().map(|m| m.offset()).unwrap_or_default(),
+))]
+async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, ledger: &Ledger, shutdown: &Shutdown) -> bool {
+    let mut sales = Vec::with_capacity(batch.len());
+    let mut sources = Vec::with_capacity(batch.len());
+    for message in batch {
+        let decode = || decode_or_park::<SaleRecorded>(&runner.codec, &runner.dead_letters, message);
+        let Some(decoded) = retry(runner.backoff, shutdown, "decode a sale", decode).await else {
+            return false;
+        };
+        let Decoded::Event(sale) = decoded else { continue };
+        match SaleFacts::from_event(&sale) {
+            Ok(facts) => {
+                sales.push(facts);
+                sources.push(message);
+            }
+            Err(invalid) => {
+                ledger.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
+                if !park(runner, shutdown, message, &invalid).await {
+                    return false;
+                }
+            }
+        }
+    }
+    let Some(outcome) = retry(runner.backoff, shutdown, "apply a batch of sales", || ledger.apply(&sales)).await else {
+        return false;
+    };
+    for sale_id in &outcome.overflowed {
+        ledger.metrics.sales_rejected.with_label_values(&["overflow"]).inc();
+        let source = sales.iter().position(|sale| sale.sale_id == *sale_id).and_then(|index| sources.get(index));
+        if let Some(message) = source {
+            if !park(runner, shutdown, message, &"the week's totals would overflow 64-bit integers").await {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Parks a record the handler refuses, as the shared runner does.
+async fn park(
+    runner: &Runner,
+    shutdown: &Shutdown,
+    message: &BorrowedMessage<'_>,
+    reason: &(dyn Display + Sync),
+) -> bool {
+    tracing::warn!(partition = message.partition(), offset = message.offset(), %reason, "sale refused; parking it");
+    let attempt = || runner.dead_letters.park(message, "handler_rejected", reason);
+    retry(runner.backoff, shutdown, "park a refused sale", attempt).await.is_some()
+}
+
+/// Retries `attempt` with capped exponential backoff until it succeeds
+/// (`Some`) or shutdown is requested (`None`).
+async fn retry<T, E, F>(backoff: Backoff, shutdown: &Shutdown, what: &str, mut attempt: impl FnMut() -> F) -> Option<T>
+where
+    E: Display,
+    F: Future<Output = Result<T, E>>,
+{
+    let mut delay = backoff.first;
+    loop {
+        match attempt().await {
+            Ok(value) => return Some(value),
+            Err(error) => {
+                tracing::warn!(%error, what, retry_in_ms = delay.as_millis() as u64, "failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {},
+                }
+                delay = (delay * 2).min(backoff.max);
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The ledger: applies sales to the weekly totals (through [`store`]) and
+//! keeps the books on it: metrics, the late-sale log, the event-time
+//! watermark that can make weeks due, and a nudge to the closer when it moves.
+//!
+//! It is also the shared [`Runner`](mamochi_events::runner::Runner)'s
+//! [`Handler`] for one record at a time: an invalid sale is rejected (the
+//! runner parks it), a database failure is transient (the runner retries the
+//! same record). Guarantee: at least once, exactly once in effect (see
+//! [`store::apply_sales`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use mamochi_common::db::PgPool;
+use mamochi_events::runner::{Envelope, Handler, HandlerError};
+use mamochi_events::SaleRecorded;
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+use crate::platform::PlatformTime;
+use crate::sale::SaleFacts;
+use crate::store::{self, BatchOutcome, StoreError};
+
+/// Everything applying sales needs.
+#[derive(Clone)]
+pub struct Ledger {
+    pub pool: PgPool,
+    pub platform: Arc<PlatformTime>,
+    /// How long after its end a week still takes its own sales.
+    pub grace: Duration,
+    pub metrics: Metrics,
+    /// Woken when sale time moves forward, so the closer looks at once.
+    pub closer_wakeup: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("grace", &self.grace).finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Applies `sales` in one transaction and accounts for what happened.
+    pub async fn apply(&self, sales: &[SaleFacts]) -> Result<BatchOutcome, StoreError> {
+        // Platform time as of the start of the batch: the batch's own sale
+        // times count for the records after it, as they would one by one.
+        let now = self.platform.now();
+        let started = Instant::now();
+        let mut conn = self.pool.get().await.map_err(|error| StoreError::Pool(error.to_string()))?;
+        let outcome = store::apply_sales(&mut conn, sales, now, self.grace).await?;
+        drop(conn);
+        self.metrics.db_seconds.with_label_values(&["apply"]).observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_size.observe(sales.len() as f64);
+        self.metrics.sales_applied.inc_by(outcome.counted.len() as u64);
+        self.metrics.sales_duplicate.inc_by(outcome.duplicates as u64);
+
+        let committed = Utc::now();
+        for counted in &outcome.counted {
+            let latency = (committed - counted.recorded_at).num_milliseconds().max(0) as f64 / 1000.0;
+            self.metrics.end_to_end_seconds.observe(latency);
+            if counted.late {
+                self.metrics.sales_late.inc();
+                tracing::warn!(
+                    sale = %counted.sale_id,
+                    vendor = %counted.vendor_id,
+                    occurred_at = %counted.occurred_at,
+                    counted_in = %counted.iso_week,
+                    "late sale: its week is closed; counted in the vendor's open week"
+                );
+            }
+        }
+        let mut moved = false;
+        for sale in sales {
+            moved |= self.platform.observe(sale.occurred_at);
+        }
+        if moved {
+            self.closer_wakeup.notify_one();
+        }
+        Ok(outcome)
+    }
+}
+
+impl Handler<SaleRecorded> for Ledger {
+    #[tracing::instrument(
+        name = "apply_sale",
+        skip_all,
+        fields(topic = %envelope.topic, partition = envelope.partition, offset = envelope.offset, sale = %envelope.value.sale_id)
+    )]
+    async fn handle(&self, envelope: Envelope<SaleRecorded>) -> Result<(), HandlerError> {
+        let facts = SaleFacts::from_event(&envelope.value).map_err(|invalid| {
+            self.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
+            HandlerError::Rejected(invalid.to_string())
+        })?;
+        let outcome = self
+            .apply(std::slice::from_ref(&facts))
+            .await
+            .map_err(|error| HandlerError::Transient(anyhow::Error::new(error).context("while applying a sale")))?;
+        if !outcome.overflowed.is_empty() {
+            self.metrics.sales_rejected.with_label_values(&["overflow"]).inc();
+            return Err(HandlerError::Rejected("the week's totals would overflow 64-bit integers".into()));
+        }
+        Ok(())
+    }
+}

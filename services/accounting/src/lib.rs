@@ -1,0 +1,126 @@
+//! The accounting service: counts every sale once into its vendor's weekly
+//! totals (ISO weeks in America/Santiago time, [`week`]), closes weeks when
+//! they are over and issues one statement per vendor and week, published on
+//! the statements topic and emailed to the vendor in Spanish.
+//!
+//! Delivery guarantee: at least once, exactly once in effect. Sales are
+//! consumed from `mamochi.sales` (group `accounting`); a sale's dedupe record
+//! (`processed_events`, consumer `accounting`, event id = sale id) and its
+//! effect on `weekly_sales` commit in one transaction, many sales per
+//! transaction when the consumer has them buffered ([`intake`]); offsets are
+//! stored only after that commit. Closing a week and storing its statement is
+//! one transaction; publishing it (event and email request, with ids derived
+//! from vendor and week) happens after, inside a transaction that sets
+//! `published_at` only once Kafka acknowledged both, so a crash re-publishes
+//! the same ids and the vendor still gets one email ([`publisher`]).
+//!
+//! Platform time ([`platform`]) is the later of the configured clock and the
+//! latest sale time seen. A week is due when platform time passes its end
+//! plus `accounting.grace_period_secs`; the closer ([`closer`]) checks every
+//! `accounting.close_check_interval_secs` real seconds, and at once when sale
+//! time moves forward. Every member gets exactly one statement for each week
+//! that ended after they joined (`members.created_at`), even without sales.
+//!
+//! **Late sales.** A sale whose own week is already due or closed when it is
+//! applied is *late*. The closed statement never changes: a late sale is
+//! counted in the vendor's current open week — the week containing platform
+//! now, or the week after the vendor's latest closed week if that is later —
+//! and it is logged (warning `late sale`) and counted in
+//! `mamochi_accounting_sales_late_total`. Its `occurred_at` is kept in the
+//! log; the weekly totals only say where it was counted.
+
+pub mod closer;
+pub mod intake;
+pub mod ledger;
+pub mod metrics;
+pub mod platform;
+pub mod publisher;
+pub mod sale;
+pub mod statement;
+pub mod store;
+pub mod week;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mamochi_common::clock::Clock;
+use mamochi_common::ops::{self, Ops, Readiness};
+use mamochi_common::shutdown::Shutdown;
+use mamochi_common::{db, kafka, Settings};
+use mamochi_events::codec::EventCodec;
+use mamochi_events::dead_letter::DeadLetters;
+use mamochi_events::runner::{Backoff, Runner};
+use mamochi_events::topics;
+use rdkafka::consumer::Consumer;
+use tokio::sync::Notify;
+
+use crate::closer::Closer;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::platform::PlatformTime;
+use crate::publisher::Publisher;
+
+/// Consumer group of the sales consumer.
+pub const GROUP: &str = "accounting";
+
+/// Runs the service until `shutdown` is cancelled, then drains, commits and
+/// returns. Everything runs inside this one future (nothing is spawned), so
+/// dropping it stops the consumer, the closer and the database pool at once.
+pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    let clock = Clock::from_settings(&settings.time).context("while reading time settings")?;
+    let grace = chrono::Duration::seconds(settings.accounting.grace_period_secs.max(0));
+    let pool = db::pool(&settings.database).context("while creating the database pool")?;
+    let producer = kafka::producer(&settings.kafka, "accounting").context("while creating the producer")?;
+    let codec = Arc::new(EventCodec::new(&settings.registry.url));
+    let admin = kafka::admin(&settings.kafka).context("while creating the admin client")?;
+    kafka::ensure_topics(&admin, &topics::all_specs()).await.context("while creating topics")?;
+    let metrics = Metrics::new().context("while registering metrics")?;
+
+    let readiness = Readiness::default();
+    let (ops_server, ops_port) = ops::serve(
+        &settings.accounting.ops_listen,
+        Ops { service: "accounting", readiness: readiness.clone(), registry: metrics.registry.clone() },
+    )
+    .context("while binding the ops endpoints")?;
+    let ops_handle = ops_server.handle();
+    tracing::info!(ops_port, "accounting service starting");
+
+    let platform = Arc::new(PlatformTime::new(clock));
+    let wakeup = Arc::new(Notify::new());
+    let ledger = Ledger {
+        pool: pool.clone(),
+        platform: platform.clone(),
+        grace,
+        metrics: metrics.clone(),
+        closer_wakeup: wakeup.clone(),
+    };
+    let closer = Closer {
+        pool,
+        publisher: Publisher { producer: producer.clone(), codec: codec.clone() },
+        platform,
+        grace,
+        interval: Duration::from_secs(settings.accounting.close_check_interval_secs.max(1)),
+        metrics,
+        wakeup,
+    };
+    let runner = Runner {
+        codec,
+        dead_letters: DeadLetters::new(producer, GROUP),
+        backoff: Backoff { first: Duration::from_millis(100), max: Duration::from_secs(5) },
+    };
+    let consumer =
+        kafka::consumer(&settings.kafka, GROUP, "accounting").context("while creating the sales consumer")?;
+    consumer.subscribe(&[topics::SALES.name()]).context("while subscribing to sales")?;
+    readiness.set(true);
+
+    let work = async {
+        tokio::join!(intake::run(&consumer, &runner, &ledger, &shutdown), closer.run(&shutdown));
+        readiness.set(false);
+        ops_handle.stop(true).await;
+    };
+    let (served, ()) = tokio::join!(ops_server, work);
+    served.context("while serving the ops endpoints")?;
+    tracing::info!("accounting service stopped");
+    Ok(())
+}

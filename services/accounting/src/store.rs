@@ -1,0 +1,505 @@
+//! The accounting service's database work on `processed_events`,
+//! `weekly_sales` and `statements`. Each public function is one transaction.
+//!
+//! Guarantees:
+//! - [`apply_sales`] counts each sale id at most once, ever: the multi-row
+//!   dedupe insert and the new weekly totals commit together or not at all.
+//!   The weekly rows it changes are locked (`SELECT … FOR UPDATE`) before
+//!   they are read, so the closer can never close a week between our read
+//!   and our write: a week is either closed before a sale is added (the sale
+//!   is then late) or after (the statement includes it).
+//! - [`close_week`] sets `closed_at` and inserts the week's one statement in
+//!   the same transaction, under the same row lock; closing twice is a no-op.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use mamochi_common::schema::{members, processed_events, statements, weekly_sales};
+use uuid::Uuid;
+
+use crate::sale::{SaleFacts, Totals};
+use crate::statement::{self, Figures};
+use crate::week::Week;
+
+/// This service's name in `processed_events`.
+pub const CONSUMER: &str = "accounting";
+
+/// Why a database step failed; every variant is worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("connection pool: {0}")]
+    Pool(String),
+    #[error("week {week} of vendor {vendor} was closed while a late sale was being moved into it")]
+    ClosedUnderUs { vendor: Uuid, week: String },
+}
+
+/// A sale counted by [`apply_sales`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub sale_id: Uuid,
+    pub vendor_id: Uuid,
+    /// The week it was counted in.
+    pub iso_week: String,
+    /// Its own week was closed: it was counted in the vendor's open week.
+    pub late: bool,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// What one [`apply_sales`] transaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub counted: Vec<Counted>,
+    /// Sales applied before (redeliveries, or repeated within the batch).
+    pub duplicates: usize,
+    /// Sales that would overflow their week's totals: not counted, not
+    /// marked processed; the caller parks them.
+    pub overflowed: Vec<Uuid>,
+}
+
+/// Whether `week` is past its end plus the grace period at `now`.
+pub fn is_due(week: &Week, now: DateTime<Utc>, grace: Duration) -> bool {
+    week.end + grace <= now
+}
+
+type Key = (Uuid, String);
+
+#[derive(QueryableByName)]
+struct EventIdRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    event_id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct LockedRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    vendor_id: Uuid,
+    #[diesel(sql_type = Text)]
+    iso_week: String,
+    #[diesel(sql_type = BigInt)]
+    sales_count: i64,
+    #[diesel(sql_type = BigInt)]
+    units: i64,
+    #[diesel(sql_type = BigInt)]
+    earnings_clp: i64,
+    #[diesel(sql_type = Bool)]
+    closed: bool,
+}
+
+#[derive(QueryableByName)]
+struct LastClosedRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    vendor_id: Uuid,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_closed: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct MemberWeeksRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    member_id: Uuid,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_closed: Option<String>,
+}
+
+/// Counts `sales` in one transaction; `now` is platform time, which decides
+/// whether a sale's week is still open (see the crate doc for the late rule).
+pub async fn apply_sales(
+    conn: &mut AsyncPgConnection,
+    sales: &[SaleFacts],
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> Result<BatchOutcome, StoreError> {
+    if sales.is_empty() {
+        return Ok(BatchOutcome::default());
+    }
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
+        let mut first_time: HashSet<Uuid> = diesel::sql_query(
+            "INSERT INTO processed_events (consumer, event_id) \
+             SELECT $1, id FROM unnest($2::uuid[]) AS id \
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind::<Text, _>(CONSUMER)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+        .load::<EventIdRow>(conn)
+        .await?
+        .into_iter()
+        .map(|row| row.event_id)
+        .collect();
+
+        // A sale repeated inside the batch is new only the first time.
+        let mut duplicates = 0;
+        let mut fresh: Vec<(&SaleFacts, Week)> = Vec::with_capacity(first_time.len());
+        for sale in sales {
+            if first_time.remove(&sale.sale_id) {
+                fresh.push((sale, Week::containing(sale.occurred_at)));
+            } else {
+                duplicates += 1;
+            }
+        }
+
+        // Rows for the sales' own weeks: created if still open by time, then locked.
+        let own_weeks: BTreeMap<Key, &Week> =
+            fresh.iter().map(|(sale, week)| ((sale.vendor_id, week.label.clone()), week)).collect();
+        let open_by_time: Vec<(Uuid, &Week)> = own_weeks
+            .iter()
+            .filter(|(_, week)| !is_due(week, now, grace))
+            .map(|((vendor, _), week)| (*vendor, *week))
+            .collect();
+        ensure_rows(conn, &open_by_time).await?;
+        let mut rows = lock_rows(conn, own_weeks.keys()).await?;
+
+        let is_open = |key: &Key, week: &Week, rows: &HashMap<Key, LockedRow>| {
+            !is_due(week, now, grace) && rows.get(key).is_some_and(|row| !row.closed)
+        };
+        let late_vendors: BTreeSet<Uuid> = fresh
+            .iter()
+            .filter(|(sale, week)| !is_open(&(sale.vendor_id, week.label.clone()), week, &rows))
+            .map(|(sale, _)| sale.vendor_id)
+            .collect();
+        let open_weeks = if late_vendors.is_empty() {
+            BTreeMap::new()
+        } else {
+            let open_weeks = current_open_weeks(conn, &late_vendors, now).await?;
+            let targets: Vec<(Uuid, &Week)> = open_weeks.iter().map(|(vendor, week)| (*vendor, week)).collect();
+            ensure_rows(conn, &targets).await?;
+            let keys: BTreeSet<Key> = open_weeks.iter().map(|(vendor, week)| (*vendor, week.label.clone())).collect();
+            let locked = lock_rows(conn, keys.iter()).await?;
+            if let Some(((vendor, week), _)) = locked.iter().find(|(_, row)| row.closed) {
+                return Err(StoreError::ClosedUnderUs { vendor: *vendor, week: week.clone() });
+            }
+            rows.extend(locked);
+            open_weeks
+        };
+
+        let mut changed: BTreeMap<Key, Totals> = BTreeMap::new();
+        let mut counted = Vec::with_capacity(fresh.len());
+        let mut overflowed = Vec::new();
+        for (sale, week) in &fresh {
+            let own = (sale.vendor_id, week.label.clone());
+            let late = !is_open(&own, week, &rows);
+            let key = match (late, open_weeks.get(&sale.vendor_id)) {
+                (false, _) => own,
+                (true, Some(open)) => (sale.vendor_id, open.label.clone()),
+                (true, None) => {
+                    return Err(StoreError::ClosedUnderUs { vendor: sale.vendor_id, week: week.label.clone() })
+                }
+            };
+            let before =
+                changed.get(&key).copied().or_else(|| rows.get(&key).map(LockedRow::totals)).unwrap_or_default();
+            match before.plus(sale) {
+                Some(after) => {
+                    counted.push(Counted {
+                        sale_id: sale.sale_id,
+                        vendor_id: sale.vendor_id,
+                        iso_week: key.1.clone(),
+                        late,
+                        occurred_at: sale.occurred_at,
+                        recorded_at: sale.recorded_at,
+                    });
+                    changed.insert(key, after);
+                }
+                None => overflowed.push(sale.sale_id),
+            }
+        }
+
+        write_totals(conn, &changed).await?;
+        if !overflowed.is_empty() {
+            diesel::delete(
+                processed_events::table
+                    .filter(processed_events::consumer.eq(CONSUMER))
+                    .filter(processed_events::event_id.eq_any(&overflowed)),
+            )
+            .execute(conn)
+            .await?;
+        }
+        Ok(BatchOutcome { counted, duplicates, overflowed })
+    })
+    .await
+}
+
+impl LockedRow {
+    fn totals(&self) -> Totals {
+        Totals { sales_count: self.sales_count, units: self.units, earnings_clp: self.earnings_clp }
+    }
+}
+
+/// Inserts empty rows for weeks that have none yet.
+async fn ensure_rows(conn: &mut AsyncPgConnection, weeks: &[(Uuid, &Week)]) -> Result<(), StoreError> {
+    if weeks.is_empty() {
+        return Ok(());
+    }
+    let vendors: Vec<Uuid> = weeks.iter().map(|(vendor, _)| *vendor).collect();
+    let labels: Vec<&str> = weeks.iter().map(|(_, week)| week.label.as_str()).collect();
+    let starts: Vec<DateTime<Utc>> = weeks.iter().map(|(_, week)| week.start).collect();
+    let ends: Vec<DateTime<Utc>> = weeks.iter().map(|(_, week)| week.end).collect();
+    diesel::sql_query(
+        "INSERT INTO weekly_sales (vendor_id, iso_week, week_start, week_end) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
+    .bind::<Array<Text>, _>(labels)
+    .bind::<Array<Timestamptz>, _>(starts)
+    .bind::<Array<Timestamptz>, _>(ends)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks the existing rows among `keys`, in key order, and reads them.
+async fn lock_rows<'k>(
+    conn: &mut AsyncPgConnection,
+    keys: impl Iterator<Item = &'k Key>,
+) -> Result<HashMap<Key, LockedRow>, StoreError> {
+    let (vendors, labels): (Vec<Uuid>, Vec<&str>) = keys.map(|(vendor, label)| (*vendor, label.as_str())).unzip();
+    if vendors.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = diesel::sql_query(
+        "SELECT w.vendor_id, w.iso_week, w.sales_count, w.units, w.earnings_clp, (w.closed_at IS NOT NULL) AS closed \
+         FROM weekly_sales w \
+         JOIN unnest($1::uuid[], $2::text[]) AS k(vendor_id, iso_week) \
+           ON w.vendor_id = k.vendor_id AND w.iso_week = k.iso_week \
+         ORDER BY w.vendor_id, w.iso_week \
+         FOR UPDATE OF w",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
+    .bind::<Array<Text>, _>(labels)
+    .load::<LockedRow>(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| ((row.vendor_id, row.iso_week.clone()), row)).collect())
+}
+
+/// Each vendor's current open week: the week containing `now`, or the week
+/// after the vendor's latest closed week if that is later.
+async fn current_open_weeks(
+    conn: &mut AsyncPgConnection,
+    vendors: &BTreeSet<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<Uuid, Week>, StoreError> {
+    let list: Vec<Uuid> = vendors.iter().copied().collect();
+    let last_closed: HashMap<Uuid, Option<String>> = diesel::sql_query(
+        "SELECT vendor_id, max(iso_week) AS last_closed FROM weekly_sales \
+         WHERE vendor_id = ANY($1) AND closed_at IS NOT NULL GROUP BY vendor_id",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(list)
+    .load::<LastClosedRow>(conn)
+    .await?
+    .into_iter()
+    .map(|row| (row.vendor_id, row.last_closed))
+    .collect();
+    let current = Week::containing(now);
+    Ok(vendors
+        .iter()
+        .map(|vendor| {
+            let after_closed =
+                last_closed.get(vendor).cloned().flatten().as_deref().and_then(Week::parse).map(|week| week.next());
+            let open = match after_closed {
+                Some(next) if next.start > current.start => next,
+                _ => current.clone(),
+            };
+            (*vendor, open)
+        })
+        .collect())
+}
+
+/// Writes new totals for the locked rows, in one statement.
+async fn write_totals(conn: &mut AsyncPgConnection, changed: &BTreeMap<Key, Totals>) -> Result<(), StoreError> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let vendors: Vec<Uuid> = changed.keys().map(|(vendor, _)| *vendor).collect();
+    let labels: Vec<&str> = changed.keys().map(|(_, label)| label.as_str()).collect();
+    let counts: Vec<i64> = changed.values().map(|totals| totals.sales_count).collect();
+    let units: Vec<i64> = changed.values().map(|totals| totals.units).collect();
+    let earnings: Vec<i64> = changed.values().map(|totals| totals.earnings_clp).collect();
+    diesel::sql_query(
+        "UPDATE weekly_sales w \
+         SET sales_count = v.sales_count, units = v.units, earnings_clp = v.earnings_clp \
+         FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) \
+           AS v(vendor_id, iso_week, sales_count, units, earnings_clp) \
+         WHERE w.vendor_id = v.vendor_id AND w.iso_week = v.iso_week",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
+    .bind::<Array<Text>, _>(labels)
+    .bind::<Array<BigInt>, _>(counts)
+    .bind::<Array<BigInt>, _>(units)
+    .bind::<Array<BigInt>, _>(earnings)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A (vendor, week) the closer must close.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Closing {
+    pub vendor_id: Uuid,
+    pub week: Week,
+}
+
+/// Every (vendor, week) due and not closed, up to `last_due`: weeks with
+/// sales, and every member's weeks since they joined even without sales
+/// (at most `max_weeks` per member per call). Sorted by vendor, then time,
+/// so a vendor's weeks close in order.
+pub async fn due_closings(
+    conn: &mut AsyncPgConnection,
+    last_due: &Week,
+    max_weeks: usize,
+) -> Result<Vec<Closing>, StoreError> {
+    let mut closings: BTreeSet<(Uuid, DateTime<Utc>, String)> = BTreeSet::new();
+
+    let open_rows: Vec<(Uuid, String)> = weekly_sales::table
+        .filter(weekly_sales::closed_at.is_null())
+        .filter(weekly_sales::week_end.le(last_due.end))
+        .select((weekly_sales::vendor_id, weekly_sales::iso_week))
+        .load(conn)
+        .await?;
+    for (vendor, label) in open_rows {
+        match Week::parse(&label) {
+            Some(week) => {
+                closings.insert((vendor, week.start, week.label));
+            }
+            None => tracing::warn!(%vendor, %label, "weekly row with an unreadable week label; left open"),
+        }
+    }
+
+    // Members who joined before the last due week ended, with their latest closed week.
+    let members: Vec<MemberWeeksRow> = diesel::sql_query(
+        "SELECT m.member_id, m.created_at, \
+                (SELECT max(w.iso_week) FROM weekly_sales w \
+                  WHERE w.vendor_id = m.member_id AND w.closed_at IS NOT NULL) AS last_closed \
+         FROM members m WHERE m.created_at < $1",
+    )
+    .bind::<Timestamptz, _>(last_due.end)
+    .load(conn)
+    .await?;
+    for member in members {
+        let joined = Week::containing(member.created_at);
+        let mut week = match member.last_closed.as_deref().and_then(Week::parse).map(|week| week.next()) {
+            Some(next) if next.start > joined.start => next,
+            _ => joined,
+        };
+        let mut taken = 0;
+        while week.end <= last_due.end && taken < max_weeks {
+            closings.insert((member.member_id, week.start, week.label.clone()));
+            week = week.next();
+            taken += 1;
+        }
+    }
+
+    Ok(closings
+        .into_iter()
+        .filter_map(|(vendor_id, _, label)| Week::parse(&label).map(|week| Closing { vendor_id, week }))
+        .collect())
+}
+
+/// Closes one vendor's week: creates its row if it has none (no sales),
+/// sets `closed_at` and stores its statement. `None` if it was closed already.
+pub async fn close_week(
+    conn: &mut AsyncPgConnection,
+    closing: &Closing,
+    issued_at: DateTime<Utc>,
+) -> Result<Option<Figures>, StoreError> {
+    let vendor = closing.vendor_id;
+    let week = &closing.week;
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        diesel::insert_into(weekly_sales::table)
+            .values((
+                weekly_sales::vendor_id.eq(vendor),
+                weekly_sales::iso_week.eq(&week.label),
+                weekly_sales::week_start.eq(week.start),
+                weekly_sales::week_end.eq(week.end),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        let (sales_count, units, earnings_clp, closed_at): (i64, i64, i64, Option<DateTime<Utc>>) = weekly_sales::table
+            .find((vendor, &week.label))
+            .select((
+                weekly_sales::sales_count,
+                weekly_sales::units,
+                weekly_sales::earnings_clp,
+                weekly_sales::closed_at,
+            ))
+            .for_update()
+            .first(conn)
+            .await?;
+        if closed_at.is_some() {
+            return Ok(None);
+        }
+        diesel::update(weekly_sales::table.find((vendor, &week.label)))
+            .set(weekly_sales::closed_at.eq(issued_at))
+            .execute(conn)
+            .await?;
+        let figures = Figures {
+            sales_count,
+            units,
+            earnings_clp,
+            average_ticket_clp: statement::average_ticket(earnings_clp, sales_count),
+        };
+        diesel::insert_into(statements::table)
+            .values((
+                statements::statement_id.eq(statement::statement_id(vendor, &week.label)),
+                statements::vendor_id.eq(vendor),
+                statements::iso_week.eq(&week.label),
+                statements::sales_count.eq(figures.sales_count),
+                statements::units.eq(figures.units),
+                statements::earnings_clp.eq(figures.earnings_clp),
+                statements::average_ticket_clp.eq(figures.average_ticket_clp),
+                statements::issued_at.eq(issued_at),
+            ))
+            .on_conflict((statements::vendor_id, statements::iso_week))
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        Ok(Some(figures))
+    })
+    .await
+}
+
+/// A stored statement not yet published, with its member's address if known.
+#[derive(Debug, Clone, Queryable)]
+pub struct PendingStatement {
+    pub statement_id: Uuid,
+    pub vendor_id: Uuid,
+    pub iso_week: String,
+    pub sales_count: i64,
+    pub units: i64,
+    pub earnings_clp: i64,
+    pub average_ticket_clp: i64,
+    pub issued_at: DateTime<Utc>,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+}
+
+/// Up to `limit` unpublished statements, oldest first.
+pub async fn pending_statements(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<PendingStatement>, StoreError> {
+    Ok(statements::table
+        .left_join(members::table.on(members::member_id.eq(statements::vendor_id)))
+        .filter(statements::published_at.is_null())
+        .order((statements::issued_at, statements::statement_id))
+        .limit(limit)
+        .select((
+            statements::statement_id,
+            statements::vendor_id,
+            statements::iso_week,
+            statements::sales_count,
+            statements::units,
+            statements::earnings_clp,
+            statements::average_ticket_clp,
+            statements::issued_at,
+            members::email.nullable(),
+            members::full_name.nullable(),
+        ))
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,90 @@
+//! The distributor's Prometheus metrics, in a registry of its own. Labels are
+//! fixed enumerations (which topic, which kind of restock), never ids.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+/// Counters and histograms of what the distributor does.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub sales_applied: IntCounter,
+    pub stock_outs: IntCounter,
+    /// By `kind`: `depleted` or `requested`.
+    pub restocks: IntCounterVec,
+    pub low_stock_alerts: IntCounter,
+    pub oversold_servings: IntCounter,
+    /// By `topic`: `sales` or `stock`.
+    pub duplicates: IntCounterVec,
+    pub end_to_end_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let counter = IntCounter::new(name, help)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        let sales_applied = counter("mamochi_distributor_sales_applied_total", "Sales applied to a cart's stock.")?;
+        let stock_outs = counter(
+            "mamochi_distributor_stock_outs_total",
+            "Depletions handled (a sale took the stock to zero, or the vendor reported running out).",
+        )?;
+        let low_stock_alerts = counter(
+            "mamochi_distributor_low_stock_alerts_total",
+            "Low-stock alerts raised (stock fell below the threshold).",
+        )?;
+        let oversold_servings = counter(
+            "mamochi_distributor_oversold_servings_total",
+            "Servings sold beyond a cart's stock (the sale is kept, the stock floors at zero).",
+        )?;
+        let restocks = IntCounterVec::new(
+            Opts::new("mamochi_distributor_restocks_total", "Carts restocked, by what asked for it (depleted, requested)."),
+            &["kind"],
+        )?;
+        registry.register(Box::new(restocks.clone()))?;
+        let duplicates = IntCounterVec::new(
+            Opts::new(
+                "mamochi_distributor_duplicates_skipped_total",
+                "Redelivered events skipped because their id was already applied, by topic (sales, stock).",
+            ),
+            &["topic"],
+        )?;
+        registry.register(Box::new(duplicates.clone()))?;
+        let end_to_end_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "mamochi_distributor_end_to_end_seconds",
+                "Real seconds from a sale being recorded (recorded_at) to its stock change committing.",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        )?;
+        registry.register(Box::new(end_to_end_seconds.clone()))?;
+        Ok(Self {
+            registry,
+            sales_applied,
+            stock_outs,
+            restocks,
+            low_stock_alerts,
+            oversold_servings,
+            duplicates,
+            end_to_end_seconds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_named_for_the_service_and_has_help() {
+        let metrics = Metrics::new().expect("metrics");
+        metrics.restocks.with_label_values(&["depleted"]).inc();
+        metrics.duplicates.with_label_values(&["sales"]).inc();
+        for family in metrics.registry.gather() {
+            assert!(family.name().starts_with("mamochi_distributor_"), "{}", family.name());
+            assert!(!family.help().is_empty(), "{} has HELP", family.name());
+        }
+    }
+}

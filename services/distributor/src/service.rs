@@ -1,0 +1,144 @@
+//! Wiring: settings in, a running distributor out (two consumers, their
+//! handlers, the producer, operational endpoints), and an orderly stop.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use mamochi_common::clock::Clock;
+use mamochi_common::kafka::{self, CommittingConsumer};
+use mamochi_common::ops::{self, Ops, Readiness};
+use mamochi_common::shutdown::Shutdown;
+use mamochi_common::{db, Settings};
+use mamochi_events::codec::EventCodec;
+use mamochi_events::dead_letter::DeadLetters;
+use mamochi_events::runner::{Backoff, Runner};
+use mamochi_events::topics::{DEAD_LETTERS, EMAIL_REQUESTS, SALES, STOCK};
+use mamochi_events::{SaleRecorded, StockEvent};
+use rdkafka::consumer::Consumer;
+
+use crate::metrics::Metrics;
+use crate::publisher::Publisher;
+use crate::restock::RestockHandler;
+use crate::sales::{SaleHandler, StockRules};
+
+/// Consumer group of the sales runner.
+pub const SALES_GROUP: &str = "distributor";
+/// Consumer group of the stock runner.
+pub const STOCK_GROUP: &str = "distributor-stock";
+
+/// A distributor ready to run.
+pub struct Distributor {
+    sales_consumer: CommittingConsumer,
+    stock_consumer: CommittingConsumer,
+    sales_runner: Runner,
+    stock_runner: Runner,
+    sales: SaleHandler,
+    restock: RestockHandler,
+    server: actix_web::dev::Server,
+    ops_port: u16,
+    readiness: Readiness,
+}
+
+impl std::fmt::Debug for Distributor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Distributor").field("ops_port", &self.ops_port).finish_non_exhaustive()
+    }
+}
+
+impl Distributor {
+    /// Connects everything and binds the operational endpoints; consuming
+    /// starts with [`Distributor::run_until_stopped`].
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let clock = Clock::from_settings(&settings.time).context("while reading the time settings")?;
+        let pool = db::pool(&settings.database).context("while building the database pool")?;
+        let metrics = Metrics::new().context("while registering metrics")?;
+        let rules = StockRules {
+            initial_stock: settings.distributor.initial_stock,
+            restock_quantity: settings.distributor.restock_quantity,
+            low_stock_threshold: settings.distributor.low_stock_threshold,
+        };
+
+        let admin = kafka::admin(&settings.kafka).context("while creating the Kafka admin client")?;
+        kafka::ensure_topics(&admin, &[SALES.info.spec(), STOCK.info.spec(), EMAIL_REQUESTS.info.spec(), DEAD_LETTERS.spec()])
+            .await
+            .context("while ensuring the distributor's topics")?;
+        // One producer for the process: derived events and dead letters alike.
+        let producer = kafka::producer(&settings.kafka, "distributor").context("while creating the Kafka producer")?;
+        let codec = Arc::new(EventCodec::new(&settings.registry.url));
+        let publisher = Publisher { producer: producer.clone(), codec: codec.clone() };
+
+        let sales_consumer = kafka::consumer(&settings.kafka, SALES_GROUP, "distributor-sales")
+            .context("while creating the sales consumer")?;
+        sales_consumer.subscribe(&[SALES.name()]).context("while subscribing to sales")?;
+        let stock_consumer = kafka::consumer(&settings.kafka, STOCK_GROUP, "distributor-stock")
+            .context("while creating the stock consumer")?;
+        stock_consumer.subscribe(&[STOCK.name()]).context("while subscribing to stock events")?;
+        let runner = |group: &str| Runner {
+            codec: codec.clone(),
+            dead_letters: DeadLetters::new(producer.clone(), group),
+            backoff: Backoff::default(),
+        };
+
+        let readiness = Readiness::default();
+        let ops = Ops { service: "distributor", readiness: readiness.clone(), registry: metrics.registry.clone() };
+        let (server, ops_port) = ops::serve(&settings.distributor.ops_listen, ops)
+            .with_context(|| format!("while binding {}", settings.distributor.ops_listen))?;
+        Ok(Self {
+            sales_consumer,
+            stock_consumer,
+            sales_runner: runner(SALES_GROUP),
+            stock_runner: runner(STOCK_GROUP),
+            sales: SaleHandler {
+                pool: pool.clone(),
+                publisher: publisher.clone(),
+                clock,
+                metrics: metrics.clone(),
+                rules,
+            },
+            restock: RestockHandler { pool, publisher, clock, metrics, rules },
+            server,
+            ops_port,
+            readiness,
+        })
+    }
+
+    /// Port of /healthz, /readyz and /metrics.
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
+    }
+
+    /// Applies sales and stock events until `shutdown` is cancelled, then
+    /// commits what both runners finished and stops the operational server.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self { sales_consumer, stock_consumer, sales_runner, stock_runner, sales, restock, server, readiness, .. } =
+            self;
+        let server_handle = server.handle();
+        let server_task = tokio::spawn(server);
+        match sales.pool.get().await {
+            Ok(_) => readiness.set(true),
+            Err(error) => tracing::warn!(%error, "database not reachable yet; not ready"),
+        }
+        tracing::info!("distributor running");
+        // If one runner fails the other is stopped too, so neither is left
+        // consuming alone.
+        let stop_both = shutdown.child_token();
+        let sales_loop = async {
+            let result = sales_runner.run::<SaleRecorded, _>(&sales_consumer, &sales, &stop_both).await;
+            stop_both.cancel();
+            result.context("while consuming sales")
+        };
+        let stock_loop = async {
+            let result = stock_runner.run::<StockEvent, _>(&stock_consumer, &restock, &stop_both).await;
+            stop_both.cancel();
+            result.context("while consuming stock events")
+        };
+        let (sales_result, stock_result) = tokio::join!(sales_loop, stock_loop);
+        readiness.set(false);
+        server_handle.stop(true).await;
+        server_task.await.context("while joining the operational server")?.context("while serving /metrics")?;
+        sales_result?;
+        stock_result?;
+        tracing::info!("distributor stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! A member's full name: 2 to 120 characters once trimmed, no control characters.
+
+use super::Invalid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullName(String);
+
+impl FullName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let trimmed = raw.trim();
+        let length = trimmed.chars().count();
+        if !(2..=120).contains(&length) {
+            return Err(Invalid::new("must be 2 to 120 characters long"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(Invalid::new("must not contain control characters"));
+        }
+        Ok(Self(trimmed.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_with_accents_is_trimmed_and_kept() {
+        assert_eq!(FullName::parse("  Rosa Ñúñez  ").map(|n| n.as_str().to_string()), Ok("Rosa Ñúñez".into()));
+    }
+
+    #[test]
+    fn too_short_too_long_and_control_characters_are_refused() {
+        assert!(FullName::parse(" R ").is_err());
+        assert!(FullName::parse(&"a".repeat(121)).is_err());
+        assert!(FullName::parse("Rosa\u{0}Pérez").is_err());
+        assert!(FullName::parse(&"ñ".repeat(120)).is_ok(), "counted in characters, not bytes");
+    }
+}

@@ -1,0 +1,47 @@
+//! Which partition of `mamochi.registrations` a form goes to: the paid lane
+//! (partition 0) for paid forms, the standard partitions 1..n otherwise,
+//! chosen by a stable hash of the registration id so the choice never
+//! depends on the process or the build.
+
+use mamochi_events::topics;
+use uuid::Uuid;
+
+/// The partition for a form; `partitions` is the topic's partition count.
+pub fn partition(paid: bool, registration_id: Uuid, partitions: i32) -> i32 {
+    if paid || partitions < 2 {
+        return topics::PAID_REGISTRATION_PARTITION;
+    }
+    let standard = u64::try_from(partitions - 1).unwrap_or(1);
+    let lane = fnv1a(registration_id.as_bytes()) % standard;
+    // `lane < partitions - 1`, so it fits in an i32.
+    1 + i32::try_from(lane).unwrap_or(0)
+}
+
+/// 64-bit FNV-1a: tiny, stable across platforms and releases.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paid_forms_take_the_paid_lane() {
+        assert_eq!(partition(true, Uuid::new_v4(), 4), 0);
+    }
+
+    #[test]
+    fn standard_forms_spread_over_the_other_partitions_stably() {
+        let mut seen = [0u32; 4];
+        for n in 0..300u128 {
+            let id = Uuid::from_u128(n * 7_919 + 1);
+            let p = partition(false, id, 4);
+            assert!((1..=3).contains(&p), "{p}");
+            assert_eq!(p, partition(false, id, 4), "stable");
+            seen[p as usize] += 1;
+        }
+        assert!(seen[1] > 50 && seen[2] > 50 && seen[3] > 50, "{seen:?}");
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c, "the reference FNV-1a value");
+    }
+}

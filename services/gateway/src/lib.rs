@@ -1,0 +1,26 @@
+//! The gateway: MAMOCHI's public REST API, the only way into the platform.
+//!
+//! It validates and normalises what clients send ([`domain`]), authenticates
+//! vendors by API key and staff by token ([`auth`]), turns accepted requests
+//! into events on Kafka ([`publisher`]) and serves reads from the PostgreSQL
+//! projections other services maintain ([`store`]). Every error has one shape
+//! ([`errors`]); bad input is a 4xx, never a 500.
+//!
+//! Guarantee: a 2xx answer to a write means its event was acknowledged by
+//! Kafka (idempotent producer, `acks=all`); a failure before that is a 503
+//! and nothing was recorded, so the client may retry. Retrying a sale with
+//! the same `Idempotency-Key` records it at most once. The gateway consumes
+//! nothing.
+
+pub mod auth;
+pub mod body;
+pub mod domain;
+pub mod errors;
+pub mod lane;
+pub mod metrics;
+pub mod publisher;
+pub mod routes;
+pub mod startup;
+pub mod store;
+
+pub use startup::{run, Application};

@@ -1,0 +1,43 @@
+//! Every route of the API in one table, which both registers the handlers
+//! and lists them (`CATALOG`), so the OpenAPI test can check that the
+//! document and the router agree in both directions.
+
+pub mod admin;
+pub mod me;
+pub mod openapi;
+pub mod registrations;
+pub mod sales;
+pub mod stock;
+
+use actix_web::web;
+
+/// Links the API hands out (`status_url`).
+#[derive(Debug, Clone)]
+pub struct PublicUrl(pub String);
+
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:path),+ $(,)?) => {
+        /// (method, path) of every API route, as registered.
+        pub const CATALOG: &[(&str, &str)] = &[$((stringify!($method), $path)),+];
+
+        /// Registers every API route.
+        pub fn configure(config: &mut web::ServiceConfig) {
+            $(config.route($path, web::$method().to($handler));)+
+        }
+    };
+}
+
+routes! {
+    post "/v1/registrations" => registrations::submit,
+    get "/v1/registrations/{id}" => registrations::status,
+    get "/v1/admin/registrations" => admin::list,
+    post "/v1/admin/registrations/{id}/approve" => admin::approve,
+    post "/v1/admin/registrations/{id}/reject" => admin::reject,
+    post "/v1/sales" => sales::record,
+    post "/v1/stock/depletions" => stock::deplete,
+    get "/v1/me" => me::me,
+    get "/v1/vendors/{vendor_id}" => me::vendor,
+    get "/v1/me/sales/summary" => me::summary,
+    get "/v1/me/statements" => me::statements,
+    get "/openapi.json" => openapi::document,
+}

@@ -1,0 +1,176 @@
+//! Building and running the HTTP server: state shared by every worker (one
+//! producer, one codec, one pool, one clock), the routes, the error envelope,
+//! metrics, and the operational endpoints on the same listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use mamochi_common::clock::Clock;
+use mamochi_common::db::PgPool;
+use mamochi_common::ops::{self, Ops, Readiness};
+use mamochi_common::shutdown::Shutdown;
+use mamochi_common::{db, kafka, Settings};
+use mamochi_events::codec::EventCodec;
+use mamochi_events::topics;
+use rdkafka::producer::{FutureProducer, Producer};
+
+use crate::auth::AdminToken;
+use crate::errors;
+use crate::metrics::{self, Metrics};
+use crate::publisher::Publisher;
+use crate::routes::{self, PublicUrl};
+
+/// How often readiness is re-checked once the gateway is up.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long one Kafka probe may take.
+const KAFKA_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The gateway, bound and ready to run.
+pub struct Application {
+    server: Server,
+    port: u16,
+    producer: FutureProducer,
+    pool: PgPool,
+    readiness: Readiness,
+    kafka: mamochi_common::config::KafkaSettings,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Creates the clients and binds `settings.gateway.listen` (port 0 picks one).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let clock = Clock::from_settings(&settings.time).context("while reading time settings")?;
+        let pool = db::pool(&settings.database).context("while creating the database pool")?;
+        let producer = kafka::producer(&settings.kafka, "gateway").context("while creating the producer")?;
+        let codec = Arc::new(EventCodec::new(&settings.registry.url));
+        let metrics = Metrics::new().context("while registering metrics")?;
+        let publisher = Publisher { producer: producer.clone(), codec, metrics: metrics.clone() };
+        let readiness = Readiness::default();
+        let ops = Ops { service: "gateway", readiness: readiness.clone(), registry: metrics.registry.clone() };
+        let limit = settings.gateway.max_body_bytes;
+
+        let pool_data = web::Data::new(pool.clone());
+        let publisher = web::Data::new(publisher);
+        let clock = web::Data::new(clock);
+        let public_url = web::Data::new(PublicUrl(settings.gateway.public_url.clone()));
+        let admin_token = web::Data::new(AdminToken(settings.gateway.admin_token.clone()));
+        let metrics = web::Data::new(metrics);
+
+        let listener = TcpListener::bind(&settings.gateway.listen)
+            .with_context(|| format!("while binding {}", settings.gateway.listen))?;
+        let port = listener.local_addr().context("while reading the bound address")?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(errors::enveloped_errors())
+                .wrap(from_fn(metrics::record))
+                .app_data(errors::json_config(limit))
+                .app_data(errors::payload_config(limit))
+                .app_data(errors::query_config())
+                .app_data(pool_data.clone())
+                .app_data(publisher.clone())
+                .app_data(clock.clone())
+                .app_data(public_url.clone())
+                .app_data(admin_token.clone())
+                .app_data(metrics.clone())
+                .configure(ops::configure(ops.clone()))
+                .configure(routes::configure)
+                .default_service(web::to(errors::route_not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)
+        .context("while starting the HTTP server")?
+        .run();
+        Ok(Self { server, port, producer, pool, readiness, kafka: settings.kafka.clone() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes in-flight requests
+    /// and flushes the producer.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self { server, port, producer, pool, readiness, kafka } = self;
+        let handle = server.handle();
+        let probe = tokio::spawn(probe_readiness(producer.clone(), pool, readiness.clone(), kafka, shutdown.clone()));
+        tracing::info!(port, "gateway listening");
+        let server = tokio::spawn(server);
+        shutdown.cancelled().await;
+        readiness.set(false);
+        handle.stop(true).await;
+        server.await.context("while joining the HTTP server")?.context("HTTP server")?;
+        probe.abort();
+        // Requests answered 2xx were acknowledged already; this only drains
+        // what an interrupted request left queued.
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)))
+            .await
+            .context("while flushing the producer")?
+            .context("producer flush")?;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+/// Raises readiness once Kafka (topics ensured) and PostgreSQL answered,
+/// then keeps checking both and lowers it while either is unreachable.
+async fn probe_readiness(
+    producer: FutureProducer,
+    pool: PgPool,
+    readiness: Readiness,
+    settings: mamochi_common::config::KafkaSettings,
+    shutdown: Shutdown,
+) {
+    let mut topics_ensured = false;
+    loop {
+        if !topics_ensured {
+            topics_ensured = match kafka::admin(&settings) {
+                Ok(admin) => match kafka::ensure_topics(&admin, &topics::all_specs()).await {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, "Kafka topics not ensured yet");
+                        false
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "no Kafka admin client");
+                    false
+                }
+            };
+        }
+        let client = producer.clone();
+        let kafka_ok = tokio::task::spawn_blocking(move || client.client().fetch_metadata(None, KAFKA_PROBE_TIMEOUT))
+            .await
+            .is_ok_and(|result| result.is_ok());
+        let database = crate::store::ping(&pool).await;
+        if let Err(error) = &database {
+            tracing::warn!(%error, "PostgreSQL does not answer");
+        }
+        let ready = topics_ensured && kafka_ok && database.is_ok();
+        if ready != readiness.is_ready() {
+            tracing::info!(ready, "gateway readiness changed");
+        }
+        readiness.set(ready);
+        let wait = if ready { PROBE_INTERVAL } else { Duration::from_millis(500) };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Runs the gateway until `shutdown` is cancelled.
+pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    let application = Application::build(settings).await.context("while building the gateway")?;
+    application.run_until_stopped(shutdown).await
+}

@@ -1,0 +1,62 @@
+//! Reads of the `members` and `carts` projections (written by approval and
+//! distributor): who holds an API key, a member's profile and cart stock.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use mamochi_common::db::PgPool;
+use mamochi_common::schema::{carts, members};
+use uuid::Uuid;
+
+use super::{connection, StoreError};
+
+/// The member whose API key hashes to `sha256_hex`, if any.
+pub async fn by_key_digest(pool: &PgPool, sha256_hex: &str) -> Result<Option<Uuid>, StoreError> {
+    let mut conn = connection(pool).await?;
+    Ok(members::table
+        .filter(members::api_key_sha256.eq(sha256_hex))
+        .select(members::member_id)
+        .first(&mut conn)
+        .await
+        .optional()?)
+}
+
+/// A member as `GET /v1/me` shows them.
+#[derive(Debug, Queryable)]
+pub struct Profile {
+    pub member_id: Uuid,
+    pub full_name: String,
+    pub email: String,
+    pub comuna: String,
+    pub cart_plate: String,
+    pub paid: bool,
+    pub member_since: DateTime<Utc>,
+    /// `None` when the member has no cart row yet.
+    pub stock: Option<i32>,
+}
+
+pub async fn profile(pool: &PgPool, member_id: Uuid) -> Result<Option<Profile>, StoreError> {
+    let mut conn = connection(pool).await?;
+    Ok(members::table
+        .left_join(carts::table)
+        .filter(members::member_id.eq(member_id))
+        .select((
+            members::member_id,
+            members::full_name,
+            members::email,
+            members::comuna,
+            members::cart_plate,
+            members::paid,
+            members::created_at,
+            carts::stock.nullable(),
+        ))
+        .first::<Profile>(&mut conn)
+        .await
+        .optional()?)
+}
+
+/// Servings on the vendor's cart; a member without a cart has none.
+pub async fn stock(pool: &PgPool, vendor_id: Uuid) -> Result<i32, StoreError> {
+    let mut conn = connection(pool).await?;
+    Ok(carts::table.find(vendor_id).select(carts::stock).first(&mut conn).await.optional()?.unwrap_or(0))
+}

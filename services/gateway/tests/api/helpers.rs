@@ -1,0 +1,280 @@
+//! `spawn_app()` and the helpers every gateway test shares.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl;
+use mamochi_common::db::PgPool;
+use mamochi_common::shutdown::Shutdown;
+use mamochi_common::{db, kafka, Settings};
+use mamochi_events::codec::EventCodec;
+use mamochi_events::topics::Topic;
+use mamochi_events::AvroSchemaSource;
+use mamochi_gateway::Application;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "gateway-tests-admin-token";
+
+pub fn settings() -> Settings {
+    let mut settings = Settings::load(None).expect("settings load from the environment");
+    settings.gateway.listen = "127.0.0.1:0".into();
+    settings.gateway.public_url = "http://gateway.test".into();
+    settings.gateway.admin_token = ADMIN_TOKEN.to_string().into();
+    settings
+}
+
+/// Schema migrated once per test process (the stack may predate a migration).
+async fn prepared() {
+    static PREPARED: OnceCell<()> = OnceCell::const_new();
+    PREPARED
+        .get_or_init(|| async {
+            let settings = settings();
+            db::run_migrations(&settings.database).await.expect("migrations apply");
+            let admin = kafka::admin(&settings.kafka).expect("admin client");
+            kafka::ensure_topics(&admin, &mamochi_events::topics::all_specs()).await.expect("topics exist");
+        })
+        .await;
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub codec: EventCodec,
+    shutdown: Shutdown,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts the gateway on port 0 and waits until /readyz says ready.
+pub async fn spawn_app() -> TestApp {
+    prepared().await;
+    let settings = settings();
+    let application = Application::build(&settings).await.expect("the gateway builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let shutdown = Shutdown::new();
+    tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = client.get(format!("{address}/readyz")).send().await.map(|r| r.status().as_u16());
+        if matches!(ready, Ok(200)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "gateway not ready in time: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    TestApp {
+        address,
+        client,
+        pool: db::pool(&settings.database).expect("pool"),
+        codec: EventCodec::new(&settings.registry.url),
+        settings,
+        shutdown,
+    }
+}
+
+/// An HTTP answer: status, headers and JSON body (Null when not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        Self { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    }
+
+    /// `(status, error.code, error.field)` of an error answer.
+    pub fn error(&self) -> (u16, &str, Option<&str>) {
+        let error = &self.body["error"];
+        (self.status, error["code"].as_str().unwrap_or("<no code>"), error["field"].as_str())
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        Answer::from(request.send().await.expect("request")).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, bearer: Option<&str>) -> Answer {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        Answer::from(request.send().await.expect("request")).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>, bearer: Option<&str>) -> Answer {
+        let mut request = self.client.post(self.url(path)).header("content-type", "application/json").body(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        Answer::from(request.send().await.expect("request")).await
+    }
+
+    /// A member with a cart of `stock` servings and a fresh API key, written
+    /// in SQL the way the approval service would.
+    pub async fn create_vendor(&self, stock: i32) -> TestVendor {
+        let member_id = Uuid::new_v4();
+        let registration_id = Uuid::new_v4();
+        let api_key = format!("mamochi_{}", Uuid::new_v4().simple());
+        let tag = member_id.simple().to_string();
+        let mut conn = self.pool.get().await.expect("connection");
+        diesel::sql_query(
+            "INSERT INTO registrations (registration_id, full_name, rut, email, phone, comuna, cart_plate, paid, \
+             tracking_token_sha256, status, submitted_at, decided_at) \
+             VALUES ($1, 'Rosa Pérez', $2, $3, '+56912345678', 'Ñuñoa', 'BCDF12', false, $4, 'approved', now(), now())",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(registration_id)
+        .bind::<diesel::sql_types::Text, _>(format!("rut-{tag}"))
+        .bind::<diesel::sql_types::Text, _>(format!("rosa.{tag}@example.cl"))
+        .bind::<diesel::sql_types::Text, _>("00".repeat(32))
+        .execute(&mut conn)
+        .await
+        .expect("registration row");
+        diesel::sql_query(
+            "INSERT INTO members (member_id, registration_id, full_name, rut, email, phone, comuna, cart_plate, paid, \
+             api_key_id, api_key_sha256) \
+             VALUES ($1, $2, 'Rosa Pérez', $3, $4, '+56912345678', 'Ñuñoa', 'BCDF12', false, $5, $6)",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(member_id)
+        .bind::<diesel::sql_types::Uuid, _>(registration_id)
+        .bind::<diesel::sql_types::Text, _>(format!("rut-{tag}"))
+        .bind::<diesel::sql_types::Text, _>(format!("rosa.{tag}@example.cl"))
+        .bind::<diesel::sql_types::Text, _>(format!("key-{tag}"))
+        .bind::<diesel::sql_types::Text, _>(sha256_hex(&api_key))
+        .execute(&mut conn)
+        .await
+        .expect("member row");
+        diesel::sql_query("INSERT INTO carts (vendor_id, stock) VALUES ($1, $2)")
+            .bind::<diesel::sql_types::Uuid, _>(member_id)
+            .bind::<diesel::sql_types::Integer, _>(stock)
+            .execute(&mut conn)
+            .await
+            .expect("cart row");
+        TestVendor { member_id, api_key, email: format!("rosa.{tag}@example.cl") }
+    }
+
+    /// Runs one SQL statement (test setup).
+    pub async fn sql(&self, statement: &str) {
+        let mut conn = self.pool.get().await.expect("connection");
+        diesel::sql_query(statement).execute(&mut conn).await.expect("statement runs");
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TestVendor {
+    pub member_id: Uuid,
+    pub api_key: String,
+    pub email: String,
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// A RUT with a valid check digit, different between calls and runs.
+pub fn unique_rut() -> String {
+    let body = 10_000_000 + (Uuid::new_v4().as_u128() % 89_999_999) as u32;
+    let digits = body.to_string();
+    let sum: u32 =
+        digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
+    let check = match 11 - sum % 11 {
+        11 => "0".to_string(),
+        10 => "K".to_string(),
+        digit => digit.to_string(),
+    };
+    format!("{}.{}.{}-{check}", &digits[..2], &digits[2..5], &digits[5..])
+}
+
+/// A valid registration body.
+pub fn form(paid: bool) -> Value {
+    let tag = Uuid::new_v4().simple().to_string();
+    let mut body = serde_json::json!({
+        "full_name": "Rosa Pérez Soto",
+        "rut": unique_rut(),
+        "email": format!("Rosa.{}@Example.cl", &tag[..12]),
+        "phone": "+56 9 8765 4321",
+        "comuna": "Ñuñoa",
+        "cart_plate": "bc-df-12",
+        "paid": paid,
+    });
+    if paid {
+        body["payment_reference"] = Value::String(format!("TX-{}", &tag[..8]));
+    }
+    body
+}
+
+/// Reads what lands on a topic after this point, from every partition.
+pub struct Tail {
+    consumer: StreamConsumer,
+}
+
+impl Tail {
+    /// Starts at each partition's current end, so earlier records are skipped.
+    pub async fn start<K, V>(settings: &Settings, topic: &Topic<K, V>) -> Self {
+        let group = format!("gateway-test-{}", Uuid::new_v4());
+        let consumer: StreamConsumer =
+            kafka::consumer_config(&settings.kafka, &group, "gateway-test").create().expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..topic.info.partitions {
+            let (_, high) =
+                consumer.fetch_watermarks(topic.name(), partition, Duration::from_secs(10)).expect("watermarks");
+            assignment.add_partition_offset(topic.name(), partition, Offset::Offset(high)).expect("offset");
+        }
+        consumer.assign(&assignment).expect("assign");
+        Self { consumer }
+    }
+
+    /// Decoded (partition, key, value) records until `done` holds or
+    /// `wait` passes without a new record.
+    pub async fn collect<K, V>(
+        &self,
+        codec: &EventCodec,
+        wait: Duration,
+        done: impl Fn(&[(i32, K, V)]) -> bool,
+    ) -> Vec<(i32, K, V)>
+    where
+        K: AvroSchemaSource + DeserializeOwned,
+        V: AvroSchemaSource + DeserializeOwned,
+    {
+        let mut records = Vec::new();
+        while !done(&records) {
+            match tokio::time::timeout(wait, self.consumer.recv()).await {
+                Ok(Ok(message)) => {
+                    let key: K = codec.decode(message.key()).await.expect("key decodes");
+                    let value: V = codec.decode(message.payload()).await.expect("value decodes");
+                    records.push((message.partition(), key, value));
+                }
+                Ok(Err(error)) => panic!("consumer error: {error}"),
+                Err(_) => break,
+            }
+        }
+        records
+    }
+}

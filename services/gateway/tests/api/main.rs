@@ -1,0 +1,12 @@
+//! Black-box tests of the gateway against the real stack (Kafka, schema
+//! registry, PostgreSQL): the app runs in-process on port 0 and the tests
+//! speak HTTP, read topics with the Confluent codec and query SQL.
+
+mod admin;
+mod bad_input;
+mod helpers;
+mod openapi;
+mod ops;
+mod registrations;
+mod sales;
+mod vendor;

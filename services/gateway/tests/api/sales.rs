@@ -1,0 +1,161 @@
+//! Sales and depletions: what reaches Kafka, idempotency, the stock rule.
+
+use std::time::Duration;
+
+use mamochi_events::{topics, PaymentMethod, SaleRecorded, StockEvent, StockEventKind, VendorKey};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, Answer, Tail, TestApp};
+
+async fn sell(app: &TestApp, key: &str, body: &serde_json::Value, idempotency_key: Option<&str>) -> Answer {
+    let mut request = app.client.post(app.url("/v1/sales")).bearer_auth(key).json(body);
+    if let Some(idempotency_key) = idempotency_key {
+        request = request.header("Idempotency-Key", idempotency_key);
+    }
+    Answer::from(request.send().await.expect("request")).await
+}
+
+#[tokio::test]
+async fn a_sale_is_recorded_on_the_sales_topic_keyed_by_vendor() {
+    // Arrange
+    let app = spawn_app().await;
+    let vendor = app.create_vendor(10).await;
+    let tail = Tail::start(&app.settings, &topics::SALES).await;
+
+    // Act
+    let answer =
+        sell(&app, &vendor.api_key, &json!({"quantity": 3, "unit_price_clp": 1500, "payment_method": "credit"}), None)
+            .await;
+
+    // Assert
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["vendor_id"], vendor.member_id.to_string());
+    assert_eq!(answer.body["total_clp"], 4500);
+    assert_eq!(answer.body["payment_method"], "credit");
+    assert!(answer.body["occurred_at"].is_string(), "defaults to platform now");
+    let records = tail
+        .collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(10), |r| {
+            r.iter().any(|(_, _, v)| v.vendor_id == vendor.member_id)
+        })
+        .await;
+    let (_, key, sale) = records.iter().find(|(_, _, v)| v.vendor_id == vendor.member_id).expect("sale on the topic");
+    assert_eq!(key.vendor_id, vendor.member_id);
+    assert_eq!(sale.sale_id.to_string(), answer.body["sale_id"].as_str().expect("sale_id"));
+    assert_eq!((sale.quantity, sale.unit_price_clp, sale.total_clp), (3, 1500, 4500));
+    assert_eq!(sale.payment_method, PaymentMethod::Credit);
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_records_one_sale_and_returns_the_first_answer() {
+    // Arrange
+    let app = spawn_app().await;
+    let vendor = app.create_vendor(10).await;
+    let tail = Tail::start(&app.settings, &topics::SALES).await;
+    let body = json!({"quantity": 2, "unit_price_clp": 2000, "payment_method": "cash"});
+    let key = format!("sale-{}", vendor.member_id);
+
+    // Act
+    let first = sell(&app, &vendor.api_key, &body, Some(&key)).await;
+    let second = sell(&app, &vendor.api_key, &body, Some(&key)).await;
+    let other_body = sell(
+        &app,
+        &vendor.api_key,
+        &json!({"quantity": 5, "unit_price_clp": 2000, "payment_method": "cash"}),
+        Some(&key),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    assert_eq!(second.status, 201);
+    assert_eq!(second.body, first.body, "the same answer, same sale_id");
+    assert_eq!(other_body.error(), (422, "idempotency_key_reused", Some("Idempotency-Key")));
+    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(3), |_| false).await;
+    let mine: Vec<_> = records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).collect();
+    assert_eq!(mine.len(), 1, "one record on the topic: {mine:?}");
+    assert_eq!(mine[0].2.sale_id.to_string(), first.body["sale_id"].as_str().expect("sale_id"));
+}
+
+#[tokio::test]
+async fn a_sale_larger_than_the_stock_is_refused_and_not_recorded() {
+    // Arrange
+    let app = spawn_app().await;
+    let vendor = app.create_vendor(2).await;
+    let tail = Tail::start(&app.settings, &topics::SALES).await;
+
+    // Act
+    let answer =
+        sell(&app, &vendor.api_key, &json!({"quantity": 3, "unit_price_clp": 1000, "payment_method": "debit"}), None)
+            .await;
+    let within =
+        sell(&app, &vendor.api_key, &json!({"quantity": 2, "unit_price_clp": 1000, "payment_method": "debit"}), None)
+            .await;
+
+    // Assert
+    assert_eq!(answer.error(), (409, "insufficient_stock", Some("quantity")));
+    assert_eq!(within.status, 201, "selling exactly the stock is allowed");
+    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(3), |_| false).await;
+    let mine: Vec<_> = records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).collect();
+    assert_eq!(mine.len(), 1, "only the sale within stock: {mine:?}");
+    assert_eq!(mine[0].2.quantity, 2);
+}
+
+#[tokio::test]
+async fn a_vendor_reports_a_depletion() {
+    // Arrange
+    let app = spawn_app().await;
+    let vendor = app.create_vendor(0).await;
+    let tail = Tail::start(&app.settings, &topics::STOCK).await;
+
+    // Act
+    let with_note = app.post("/v1/stock/depletions", &json!({"note": "sin huesillos"}), Some(&vendor.api_key)).await;
+    let empty = Answer::from(
+        app.client.post(app.url("/v1/stock/depletions")).bearer_auth(&vendor.api_key).send().await.expect("request"),
+    )
+    .await;
+    let bad_note = app.post("/v1/stock/depletions", &json!({"note": 7}), Some(&vendor.api_key)).await;
+
+    // Assert
+    assert_eq!(with_note.status, 202, "{:?}", with_note.body);
+    assert_eq!(empty.status, 202, "the body is optional: {:?}", empty.body);
+    assert_eq!(bad_note.error(), (422, "invalid_type", Some("note")));
+    let records = tail
+        .collect::<VendorKey, StockEvent>(&app.codec, Duration::from_secs(10), |r| {
+            r.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).count() >= 2
+        })
+        .await;
+    let mine: Vec<_> = records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).collect();
+    assert_eq!(mine.len(), 2);
+    for (_, key, event) in mine {
+        assert_eq!(key.vendor_id, vendor.member_id);
+        assert_eq!((event.kind, event.quantity, event.stock_after), (StockEventKind::Depleted, 0, 0));
+        assert_eq!(event.reason.as_deref(), Some("reported by vendor"));
+    }
+    assert_eq!(with_note.body["event_id"].as_str().map(str::len), Some(36));
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_record_one_sale() {
+    // Arrange
+    let app = spawn_app().await;
+    let vendor = app.create_vendor(10).await;
+    let tail = Tail::start(&app.settings, &topics::SALES).await;
+    let body = json!({"quantity": 1, "unit_price_clp": 1200, "payment_method": "transfer"});
+    let key = format!("race-{}", vendor.member_id);
+
+    // Act
+    let answers = futures::future::join_all((0..5).map(|_| sell(&app, &vendor.api_key, &body, Some(&key)))).await;
+
+    // Assert
+    let created: Vec<_> = answers.iter().filter(|a| a.status == 201).collect();
+    assert!(!created.is_empty(), "{answers:?}");
+    assert!(created.iter().all(|a| a.body["sale_id"] == created[0].body["sale_id"]), "one sale id: {answers:?}");
+    for answer in answers.iter().filter(|a| a.status != 201) {
+        assert_eq!(answer.error(), (409, "idempotency_key_in_flight", Some("Idempotency-Key")));
+    }
+    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(3), |_| false).await;
+    let mine = records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).count();
+    assert_eq!(mine, 1, "one record on the topic");
+    let replay = sell(&app, &vendor.api_key, &body, Some(&key)).await;
+    assert_eq!(replay.body, created[0].body, "once settled, a repeat gets the first answer");
+}
