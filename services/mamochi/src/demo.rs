@@ -129,7 +129,7 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
         let name = NAMES[index % NAMES.len()].to_string();
         let email = format!("vendedor{}.{run_tag}@example.cl", index + 1);
         let body = json!({
-            "full_name": name, "rut": rut(index, run_tag), "email": email, "phone": format!("+5699{:07}", index * 1_111 + 1_000_000),
+            "full_name": name, "rut": rut(index, run_tag), "email": email, "phone": phone(index, run_tag),
             "comuna": "Santiago", "cart_plate": plate(index, run_tag), "paid": paid,
             "payment_reference": if paid { json!(format!("PAGO-{run_tag}-{index}")) } else { Value::Null },
         });
@@ -159,6 +159,7 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
             match status["status"].as_str() {
                 Some("approved") => break,
                 Some("rejected") => bail!("{} was rejected: {}", vendor.name, status["reason"]),
+                Some("manual_review") => bail!("{} went to manual review: {}", vendor.name, status["reason"]),
                 _ if Instant::now() > deadline => bail!("{} was not decided within two minutes", vendor.name),
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -353,6 +354,12 @@ fn plate(index: usize, run_tag: &str) -> String {
         seed /= 18;
     }
     format!("{plate}{:02}", seed % 100)
+}
+
+/// A mobile number, per vendor and run (members may not share a phone).
+fn phone(index: usize, run_tag: &str) -> String {
+    let seed = u64::from_str_radix(&run_tag[..7], 16).unwrap_or(0) % 9_000_000;
+    format!("+569{}", 10_000_000 + seed * 10 + index as u64)
 }
 
 fn random_unit() -> f64 {
