@@ -110,7 +110,7 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
         backoff: Backoff { first: Duration::from_millis(100), max: Duration::from_secs(5) },
     };
     let consumer =
-        kafka::consumer(&settings.kafka, GROUP, "accounting").context("while creating the sales consumer")?;
+        kafka::consumer(&settings.kafka, &settings.kafka.group(GROUP), "accounting").context("while creating the sales consumer")?;
     consumer.subscribe(&[topics::SALES.name()]).context("while subscribing to sales")?;
     readiness.set(true);
 

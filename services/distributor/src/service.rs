@@ -67,10 +67,10 @@ impl Distributor {
         let codec = Arc::new(EventCodec::new(&settings.registry.url));
         let publisher = Publisher { producer: producer.clone(), codec: codec.clone() };
 
-        let sales_consumer = kafka::consumer(&settings.kafka, SALES_GROUP, "distributor-sales")
+        let sales_consumer = kafka::consumer(&settings.kafka, &settings.kafka.group(SALES_GROUP), "distributor-sales")
             .context("while creating the sales consumer")?;
         sales_consumer.subscribe(&[SALES.name()]).context("while subscribing to sales")?;
-        let stock_consumer = kafka::consumer(&settings.kafka, STOCK_GROUP, "distributor-stock")
+        let stock_consumer = kafka::consumer(&settings.kafka, &settings.kafka.group(STOCK_GROUP), "distributor-stock")
             .context("while creating the stock consumer")?;
         stock_consumer.subscribe(&[STOCK.name()]).context("while subscribing to stock events")?;
         let runner = |group: &str| Runner {

@@ -59,7 +59,7 @@ impl Notifier {
             .await
             .context("while ensuring the notifier's topics")?;
         let producer = kafka::producer(&settings.kafka, GROUP).context("while creating the Kafka producer")?;
-        let consumer = kafka::consumer(&settings.kafka, GROUP, GROUP).context("while creating the Kafka consumer")?;
+        let consumer = kafka::consumer(&settings.kafka, &settings.kafka.group(GROUP), GROUP).context("while creating the Kafka consumer")?;
         consumer.subscribe(&[topics::EMAIL_REQUESTS.name()]).context("while subscribing to email requests")?;
         let runner = Runner {
             codec: Arc::new(EventCodec::new(&settings.registry.url)),

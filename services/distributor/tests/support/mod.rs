@@ -34,6 +34,20 @@ pub fn settings() -> Settings {
     static LOGS: std::sync::Once = std::sync::Once::new();
     LOGS.call_once(|| mamochi_common::telemetry::init(&settings.log));
     settings.distributor.ops_listen = "127.0.0.1:0".to_string();
+    // Consumer groups of this test process only, starting at the current end
+    // of their topics: what earlier tests (other crates' too) left there is
+    // not this test's business. One prefix per process, so the tests of this
+    // file share their groups as one long-running service would.
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        let prefix = format!("test-{}-", Uuid::new_v4().simple());
+        let mut kafka_settings = settings.kafka.clone();
+        kafka_settings.group_prefix = prefix.clone();
+            kafka::start_group_at_end(&kafka_settings, &kafka_settings.group(mamochi_distributor::service::SALES_GROUP), mamochi_events::topics::SALES.name()).expect("group starts at the end");
+            kafka::start_group_at_end(&kafka_settings, &kafka_settings.group(mamochi_distributor::service::STOCK_GROUP), mamochi_events::topics::STOCK.name()).expect("group starts at the end");
+        prefix
+    });
+    settings.kafka.group_prefix = prefix.clone();
     settings
 }
 

@@ -33,6 +33,19 @@ pub fn settings() -> Settings {
     settings.log.filter = "warn,librdkafka=error,rdkafka=error".to_string();
     static LOGS: std::sync::Once = std::sync::Once::new();
     LOGS.call_once(|| mamochi_common::telemetry::init(&settings.log));
+    // Consumer groups of this test process only, starting at the current end
+    // of their topics: what earlier tests (other crates' too) left there is
+    // not this test's business. One prefix per process, so the tests of this
+    // file share their groups as one long-running service would.
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        let prefix = format!("test-{}-", Uuid::new_v4().simple());
+        let mut kafka_settings = settings.kafka.clone();
+        kafka_settings.group_prefix = prefix.clone();
+            kafka::start_group_at_end(&kafka_settings, &kafka_settings.group(GROUP), mamochi_events::topics::EMAIL_REQUESTS.name()).expect("group starts at the end");
+        prefix
+    });
+    settings.kafka.group_prefix = prefix.clone();
     settings
 }
 
@@ -96,7 +109,7 @@ pub fn email_request(category: &str, body: &str, sealed_secret: Option<Vec<u8>>)
 /// Offset the `notifier` group has committed on `partition` (-1 for none).
 pub fn committed(settings: &Settings, partition: i32) -> i64 {
     // Only reads the group's offsets; never joins the group.
-    let probe: BaseConsumer = kafka::consumer_config(&settings.kafka, GROUP, "test-probe").create().expect("probe");
+    let probe: BaseConsumer = kafka::consumer_config(&settings.kafka, &settings.kafka.group(GROUP), "test-probe").create().expect("probe");
     let mut wanted = TopicPartitionList::new();
     wanted.add_partition(EMAIL_REQUESTS.name(), partition);
     let offsets = probe.committed_offsets(wanted, Duration::from_secs(10)).expect("committed offsets");
@@ -108,7 +121,7 @@ pub fn committed(settings: &Settings, partition: i32) -> i64 {
 
 /// Whether the `notifier` group has committed every partition to its end.
 pub fn caught_up(settings: &Settings) -> bool {
-    let probe: BaseConsumer = kafka::consumer_config(&settings.kafka, GROUP, "test-probe").create().expect("probe");
+    let probe: BaseConsumer = kafka::consumer_config(&settings.kafka, &settings.kafka.group(GROUP), "test-probe").create().expect("probe");
     (0..EMAIL_REQUESTS.info.partitions).all(|partition| {
         let (low, high) =
             probe.fetch_watermarks(EMAIL_REQUESTS.name(), partition, Duration::from_secs(10)).expect("watermarks");
