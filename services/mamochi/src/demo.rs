@@ -31,28 +31,40 @@ use crate::run::{run_services, Service};
 pub struct DemoArgs {
     /// Vendors who register.
     #[arg(long, default_value_t = 5)]
-    vendors: usize,
+    pub vendors: usize,
     /// How many of them pay for priority review.
     #[arg(long, default_value_t = 2)]
-    paid: usize,
+    pub paid: usize,
     /// Shortest pause between two sales of one vendor, in seconds.
     #[arg(long, default_value_t = 5.0)]
-    sell_every_min: f64,
+    pub sell_every_min: f64,
     /// Longest pause between two sales of one vendor, in seconds.
     #[arg(long, default_value_t = 7.0)]
-    sell_every_max: f64,
+    pub sell_every_max: f64,
     /// Price of a serving, in pesos.
     #[arg(long, default_value_t = 1_500)]
-    price_clp: i64,
+    pub price_clp: i64,
     /// Real minutes the demo's week lasts once vendors start selling.
     #[arg(long, default_value_t = 2.0)]
-    week_minutes: f64,
+    pub week_minutes: f64,
     /// Platform seconds per real second (2016: a week in five minutes).
     #[arg(long, default_value_t = 2016.0)]
-    time_scale: f64,
+    pub time_scale: f64,
     /// Where the SMTP sink keeps mail (default: $MAMOCHI_MAIL_DIR).
     #[arg(long, env = "MAMOCHI_MAIL_DIR")]
-    mail_dir: PathBuf,
+    pub mail_dir: PathBuf,
+}
+
+/// What the demo saw of one vendor, for its table and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorReport {
+    pub name: String,
+    pub paid: bool,
+    pub sales: u32,
+    pub earnings_clp: i64,
+    pub restocks: u32,
+    pub statement_sales: Option<i64>,
+    pub statement_earnings_clp: Option<i64>,
 }
 
 /// One vendor as the demo knows it.
@@ -75,7 +87,7 @@ const NAMES: [&str; 8] = [
     "Rosa Pérez", "Juan Soto", "Marta Rojas", "Luis Muñoz", "Carmen Díaz", "Pedro Silva", "Ana Torres", "José Castro",
 ];
 
-pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<Vec<VendorReport>> {
     if args.paid > args.vendors || args.vendors == 0 || args.sell_every_min > args.sell_every_max {
         bail!("need 1+ vendors, at most as many paid, and sell-every-min ≤ sell-every-max");
     }
@@ -111,7 +123,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     outcome
 }
 
-async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: DateTime<Utc>) -> anyhow::Result<()> {
+async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: DateTime<Utc>) -> anyhow::Result<Vec<VendorReport>> {
     let api = settings.gateway.public_url.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let started = Instant::now();
@@ -251,8 +263,18 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
     println!();
     println!("{:<14} {:<5} {:>6} {:>12} {:>9} {:>10} {:<24}", "vendor", "paid", "sales", "earnings", "restocks", "refused", "weekly statement");
     let mut consistent = true;
+    let mut reports = Vec::new();
     for vendor in &vendors {
         let vendor = vendor.lock().await;
+        reports.push(VendorReport {
+            name: vendor.name.clone(),
+            paid: vendor.paid,
+            sales: vendor.sales,
+            earnings_clp: vendor.earnings,
+            restocks: vendor.restocks,
+            statement_sales: vendor.statement.as_ref().and_then(|statement| statement["sales_count"].as_i64()),
+            statement_earnings_clp: vendor.statement.as_ref().and_then(|statement| statement["earnings_clp"].as_i64()),
+        });
         let statement = vendor.statement.clone().unwrap_or_default();
         let matches = statement["sales_count"].as_i64() == Some(i64::from(vendor.sales))
             && statement["earnings_clp"].as_i64() == Some(vendor.earnings);
@@ -268,7 +290,7 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
         bail!("a statement does not match the sales the demo made");
     }
     println!("\nevery vendor was approved, restocked after each stock-out and received a statement that matches their sales");
-    Ok(())
+    Ok(reports)
 }
 
 /// Prints mail that arrived since the last call and counts restocks.

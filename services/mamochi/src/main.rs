@@ -69,6 +69,6 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown::on_signals()).await
         }
         Command::Run(args) => run::run(&settings, args).await,
-        Command::Demo(args) => demo::run(&settings, args).await,
+        Command::Demo(args) => demo::run(&settings, args).await.map(|_| ()),
     }
 }

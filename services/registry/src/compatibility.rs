@@ -81,18 +81,18 @@ pub struct Previous<'a> {
 /// Confluent-style messages describing the first incompatible version, newest
 /// first; an empty list means compatible.
 pub fn check(level: CompatibilityLevel, new: &Schema, previous: &[Previous<'_>]) -> Vec<String> {
-    let candidates: Vec<&Previous<'_>> = if level.transitive() {
-        previous.iter().rev().collect()
-    } else {
-        previous.last().into_iter().collect()
-    };
+    let candidates: Vec<&Previous<'_>> =
+        if level.transitive() { previous.iter().rev().collect() } else { previous.last().into_iter().collect() };
     for old in candidates {
         let mut problems = Vec::new();
         if level.backward() {
-            problems.extend(can_read(old.schema, new).err().map(|error| describe(&error, Direction::Backward, old.version)));
+            problems.extend(
+                can_read(old.schema, new).err().map(|error| describe(&error, Direction::Backward, old.version)),
+            );
         }
         if level.forward() {
-            problems.extend(can_read(new, old.schema).err().map(|error| describe(&error, Direction::Forward, old.version)));
+            problems
+                .extend(can_read(new, old.schema).err().map(|error| describe(&error, Direction::Forward, old.version)));
         }
         if !problems.is_empty() {
             problems.push(format!("{{oldSchemaVersion: {}}}", old.version));
@@ -136,7 +136,8 @@ fn describe(problem: &Problem, direction: Direction, old_version: u32) -> String
     let (error_type, detail, field) = match problem {
         Problem::Partial => (
             "MISSING_UNION_BRANCH_OR_ENUM_SYMBOL",
-            "Some values the writer can produce (a union branch or an enum symbol) are unknown to the reader".to_string(),
+            "Some values the writer can produce (a union branch or an enum symbol) are unknown to the reader"
+                .to_string(),
             None,
         ),
         Problem::Avro(error) => (error_type(error), chain(error), field_of(error)),
@@ -197,11 +198,7 @@ mod tests {
     }
 
     fn history(schemas: &[Schema]) -> Vec<Previous<'_>> {
-        schemas
-            .iter()
-            .zip(1..)
-            .map(|(schema, version)| Previous { version, schema, text: "{}" })
-            .collect()
+        schemas.iter().zip(1..).map(|(schema, version)| Previous { version, schema, text: "{}" }).collect()
     }
 
     #[test]

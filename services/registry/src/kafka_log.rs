@@ -148,10 +148,9 @@ pub fn encode(record: &LogRecord) -> Result<(Vec<u8>, Option<Vec<u8>>), serde_js
             RawKey::Schema { subject: subject.clone(), version: *version, magic: SCHEMA_KEY_MAGIC },
             value.as_ref().map(serde_json::to_vec).transpose()?,
         ),
-        LogRecord::Config { subject, value } => (
-            RawKey::Config { subject: subject.clone(), magic: 0 },
-            value.as_ref().map(serde_json::to_vec).transpose()?,
-        ),
+        LogRecord::Config { subject, value } => {
+            (RawKey::Config { subject: subject.clone(), magic: 0 }, value.as_ref().map(serde_json::to_vec).transpose()?)
+        }
         LogRecord::DeleteSubject(value) => {
             (RawKey::DeleteSubject { subject: value.subject.clone(), magic: 0 }, Some(serde_json::to_vec(value)?))
         }
@@ -176,9 +175,15 @@ mod tests {
         let subject_config = LogRecord::Config { subject: Some("s".into()), value: None };
         let delete = LogRecord::DeleteSubject(DeleteSubjectValue { subject: "s".into(), version: 2 });
 
-        assert_eq!(text(&encode(&schema).expect("encodes").0), r#"{"keytype":"SCHEMA","subject":"s","version":3,"magic":1}"#);
+        assert_eq!(
+            text(&encode(&schema).expect("encodes").0),
+            r#"{"keytype":"SCHEMA","subject":"s","version":3,"magic":1}"#
+        );
         assert_eq!(text(&encode(&global).expect("encodes").0), r#"{"keytype":"CONFIG","subject":null,"magic":0}"#);
-        assert_eq!(text(&encode(&subject_config).expect("encodes").0), r#"{"keytype":"CONFIG","subject":"s","magic":0}"#);
+        assert_eq!(
+            text(&encode(&subject_config).expect("encodes").0),
+            r#"{"keytype":"CONFIG","subject":"s","magic":0}"#
+        );
         let (key, value) = encode(&delete).expect("encodes");
         assert_eq!(text(&key), r#"{"keytype":"DELETE_SUBJECT","subject":"s","magic":0}"#);
         assert_eq!(text(&value.expect("a value")), r#"{"subject":"s","version":2}"#);

@@ -86,11 +86,17 @@ impl KafkaStore {
 
         // No consumer group: the reader always reads the whole log, so there is
         // no offset to commit (hence a throwaway group id and no auto-commit).
-        let mut config = kafka::consumer_config(&settings.kafka, &format!("mamochi-registry-{}", uuid::Uuid::new_v4()), "registry-reader");
+        let mut config = kafka::consumer_config(
+            &settings.kafka,
+            &format!("mamochi-registry-{}", uuid::Uuid::new_v4()),
+            "registry-reader",
+        );
         config.set("enable.auto.commit", "false");
         let consumer: StreamConsumer = config.create().context("while creating the reader")?;
         let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&topic, PARTITION, Offset::Beginning).context("while assigning the partition")?;
+        assignment
+            .add_partition_offset(&topic, PARTITION, Offset::Beginning)
+            .context("while assigning the partition")?;
         consumer.assign(&assignment).context("while assigning the partition")?;
 
         let state = Arc::new(RwLock::new(Store::default()));
@@ -140,19 +146,41 @@ impl KafkaStore {
         }
         match self.producer.send(message, Timeout::After(TIMEOUT)).await {
             Ok(delivery) => Ok(delivery.offset),
-            Err((error, _)) => Err(ApiError::Store(anyhow::Error::new(error).context("while writing to the registry topic"))),
+            Err((error, _)) => {
+                Err(ApiError::Store(anyhow::Error::new(error).context("while writing to the registry topic")))
+            }
         }
     }
 
     /// Waits until the reader has applied everything in the log now.
     async fn catch_up(&self, timeout: Duration) -> Result<(), CatchUpError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let high = loop {
+            match self.high_watermark(timeout).await {
+                Ok(high) => break high,
+                // A topic created a moment ago may not be in every broker's
+                // metadata yet, and a leader election leaves a partition
+                // leaderless for a while: both pass, so retry until the deadline.
+                Err(CatchUpError::Kafka(error)) if is_transient(&error) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%error, "end of the registry topic not known yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        self.wait_until_applied(high, deadline.saturating_duration_since(tokio::time::Instant::now())).await
+    }
+
+    /// The offset after the last record of the topic.
+    async fn high_watermark(&self, timeout: Duration) -> Result<i64, CatchUpError> {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
         // `fetch_watermarks` blocks on a broker round trip.
-        let (_low, high) = tokio::task::spawn_blocking(move || producer.client().fetch_watermarks(&topic, PARTITION, timeout))
-            .await
-            .map_err(|_| CatchUpError::ReaderStopped)??;
-        self.wait_until_applied(high, timeout).await
+        let (_low, high) =
+            tokio::task::spawn_blocking(move || producer.client().fetch_watermarks(&topic, PARTITION, timeout))
+                .await
+                .map_err(|_| CatchUpError::ReaderStopped)??;
+        Ok(high)
     }
 
     async fn wait_until_applied(&self, next_offset: i64, timeout: Duration) -> Result<(), CatchUpError> {
@@ -177,8 +205,31 @@ enum CatchUpError {
     Kafka(#[from] rdkafka::error::KafkaError),
 }
 
+/// Errors that go away by themselves while a topic is created or a leader elected.
+fn is_transient(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::UnknownTopicOrPartition
+                | Code::UnknownPartition
+                | Code::UnknownTopic
+                | Code::LeaderNotAvailable
+                | Code::NotLeaderForPartition
+                | Code::OperationTimedOut
+                | Code::RequestTimedOut
+                | Code::BrokerTransportFailure
+        )
+    )
+}
+
 /// The reader: applies every record in order and publishes its progress.
-async fn read_log(consumer: StreamConsumer, state: Arc<RwLock<Store>>, applied: watch::Sender<i64>, stop: CancellationToken) {
+async fn read_log(
+    consumer: StreamConsumer,
+    state: Arc<RwLock<Store>>,
+    applied: watch::Sender<i64>,
+    stop: CancellationToken,
+) {
     let mut stream = consumer.stream();
     loop {
         let next = tokio::select! {

@@ -47,12 +47,11 @@ impl Application {
         let store = web::Data::new(store);
 
         let server = HttpServer::new(move || {
-            App::new()
-                .app_data(store.clone())
-                .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
+            App::new().app_data(store.clone()).configure(routes::configure).default_service(web::to(routes::not_found))
         })
         .workers(2)
+        // Idle keep-alive connections must not hold a shutdown for actix's default 30 s.
+        .shutdown_timeout(5)
         // The process's one cancellation token decides when to stop, not actix.
         .disable_signals()
         .listen(listener)
@@ -76,10 +75,14 @@ impl Application {
             served = &mut server => served.context("while serving HTTP")?,
             () = shutdown.cancelled() => {
                 tracing::info!("schema registry stopping");
-                handle.stop(true).await;
-                server.await.context("while stopping the HTTP server")?;
+                // The server future processes the stop command, so it must be
+                // polled while the stop is pending: request, then await the server.
+                let stopping = handle.stop(true);
+                let (stopped, ()) = tokio::join!(server, stopping);
+                stopped.context("while stopping the HTTP server")?;
             }
         }
+        tracing::debug!("HTTP server stopped; stopping the log reader");
         drop(reader_stop);
         reader.await.context("while stopping the log reader")?;
         Ok(())

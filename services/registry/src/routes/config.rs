@@ -78,7 +78,11 @@ async fn get_subject(
 
 /// `PUT /config/{subject}`: sets the subject's level (the subject need not exist).
 #[tracing::instrument(skip(store, body))]
-async fn put_subject(store: web::Data<KafkaStore>, subject: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn put_subject(
+    store: web::Data<KafkaStore>,
+    subject: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let update: ConfigUpdate = parse_body(&body)?;
     let level = update.level()?;
     store.write(|state| Ok(state.plan_set_config(Some(&subject), level))).await?;

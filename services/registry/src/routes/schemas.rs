@@ -55,17 +55,29 @@ fn find<'a>(state: &'a Store, id: u32, subject: Option<&str>) -> Result<&'a Entr
 
 /// `GET /schemas/ids/{id}`.
 #[tracing::instrument(skip(store))]
-async fn by_id(store: web::Data<KafkaStore>, id: web::Path<String>, query: web::Query<IdQuery>) -> Result<HttpResponse, ApiError> {
+async fn by_id(
+    store: web::Data<KafkaStore>,
+    id: web::Path<String>,
+    query: web::Query<IdQuery>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     store.read(|state| {
         let entry = find(state, id, query.subject.as_deref())?;
-        Ok(json(&SchemaBody { schema_type: entry.schema_type.as_deref(), references: &entry.references, schema: &entry.schema }))
+        Ok(json(&SchemaBody {
+            schema_type: entry.schema_type.as_deref(),
+            references: &entry.references,
+            schema: &entry.schema,
+        }))
     })
 }
 
 /// `GET /schemas/ids/{id}/schema`: the schema text alone.
 #[tracing::instrument(skip(store))]
-async fn raw_by_id(store: web::Data<KafkaStore>, id: web::Path<String>, query: web::Query<IdQuery>) -> Result<HttpResponse, ApiError> {
+async fn raw_by_id(
+    store: web::Data<KafkaStore>,
+    id: web::Path<String>,
+    query: web::Query<IdQuery>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     store.read(|state| Ok(raw(&find(state, id, query.subject.as_deref())?.schema)))
 }
@@ -106,7 +118,8 @@ async fn subjects_of_id(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     store.read(|state| {
-        let mut subjects: Vec<&str> = state.versions_with_id(id, query.deleted).into_iter().map(|v| v.subject).collect();
+        let mut subjects: Vec<&str> =
+            state.versions_with_id(id, query.deleted).into_iter().map(|v| v.subject).collect();
         subjects.dedup();
         if subjects.is_empty() {
             return Err(ApiError::SchemaIdNotFound(id));

@@ -41,7 +41,11 @@ async fn list_subjects(store: web::Data<KafkaStore>, query: web::Query<ListQuery
 
 /// `POST /subjects/{subject}/versions`: registers a schema, answers `{"id": N}`.
 #[tracing::instrument(skip(store, body))]
-async fn register(store: web::Data<KafkaStore>, subject: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn register(
+    store: web::Data<KafkaStore>,
+    subject: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let schema = parse_body::<SchemaRequest>(&body)?.into_avro()?;
     let id = store.write(|state| state.plan_register(&subject, &schema)).await?;
     tracing::info!(%subject, id, "schema registered");
@@ -97,7 +101,10 @@ async fn get_version_schema(
 /// `GET /subjects/{subject}/versions/{version}/referencedby`: always empty,
 /// since this registry accepts no references.
 #[tracing::instrument(skip(store))]
-async fn referenced_by(store: web::Data<KafkaStore>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn referenced_by(
+    store: web::Data<KafkaStore>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (subject, version) = path.into_inner();
     let spec = VersionSpec::parse(&version)?;
     store.read(|state| state.version(&subject, spec, false).map(|_| json(&Vec::<u32>::new())))

@@ -119,7 +119,12 @@ impl Store {
     /// level goes when its last live version does) or permanent (a tombstone,
     /// allowed only after a soft delete). `latest` means the latest live
     /// version for a soft delete and the latest of all for a permanent one.
-    pub fn plan_delete_version(&self, subject: &str, spec: VersionSpec, permanent: bool) -> Result<Plan<u32>, ApiError> {
+    pub fn plan_delete_version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        permanent: bool,
+    ) -> Result<Plan<u32>, ApiError> {
         // A numbered version is found even when soft-deleted, so that deleting
         // it again says "already soft deleted" (40406), not "not found".
         let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));

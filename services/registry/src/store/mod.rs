@@ -214,10 +214,7 @@ impl Store {
         if versions.peek().is_none() {
             return Err(ApiError::SubjectNotFound(subject.to_string()));
         }
-        versions
-            .filter(|version| version.entry.document == schema.document)
-            .last()
-            .ok_or(ApiError::SchemaNotFound)
+        versions.filter(|version| version.entry.document == schema.document).last().ok_or(ApiError::SchemaNotFound)
     }
 
     /// The registry-wide level, defaulting to BACKWARD.

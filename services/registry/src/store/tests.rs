@@ -5,7 +5,8 @@ use crate::kafka_log::ConfigValue;
 
 const V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}"#;
 const V2: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":"string","default":""}]}"#;
-const BREAKING: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"age","type":"int"}]}"#;
+const BREAKING: &str =
+    r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"age","type":"int"}]}"#;
 
 fn avro(text: &str) -> AvroSchema {
     AvroSchema::parse(text).expect("valid schema")
@@ -153,7 +154,10 @@ fn levels_fall_back_from_subject_to_global_to_backward() {
 #[test]
 fn records_from_another_registry_are_tolerated() {
     let mut store = Store::default();
-    store.apply(LogRecord::Config { subject: None, value: Some(ConfigValue { compatibility_level: Some("WEIRD".into()) }) });
+    store.apply(LogRecord::Config {
+        subject: None,
+        value: Some(ConfigValue { compatibility_level: Some("WEIRD".into()) }),
+    });
     store.apply(LogRecord::Schema { subject: "ghost".into(), version: 4, value: None });
     store.apply(LogRecord::Schema {
         subject: "proto".into(),

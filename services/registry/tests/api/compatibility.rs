@@ -26,7 +26,8 @@ async fn an_incompatible_schema_is_explained_when_verbose() {
     app.register("users", USER_V1).await;
 
     let terse = app.post("/compatibility/subjects/users/versions/latest", schema_body(USER_BREAKING)).await;
-    let verbose = app.post("/compatibility/subjects/users/versions/latest?verbose=true", schema_body(USER_BREAKING)).await;
+    let verbose =
+        app.post("/compatibility/subjects/users/versions/latest?verbose=true", schema_body(USER_BREAKING)).await;
 
     assert_eq!(terse.ok(), &json!({"is_compatible": false}));
     let body = verbose.ok();

@@ -29,10 +29,7 @@ async fn a_subject_level_overrides_the_global_one_until_deleted() {
     let deleted = app.delete("/config/users").await;
     let deleted_again = app.delete("/config/users").await;
 
-    assert_eq!(
-        unset.assert_error(404, 40408),
-        "Subject 'users' does not have subject-level compatibility configured"
-    );
+    assert_eq!(unset.assert_error(404, 40408), "Subject 'users' does not have subject-level compatibility configured");
     assert_eq!(defaulted.ok(), &json!({"compatibilityLevel": "BACKWARD"}));
     assert_eq!(set.ok(), &json!({"compatibility": "NONE"}));
     assert_eq!(read.ok(), &json!({"compatibilityLevel": "NONE"}));

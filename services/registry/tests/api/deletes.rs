@@ -75,7 +75,10 @@ async fn a_subject_is_soft_deleted_then_permanently_deleted() {
         "Subject 'users' was not deleted first before being permanently deleted"
     );
     assert_eq!(soft.ok(), &json!([1, 2]), "the live versions are reported");
-    assert_eq!(twice.assert_error(404, 40404), "Subject 'users' was soft deleted.Set permanent=true to delete permanently");
+    assert_eq!(
+        twice.assert_error(404, 40404),
+        "Subject 'users' was soft deleted.Set permanent=true to delete permanently"
+    );
     assert_eq!(listed.ok(), &json!([]));
     assert_eq!(listed_with_deleted.ok(), &json!(["users"]));
     versions.assert_error(404, 40401);

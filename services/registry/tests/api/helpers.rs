@@ -48,6 +48,9 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a registry on `topic`, loading whatever it already holds.
 pub async fn spawn_app_on(topic: &str) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        mamochi_common::telemetry::init(&settings(topic).log);
+    }
     let app = Application::build(&settings(topic)).await.expect("the registry starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
@@ -60,7 +63,8 @@ pub fn schema_body(text: &str) -> Value {
     serde_json::json!({ "schema": text })
 }
 
-pub const USER_V1: &str = r#"{"type":"record","name":"User","namespace":"cl.mamochi","fields":[{"name":"id","type":"long"}]}"#;
+pub const USER_V1: &str =
+    r#"{"type":"record","name":"User","namespace":"cl.mamochi","fields":[{"name":"id","type":"long"}]}"#;
 pub const USER_V2: &str = r#"{"type":"record","name":"User","namespace":"cl.mamochi","fields":[{"name":"id","type":"long"},{"name":"email","type":"string","default":""}]}"#;
 pub const USER_V3: &str = r#"{"type":"record","name":"User","namespace":"cl.mamochi","fields":[{"name":"id","type":"long"},{"name":"email","type":"string","default":""},{"name":"phone","type":["null","string"],"default":null}]}"#;
 pub const USER_BREAKING: &str = r#"{"type":"record","name":"User","namespace":"cl.mamochi","fields":[{"name":"id","type":"long"},{"name":"age","type":"int"}]}"#;
@@ -68,10 +72,7 @@ pub const USER_BREAKING: &str = r#"{"type":"record","name":"User","namespace":"c
 impl TestApp {
     /// Sends a request with Confluent's content type and an optional JSON body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.address))
-            .header("Accept", CONTENT_TYPE);
+        let mut request = self.client.request(method, format!("{}{path}", self.address)).header("Accept", CONTENT_TYPE);
         if let Some(body) = body {
             request = request.header("Content-Type", CONTENT_TYPE).body(body.to_string());
         }
@@ -124,10 +125,27 @@ impl TestApp {
         answer.body["id"].as_u64().expect("an id")
     }
 
-    /// Stops the registry and waits until it has.
+    /// Stops the registry, waits until it has, and deletes its topic.
     pub async fn stop(self) {
+        let topic = self.topic.clone();
+        self.stop_keeping_topic().await;
+        delete_topic(&topic).await;
+    }
+
+    /// Stops the registry and waits until it has; its topic stays for another instance.
+    pub async fn stop_keeping_topic(self) {
         self.shutdown.cancel();
         self.server.await.expect("the server task ends").expect("the registry stops cleanly");
+    }
+}
+
+/// Deletes a test topic, so test runs leave nothing behind in Kafka.
+pub async fn delete_topic(topic: &str) {
+    let admin = mamochi_common::kafka::admin(&settings(topic).kafka).expect("admin");
+    let options = rdkafka::admin::AdminOptions::new();
+    let results = admin.delete_topics(&[topic], &options).await.expect("delete request");
+    for result in results {
+        result.expect("topic deleted");
     }
 }
 

@@ -10,7 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
-use crate::helpers::{settings, spawn_app, spawn_app_on, USER_V1, USER_V2, USER_V3};
+use crate::helpers::{delete_topic, settings, spawn_app, spawn_app_on, USER_V1, USER_V2, USER_V3};
 
 const SALE: &str = r#"{"type":"record","name":"Sale","fields":[{"name":"amount","type":"long"}]}"#;
 const USER_V4: &str = r#"{"type":"record","name":"User","namespace":"cl.mamochi","fields":[{"name":"id","type":"long"},{"name":"nickname","type":["null","string"],"default":null}]}"#;
@@ -32,7 +32,7 @@ async fn a_restarted_registry_knows_everything_the_old_one_did() {
     first.delete("/subjects/users/versions/3?permanent=true").await.ok();
 
     // Act: stop it, start a new one on the same topic.
-    first.stop().await;
+    first.stop_keeping_topic().await;
     let second = spawn_app_on(&topic).await;
 
     // Assert: subjects, versions, deletions, ids and configs survived.
@@ -41,7 +41,11 @@ async fn a_restarted_registry_knows_everything_the_old_one_did() {
     assert_eq!(second.get("/subjects/users/versions?deleted=true").await.ok(), &json!([1, 2]));
     second.get("/subjects/users/versions/3?deleted=true").await.assert_error(404, 40402);
     assert_eq!(second.get("/subjects/users/versions/1").await.ok()["schema"], USER_V1);
-    assert_eq!(second.get("/schemas/ids/2").await.ok(), &json!({"schema": USER_V2}), "soft-deleted: still served by id");
+    assert_eq!(
+        second.get("/schemas/ids/2").await.ok(),
+        &json!({"schema": USER_V2}),
+        "soft-deleted: still served by id"
+    );
     second.get("/schemas/ids/3").await.assert_error(404, 40403);
     assert_eq!(second.get("/schemas/ids/1/subjects").await.ok(), &json!(["sales-copy", "users"]));
     assert_eq!(second.get("/config").await.ok(), &json!({"compatibilityLevel": "FORWARD"}));
@@ -62,7 +66,7 @@ async fn the_topic_holds_confluents_record_format_and_is_compacted() {
     app.delete("/subjects/users").await.ok();
     app.delete("/subjects/users?permanent=true").await.ok();
     let topic = app.topic.clone();
-    app.stop().await;
+    app.stop_keeping_topic().await;
 
     let records = read_topic(&topic, 4).await;
 
@@ -72,10 +76,14 @@ async fn the_topic_holds_confluents_record_format_and_is_compacted() {
             Some(format!(r#"{{"subject":"users","version":1,"id":1,"schema":{},"deleted":false}}"#, json!(USER_V1))),
         ),
         (r#"{"keytype":"CONFIG","subject":null,"magic":0}"#, Some(r#"{"compatibilityLevel":"FULL"}"#.to_string())),
-        (r#"{"keytype":"DELETE_SUBJECT","subject":"users","magic":0}"#, Some(r#"{"subject":"users","version":1}"#.to_string())),
+        (
+            r#"{"keytype":"DELETE_SUBJECT","subject":"users","magic":0}"#,
+            Some(r#"{"subject":"users","version":1}"#.to_string()),
+        ),
         (r#"{"keytype":"SCHEMA","subject":"users","version":1,"magic":1}"#, None),
     ];
-    let expected: Vec<(String, Option<String>)> = expected.into_iter().map(|(key, value)| (key.to_string(), value)).collect();
+    let expected: Vec<(String, Option<String>)> =
+        expected.into_iter().map(|(key, value)| (key.to_string(), value)).collect();
     assert_eq!(records, expected);
     let admin = kafka::admin(&settings(&topic).kafka).expect("admin");
     let described = admin
@@ -85,14 +93,16 @@ async fn the_topic_holds_confluents_record_format_and_is_compacted() {
     let config = described.into_iter().next().expect("one resource").expect("its config");
     let policy = config.get("cleanup.policy").and_then(|entry| entry.value.clone());
     assert_eq!(policy.as_deref(), Some("compact"));
+    delete_topic(&topic).await;
 }
 
 /// The first `count` records of `topic`, as (key, value) text.
 async fn read_topic(topic: &str, count: usize) -> Vec<(String, Option<String>)> {
     let settings = settings(topic);
-    let consumer: StreamConsumer = kafka::consumer_config(&settings.kafka, &format!("test-{}", uuid::Uuid::new_v4()), "test")
-        .create()
-        .expect("consumer");
+    let consumer: StreamConsumer =
+        kafka::consumer_config(&settings.kafka, &format!("test-{}", uuid::Uuid::new_v4()), "test")
+            .create()
+            .expect("consumer");
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
     consumer.assign(&assignment).expect("assign");

@@ -20,7 +20,10 @@ async fn a_schema_is_fetched_by_its_id() {
     assert_eq!(by_id.ok(), &json!({"schema": USER_V1}));
     assert_eq!(with_subject.ok(), &json!({"schema": USER_V1}));
     assert_eq!(raw.text, USER_V1);
-    assert_eq!(versions.ok(), &json!([{"subject": "copy-value", "version": 1}, {"subject": "users-value", "version": 1}]));
+    assert_eq!(
+        versions.ok(),
+        &json!([{"subject": "copy-value", "version": 1}, {"subject": "users-value", "version": 1}])
+    );
     assert_eq!(subjects.ok(), &json!(["copy-value", "users-value"]));
     app.stop().await;
 }

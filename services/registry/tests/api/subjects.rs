@@ -9,7 +9,9 @@ async fn register_answers_an_id_and_the_same_schema_gets_the_same_id() {
     let app = spawn_app().await;
 
     let first = app.post("/subjects/users-value/versions", schema_body(USER_V1)).await;
-    let again = app.post("/subjects/users-value/versions", json!({"schema": USER_V1, "schemaType": "AVRO", "references": []})).await;
+    let again = app
+        .post("/subjects/users-value/versions", json!({"schema": USER_V1, "schemaType": "AVRO", "references": []}))
+        .await;
     let other_subject = app.post("/subjects/other-value/versions?normalize=true", schema_body(USER_V1)).await;
 
     assert_eq!(first.ok(), &json!({"id": 1}));
@@ -88,7 +90,10 @@ async fn an_incompatible_schema_is_a_409_that_names_the_field() {
     let refused = app.post("/subjects/users/versions", schema_body(USER_BREAKING)).await;
 
     let message = refused.assert_error(409, 409);
-    assert!(message.starts_with("Schema being registered is incompatible with an earlier schema for subject \"users\""), "{message}");
+    assert!(
+        message.starts_with("Schema being registered is incompatible with an earlier schema for subject \"users\""),
+        "{message}"
+    );
     assert!(message.contains("'age'"), "{message}");
     assert_eq!(app.get("/subjects/users/versions").await.ok(), &json!([1]), "nothing was registered");
     app.stop().await;
@@ -99,9 +104,13 @@ async fn invalid_requests_get_confluents_errors() {
     let app = spawn_app().await;
     app.register("users", USER_V1).await;
 
-    let invalid_schema = app.post("/subjects/users/versions", schema_body(r#"{"type":"record","name":"X","fields":[{"name":"a"}]}"#)).await;
-    let protobuf = app.post("/subjects/users/versions", json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})).await;
-    let malformed = app.send_raw(reqwest::Method::POST, "/subjects/users/versions", "application/json", "{\"schema\": ").await;
+    let invalid_schema = app
+        .post("/subjects/users/versions", schema_body(r#"{"type":"record","name":"X","fields":[{"name":"a"}]}"#))
+        .await;
+    let protobuf =
+        app.post("/subjects/users/versions", json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})).await;
+    let malformed =
+        app.send_raw(reqwest::Method::POST, "/subjects/users/versions", "application/json", "{\"schema\": ").await;
     let no_subject = app.get("/subjects/nobody/versions").await;
     let no_version = app.get("/subjects/users/versions/7").await;
     let bad_version = app.get("/subjects/users/versions/zero").await;
@@ -122,7 +131,9 @@ async fn every_declared_json_content_type_is_accepted() {
     let app = spawn_app().await;
     let body = schema_body(USER_V1).to_string();
 
-    for content_type in ["application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json", "application/json"] {
+    for content_type in
+        ["application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json", "application/json"]
+    {
         let answer = app.send_raw(reqwest::Method::POST, "/subjects/users/versions", content_type, &body).await;
         assert_eq!(answer.ok(), &json!({"id": 1}), "{content_type}");
     }
