@@ -7,13 +7,15 @@
 //! [`store`] (the state those records build, and the records each request
 //! must write), [`compatibility`] and [`schema`] (Avro rules), [`kafka_store`]
 //! (the topic as a store with read-your-writes), `routes` (HTTP) and
-//! [`startup`] (the running service). See [`kafka_store`] for how several
-//! instances behave.
+//! [`startup`] (the running service), with [`metrics`] and the operational
+//! endpoints beside the API. See [`kafka_store`] for how several instances
+//! behave, and `docs/registry.md` for the whole picture.
 
 pub mod compatibility;
 pub mod errors;
 pub mod kafka_log;
 pub mod kafka_store;
+pub mod metrics;
 mod routes;
 pub mod schema;
 pub mod startup;

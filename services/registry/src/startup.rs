@@ -3,25 +3,31 @@
 //!
 //! Guarantees: once [`Application::build`] returns, the port is bound and the
 //! state holds everything the topic held, so the first request is answered
-//! from complete state. [`Application::run_until_stopped`] finishes in-flight
-//! requests, then stops the log reader, then returns.
+//! from complete state and `/readyz` says ready. [`Application::run_until_stopped`]
+//! lowers readiness, finishes in-flight requests, then stops the log reader,
+//! then returns. `/healthz`, `/readyz` and `/metrics` are served on the API's
+//! own port, and every request (those three included) is counted by route.
 
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use mamochi_common::ops::{self, Ops, Readiness};
 use mamochi_common::Settings;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::kafka_store::KafkaStore;
+use crate::metrics::{self, Metrics, StateCounts};
 use crate::routes;
 
 /// A registry bound to its port with its state loaded, ready to serve.
 pub struct Application {
     port: u16,
     server: Server,
+    readiness: Readiness,
     reader: JoinHandle<()>,
     /// Stops the log reader when the application stops or is dropped unrun.
     reader_stop: DropGuard,
@@ -45,9 +51,25 @@ impl Application {
         let reader_stop = CancellationToken::new();
         let (store, reader) = KafkaStore::open(settings, reader_stop.clone()).await?;
         let store = web::Data::new(store);
+        let counted = store.clone();
+        let metrics = Metrics::new(move || {
+            counted.read(|state| StateCounts { schemas: state.schema_count(), subjects: state.subjects(false).len() })
+        })
+        .context("while registering metrics")?;
+        // The state is complete from here on (see `KafkaStore::open`).
+        let readiness = Readiness::default();
+        readiness.set(true);
+        let ops = Ops { service: "registry", readiness: readiness.clone(), registry: metrics.registry.clone() };
+        let metrics = web::Data::new(metrics);
 
         let server = HttpServer::new(move || {
-            App::new().app_data(store.clone()).configure(routes::configure).default_service(web::to(routes::not_found))
+            App::new()
+                .wrap(from_fn(metrics::record))
+                .app_data(metrics.clone())
+                .app_data(store.clone())
+                .configure(ops::configure(ops.clone()))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
         })
         .workers(2)
         // Idle keep-alive connections must not hold a shutdown for actix's default 30 s.
@@ -58,7 +80,7 @@ impl Application {
         .context("while starting the HTTP server")?
         .run();
         tracing::info!(port, topic = %settings.registry.topic, "schema registry ready");
-        Ok(Self { port, server, reader, reader_stop: reader_stop.drop_guard() })
+        Ok(Self { port, server, readiness, reader, reader_stop: reader_stop.drop_guard() })
     }
 
     /// The port actually bound.
@@ -68,13 +90,14 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { server, reader, reader_stop, .. } = self;
+        let Self { server, readiness, reader, reader_stop, .. } = self;
         let handle = server.handle();
         let mut server = std::pin::pin!(server);
         tokio::select! {
             served = &mut server => served.context("while serving HTTP")?,
             () = shutdown.cancelled() => {
                 tracing::info!("schema registry stopping");
+                readiness.set(false);
                 // The server future processes the stop command, so it must be
                 // polled while the stop is pending: request, then await the server.
                 let stopping = handle.stop(true);

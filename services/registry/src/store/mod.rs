@@ -11,7 +11,7 @@
 
 mod commands;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use apache_avro::Schema;
 use serde_json::Value;
@@ -235,6 +235,16 @@ impl Store {
     /// The highest schema id ever seen.
     pub fn max_id(&self) -> u32 {
         self.max_id
+    }
+
+    /// How many distinct schema ids some version (soft-deleted or not) holds:
+    /// the schemas a client can fetch by id now.
+    pub fn schema_count(&self) -> usize {
+        self.subjects
+            .values()
+            .flat_map(|versions| versions.values().map(|entry| entry.id))
+            .collect::<BTreeSet<u32>>()
+            .len()
     }
 }
 

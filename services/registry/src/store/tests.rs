@@ -207,3 +207,24 @@ fn an_id_already_bound_to_another_schema_is_not_rebound() {
     assert_eq!(store.schema_by_id(id).map(|entry| entry.schema.as_str()), Some(V1));
     assert!(store.versions("b", true).is_err(), "the clashing record was not applied");
 }
+
+#[test]
+fn schema_count_counts_ids_until_their_last_version_is_permanently_deleted() {
+    let mut store = Store::default();
+    assert_eq!(store.schema_count(), 0);
+    register(&mut store, "a", V1).expect("a");
+    register(&mut store, "b", V1).expect("b, same id");
+    register(&mut store, "a", V2).expect("a v2");
+    assert_eq!(store.schema_count(), 2);
+
+    let soft = store.plan_delete_subject("b", false).expect("soft");
+    apply_all(&mut store, soft.records);
+    let soft = store.plan_delete_version("a", VersionSpec::Number(2), false).expect("soft v2");
+    apply_all(&mut store, soft.records);
+    assert_eq!(store.schema_count(), 2, "soft-deleted schemas are still served by id");
+
+    let hard = store.plan_delete_version("a", VersionSpec::Number(2), true).expect("permanent v2");
+    apply_all(&mut store, hard.records);
+    assert_eq!(store.schema_count(), 1);
+    assert_eq!(store.subjects(false), vec!["a"]);
+}

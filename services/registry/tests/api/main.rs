@@ -7,6 +7,7 @@ mod compatibility;
 mod config;
 mod converter;
 mod deletes;
+mod metrics;
 mod restart;
 mod schemas;
 mod subjects;
