@@ -1,6 +1,7 @@
 //! The `mamochi` command's subcommands, as a library so that tests can drive
 //! them and read what they read (the mailbox of the SMTP sink, say).
 
+pub mod bench_cmd;
 pub mod demo;
 pub mod mailbox;
 pub mod run;

@@ -3,7 +3,7 @@
 //! Thin on purpose: it parses the command line, loads settings, installs
 //! logging and hands over to the code that does the work.
 
-use mamochi::{demo, run, schemas, topics_cmd};
+use mamochi::{bench_cmd, demo, run, schemas, topics_cmd};
 
 use std::path::PathBuf;
 
@@ -37,12 +37,18 @@ enum Command {
     Run(run::RunArgs),
     /// Shows events flowing through Kafka on the running stack.
     Demo(demo::DemoArgs),
+    /// Benchmarks the platform on the running stack and writes a report.
+    Bench(mamochi_bench::BenchArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref()).context("while loading settings")?;
+    let mut settings = Settings::load(cli.config.as_deref()).context("while loading settings")?;
+    if matches!(cli.command, Command::Bench(_)) && std::env::var_os("MAMOCHI__LOG__FILTER").is_none() {
+        // Service logs would scroll the progress bars away; warnings still show.
+        settings.log.filter = "warn,librdkafka=error,rdkafka=error".to_string();
+    }
     telemetry::init(&settings.log);
 
     match cli.command {
@@ -70,5 +76,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => run::run(&settings, args).await,
         Command::Demo(args) => demo::run(&settings, args).await.map(|_| ()),
+        Command::Bench(args) => bench_cmd::run(&settings, args).await,
     }
 }

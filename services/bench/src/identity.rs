@@ -1,0 +1,137 @@
+//! Membership forms for the bench: valid, and distinct in every field the
+//! approval rules compare (RUT, email, phone, plate), within a run and, by a
+//! random offset per run, almost surely across runs. A repeated RUT or email
+//! would be rejected and a repeated phone or plate sent to manual review,
+//! which would measure the rules instead of the pipeline.
+
+use serde_json::{json, Value};
+
+/// Consonants of current Chilean plates.
+const PLATE_LETTERS: &[u8] = b"BCDFGHJKLPRSTVWXYZ";
+/// Distinct current-format plates: four letters, two digits.
+const PLATE_SPACE: u64 = 18 * 18 * 18 * 18 * 100;
+/// Eight-digit RUT bodies.
+const RUT_SPACE: u64 = 90_000_000;
+/// Eight digits after "+569".
+const PHONE_SPACE: u64 = 100_000_000;
+
+/// Makes forms for one run.
+#[derive(Debug, Clone)]
+pub struct Identities {
+    tag: String,
+    offset: u64,
+}
+
+impl Identities {
+    /// A generator whose forms differ from other runs' (random offset).
+    pub fn random() -> Self {
+        let seed = uuid::Uuid::new_v4().as_u128();
+        Self::with_seed(seed as u64, &format!("{:08x}", (seed >> 64) as u32))
+    }
+
+    pub fn with_seed(offset: u64, tag: &str) -> Self {
+        Self { tag: tag.to_string(), offset }
+    }
+
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The email of form `index`, where its credentials arrive.
+    pub fn email(&self, index: u64) -> String {
+        format!("bench.{}.{index}@example.cl", self.tag)
+    }
+
+    pub fn rut(&self, index: u64) -> String {
+        let body = 10_000_000 + (self.offset % RUT_SPACE + index) % RUT_SPACE;
+        let digits = body.to_string();
+        format!("{digits}-{}", rut_check_digit(&digits))
+    }
+
+    pub fn phone(&self, index: u64) -> String {
+        format!("+569{:08}", ((self.offset / 7) % PHONE_SPACE + index) % PHONE_SPACE)
+    }
+
+    pub fn plate(&self, index: u64) -> String {
+        // Reduced first, so the sequence never wraps inside a run.
+        let mut code = ((self.offset / 13) % PLATE_SPACE + index) % PLATE_SPACE;
+        let digits = code % 100;
+        code /= 100;
+        let mut plate = String::with_capacity(6);
+        for _ in 0..4 {
+            plate.push(PLATE_LETTERS[(code % 18) as usize] as char);
+            code /= 18;
+        }
+        format!("{plate}{digits:02}")
+    }
+
+    /// The JSON body of `POST /v1/registrations` for form `index`.
+    pub fn form(&self, index: u64, paid: bool) -> Value {
+        json!({
+            "full_name": format!("Vendedor Bench {index}"),
+            "rut": self.rut(index),
+            "email": self.email(index),
+            "phone": self.phone(index),
+            "comuna": "Santiago",
+            "cart_plate": self.plate(index),
+            "paid": paid,
+            "payment_reference": if paid { json!(format!("BENCH-{}-{index}", self.tag)) } else { Value::Null },
+        })
+    }
+}
+
+/// Modulo-11 check digit of a RUT body.
+pub fn rut_check_digit(digits: &str) -> char {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .zip([2, 3, 4, 5, 6, 7].iter().cycle())
+        .map(|(digit, factor)| u32::from(digit - b'0') * factor)
+        .sum();
+    match 11 - sum % 11 {
+        11 => '0',
+        10 => 'K',
+        digit => char::from_digit(digit, 10).unwrap_or('0'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn known_ruts_get_their_check_digit() {
+        assert_eq!(rut_check_digit("12345678"), '5');
+        assert_eq!(rut_check_digit("11111111"), '1');
+    }
+
+    #[test]
+    fn ten_thousand_forms_are_distinct_in_every_compared_field() {
+        let ids = Identities::with_seed(u64::MAX - 5_000, "t");
+        let n = 10_003;
+        for field in [Identities::rut, Identities::phone, Identities::plate, Identities::email] {
+            let values: HashSet<String> = (0..n).map(|index| field(&ids, index)).collect();
+            assert_eq!(values.len(), n as usize);
+        }
+    }
+
+    #[test]
+    fn fields_have_the_shapes_the_gateway_accepts() {
+        let ids = Identities::with_seed(123_456_789, "abc");
+        for index in [0, 1, 9_999] {
+            let rut = ids.rut(index);
+            let (body, _) = rut.split_once('-').expect("dash");
+            assert_eq!(body.len(), 8, "{rut}");
+            let phone = ids.phone(index);
+            assert!(phone.starts_with("+569") && phone.len() == 12, "{phone}");
+            let plate = ids.plate(index);
+            assert!(plate[..4].bytes().all(|b| PLATE_LETTERS.contains(&b)) && plate[4..].bytes().all(|b| b.is_ascii_digit()), "{plate}");
+        }
+        let paid = ids.form(3, true);
+        assert_eq!(paid["paid"], true);
+        assert!(paid["payment_reference"].is_string());
+        assert!(ids.form(3, false)["payment_reference"].is_null());
+    }
+}

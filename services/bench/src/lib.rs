@@ -1,0 +1,339 @@
+//! `mamochi bench`: a benchmark of the real platform on the running local
+//! stack (Kafka, PostgreSQL, the SMTP sink and the schema registry, as
+//! `deploy/local/stack up` leaves them), written up as a report.
+//!
+//! In order, on the same broker in the same run:
+//! 1. the broker's raw limits: the platform's producer configuration writing
+//!    encoded sales ([`raw_kafka`]) and Kafka's own perf test ([`perftest`]);
+//! 2. every service started in this process, isolated ([`platform`]), and
+//!    vendors registered over HTTP, keys read from their emails ([`setup`]);
+//! 3. sales over HTTP at fixed offered rates (open loop) and at saturation
+//!    (closed loop), each measured from the client's 201 to the consumers'
+//!    committed rows ([`stages`], [`load`]);
+//! 4. a burst written straight to the sales topic, to see the consumers
+//!    drain a backlog ([`burst`]), with consumer lag sampled throughout
+//!    ([`lag`]);
+//! 5. paid forms behind a backlog of standard ones ([`approval`]);
+//! 6. results.json, CSV tables, report.md and SVG plots ([`report`], [`plots`]).
+//!
+//! The figures are reported, never asserted: the bench fails only when it
+//! cannot measure (the stack is down, a service does not start).
+
+pub mod approval;
+pub mod burst;
+pub mod effects;
+pub mod identity;
+pub mod lag;
+pub mod load;
+pub mod machine;
+pub mod mail;
+pub mod perftest;
+pub mod plan;
+pub mod platform;
+pub mod plots;
+pub mod progress;
+pub mod raw_kafka;
+pub mod report;
+pub mod results;
+pub mod schedule;
+pub mod scrape;
+pub mod setup;
+pub mod stages;
+pub mod stats;
+pub mod table;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mamochi_common::shutdown::Shutdown;
+use mamochi_common::{db, Settings};
+use mamochi_events::codec::EventCodec;
+use mamochi_events::topics;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+pub use plan::{BenchArgs, Plan};
+pub use platform::Platform;
+
+use crate::lag::{LagSampler, Watched};
+use crate::load::SaleClient;
+use crate::progress::Bars;
+use crate::results::Results;
+use crate::stages::Load;
+
+/// Longest wait for the in-process services to answer `/readyz`.
+const READY_WITHIN: Duration = Duration::from_secs(90);
+/// Longest wait for the setup vendors' credentials emails.
+const CREDENTIALS_WITHIN: Duration = Duration::from_secs(120);
+
+/// Runs the benchmark and writes the report into `args.out`.
+pub async fn run(settings: &Settings, args: BenchArgs, platform: impl Platform) -> anyhow::Result<()> {
+    let plan = Plan::from_args(&args)?;
+    let bars = Bars::new();
+    let epoch = Instant::now();
+    let mut results = Results::default();
+    results.meta.started_at = Some(chrono::Utc::now());
+    results.meta.quick = plan.quick;
+    results.meta.machine = machine::Machine::detect();
+    results.meta.plan = serde_json::to_value(&plan)?;
+    results.meta.sales_partitions = topics::SALES.info.partitions;
+    results.meta.kafka_brokers = broker_count(settings).await.unwrap_or(0);
+    results.meta.stock_policy = format!(
+        "carts start with (and restock to) {} servings, so no sale is refused for stock; each sale is quantity 1 and takes the full path (stock read, produce, distributor decrement, accounting). The stock-out → restock → email path is not part of the load.",
+        stats::fmt_count(f64::from(platform::BENCH_STOCK))
+    );
+    bars.say(format!(
+        "MAMOCHI bench{}: {} vendors, rates {:?}/s × {:.0} s, saturation ×{} for {:.0} s, backlog {} forms → {}",
+        if plan.quick { " (quick)" } else { "" },
+        plan.vendors,
+        plan.rates,
+        plan.stage.as_secs_f64(),
+        plan.saturation_connections,
+        plan.saturation.as_secs_f64(),
+        plan.backlog_forms,
+        plan.out.display()
+    ));
+
+    let codec = EventCodec::new(&settings.registry.url);
+    raw_limits(settings, &plan, &codec, &bars, &mut results).await?;
+
+    // The platform, in this process, with its own groups and ports.
+    let run_tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let (platform_settings, endpoints) = platform::isolated_settings(settings, &run_tag)?;
+    let shutdown = Shutdown::new();
+    let services = tokio::spawn(platform.run(platform_settings.clone(), shutdown.clone()));
+    let measured = measure(&platform_settings, &endpoints, &plan, &codec, &platform, &bars, epoch, &mut results).await;
+    shutdown.cancel();
+    let stopped = services.await.context("services task")?;
+    measured?;
+    stopped.context("a platform service failed")?;
+
+    results.meta.finished_at = Some(chrono::Utc::now());
+    add_notes(&plan, &mut results);
+    report::write(&results, &plan.out)?;
+    let plots = plots::write_all(&results, &plan.out)?;
+    bars.say(format!(
+        "report written: {} (report.md, results.json, {} CSV tables, {})",
+        plan.out.display(),
+        report::tables(&results).len(),
+        plots.join(", ")
+    ));
+    Ok(())
+}
+
+/// Raw Kafka limits, before the services start so nothing else competes.
+async fn raw_limits(settings: &Settings, plan: &Plan, codec: &EventCodec, bars: &Bars, results: &mut Results) -> anyhow::Result<()> {
+    raw_kafka::ensure_bench_topics(settings).await?;
+    let bar = bars.stage("raw Kafka (rdkafka)", Some(plan.raw_records));
+    match raw_kafka::platform_producer(settings, codec, plan.raw_records, &bar).await {
+        Ok(run) => {
+            bar.finish(format!("{}/s", stats::fmt_count(run.records_per_sec)));
+            bars.say(format!(
+                "raw Kafka, platform producer: {} records of {} bytes at {}/s, ack p50 {} p99 {} ms",
+                run.records,
+                run.value_bytes,
+                stats::fmt_count(run.records_per_sec),
+                stats::fmt_ms(run.ack.p50_ms),
+                stats::fmt_ms(run.ack.p99_ms)
+            ));
+            results.raw_kafka.platform_producer = Some(run);
+        }
+        Err(error) => {
+            bar.finish("failed");
+            results.raw_kafka.platform_producer_error = Some(format!("{error:#}"));
+        }
+    }
+    if !plan.perf_test {
+        results.raw_kafka.perf_test_error = Some("skipped (--skip-perf-test)".to_string());
+        return Ok(());
+    }
+    let record_size = results.raw_kafka.platform_producer.as_ref().map_or(100, |run| run.value_bytes);
+    let bar = bars.stage("raw Kafka (perf test)", None);
+    bar.set_message("kafka-producer-perf-test");
+    let request = perftest::PerfRequest {
+        stack: &plan.stack,
+        bootstrap_servers: &settings.kafka.bootstrap_servers,
+        topic: raw_kafka::PERF_TEST_TOPIC,
+        records: plan.raw_records,
+        record_size,
+        timeout: Duration::from_secs(300),
+    };
+    match perftest::run(&request).await {
+        Ok((summary, _)) => {
+            bar.finish(format!("{}/s", stats::fmt_count(summary.records_per_sec)));
+            bars.say(format!(
+                "raw Kafka, kafka-producer-perf-test: {} records of {} bytes at {}/s, p50 {} p99 {} ms",
+                summary.records,
+                record_size,
+                stats::fmt_count(summary.records_per_sec),
+                stats::fmt_ms(summary.p50_ms),
+                stats::fmt_ms(summary.p99_ms)
+            ));
+            results.raw_kafka.perf_test = Some(summary);
+        }
+        Err(error) => {
+            bar.finish("failed");
+            bars.say(format!("kafka-producer-perf-test not measured: {error:#}"));
+            results.raw_kafka.perf_test_error = Some(format!("{error:#}"));
+        }
+    }
+    Ok(())
+}
+
+/// Everything that needs the running platform.
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    settings: &Settings,
+    endpoints: &platform::Endpoints,
+    plan: &Plan,
+    codec: &EventCodec,
+    platform: &dyn Platform,
+    bars: &Bars,
+    epoch: Instant,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let connections = plan.connections.max(plan.saturation_connections);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .context("while building the HTTP client")?;
+    let bar = bars.stage("starting services", None);
+    platform::wait_ready(&http, settings, READY_WITHIN).await?;
+    bar.finish("ready");
+    let pool = db::pool(&settings.database).context("while creating the database pool")?;
+    let identities = identity::Identities::random();
+
+    // Setup: vendors and their keys.
+    let mut mail = mail::MailWatcher::start(&plan.mail_dir).context("while opening the mail directory")?;
+    let bar = bars.stage("vendors register", Some(plan.vendors as u64));
+    let (vendors, setup) =
+        setup::vendors(&http, &endpoints.api, &identities, plan.vendors, &mut mail, platform, CREDENTIALS_WITHIN, &bar).await?;
+    bar.finish(format!("{} keys read from email", vendors.len()));
+    bars.say(format!(
+        "setup: {} vendors approved; submitted → credentials email p50 {} ms, max {} ms",
+        setup.approved,
+        stats::fmt_ms(setup.submit_to_email.p50_ms),
+        stats::fmt_ms(setup.submit_to_email.max_ms)
+    ));
+    results.setup = setup;
+    let emails: Vec<String> = vendors.iter().map(|vendor| vendor.email.clone()).collect();
+    let member_ids: Vec<uuid::Uuid> = effects::members_by_email(&pool, &emails).await?.into_values().collect();
+
+    let watched = [
+        (mamochi_accounting::GROUP, topics::SALES.info),
+        (mamochi_distributor::service::SALES_GROUP, topics::SALES.info),
+        (mamochi_approval::FORMS_GROUP, topics::REGISTRATIONS.info),
+    ]
+    .into_iter()
+    .map(|(group, topic)| Watched {
+        label: group.to_string(),
+        group: settings.kafka.group(group),
+        topic: topic.name.to_string(),
+        partitions: topic.partitions,
+    })
+    .collect();
+    let lag = LagSampler::start(&settings.kafka, watched, epoch)?;
+
+    let sales = SaleClient::new(http.clone(), &endpoints.api, vendors.iter().map(|vendor| vendor.api_key.clone()).collect(), plan.idempotency_keys);
+    let ctx = stages::Context { sales: &sales, http: &http, api: &endpoints.api, pool: &pool, drain: plan.drain, epoch, bars };
+    let outcome = async {
+        for rate in &plan.rates {
+            let name = format!("{}/s", stats::fmt_count(*rate));
+            lag.set_stage(&name);
+            let load = Load::Open { rate: *rate, duration: plan.stage, connections: plan.connections };
+            results.sales.push(stages::run(&ctx, &name, load).await?);
+        }
+        lag.set_stage("saturation");
+        let load = Load::Closed { duration: plan.saturation, connections: plan.saturation_connections };
+        results.sales.push(stages::run(&ctx, "saturation", load).await?);
+
+        if plan.burst_sales > 0 && !member_ids.is_empty() {
+            lag.set_stage("burst");
+            let bar = bars.stage("burst to sales topic", Some(plan.burst_sales));
+            let burst = burst::run(settings, codec, &pool, &member_ids, plan.burst_sales, plan.drain.max(Duration::from_secs(30)), epoch, &bar).await?;
+            bar.finish("applied");
+            bars.say(format!(
+                "burst: {} sales written straight to the topic; accounting applied them at {}/s, distributor at {}/s",
+                burst.records,
+                burst.accounting_per_s.map_or_else(|| "–".to_string(), stats::fmt_count),
+                burst.distributor_per_s.map_or_else(|| "–".to_string(), stats::fmt_count)
+            ));
+            results.burst = Some(burst);
+        }
+
+        if plan.backlog_forms + plan.paid_forms > 0 {
+            lag.set_stage("approval backlog");
+            let bar = bars.stage("approval backlog", Some(plan.backlog_forms + plan.paid_forms));
+            let run = approval::backlog(
+                &http,
+                &endpoints.api,
+                &identities,
+                &pool,
+                plan.backlog_forms,
+                plan.paid_forms,
+                plan.saturation_connections,
+                plan.approval_wait,
+                epoch,
+                &bar,
+            )
+            .await?;
+            bar.finish("decided");
+            bars.say(format!(
+                "approval: {} standard forms ({} undecided when the paid ones arrived); paid wait p50 {} max {} ms; standard p50 {} p99 {} max {} ms",
+                run.standard_submitted,
+                run.backlog_when_paid,
+                stats::fmt_ms(run.paid.wait.p50_ms),
+                stats::fmt_ms(run.paid.wait.max_ms),
+                stats::fmt_ms(run.standard.wait.p50_ms),
+                stats::fmt_ms(run.standard.wait.p99_ms),
+                stats::fmt_ms(run.standard.wait.max_ms)
+            ));
+            results.approval = Some(run);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    results.lag = lag.stop();
+    if let Some(burst) = &mut results.burst {
+        burst.peak_lag = results
+            .lag
+            .iter()
+            .filter(|sample| sample.stage == "burst" && sample.group == mamochi_accounting::GROUP)
+            .map(|sample| sample.lag)
+            .max()
+            .unwrap_or(0);
+    }
+    outcome
+}
+
+/// How many brokers the cluster has (blocking metadata call, off the runtime).
+async fn broker_count(settings: &Settings) -> anyhow::Result<usize> {
+    let kafka = settings.kafka.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &kafka.bootstrap_servers).create()?;
+        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+        anyhow::Ok(metadata.brokers().len())
+    })
+    .await?
+}
+
+/// What a reader needs to know to read the figures right.
+fn add_notes(plan: &Plan, results: &mut Results) {
+    let notes = [
+        "(i) HTTP latency is measured by the client with an HDR histogram. In fixed-rate stages it runs from each request's scheduled send time, so time spent queued behind a slow server counts (no coordinated omission); requests still unanswered at the drain deadline are counted as unfinished, with the time waited so far as their latency (a lower bound).".to_string(),
+        "(ii) Kafka acknowledgement inside the gateway comes from its produce histogram for the sales topic, scraped from /metrics before and after each stage; its percentiles are interpolated inside Prometheus buckets and its max is a bucket bound.".to_string(),
+        "(iii) Consumer effect: processed_events.processed_at (PostgreSQL now(), the start of the transaction that applied the sale; its commit follows within milliseconds) minus the sale's recorded_at stamped by the gateway. Sales applied in one batch share one timestamp.".to_string(),
+        "(iv) Email: the credentials .eml file's modification time in the SMTP sink minus the client's submission time.".to_string(),
+        "Lag is the broker's view (high watermark − committed offset), sampled every 250 ms. Services commit offsets every second in the background, so a group that keeps up still shows up to about one second of traffic.".to_string(),
+        format!(
+            "Sales carry {} Idempotency-Key header (the gateway then also claims and settles the key in PostgreSQL).",
+            if plan.idempotency_keys { "an" } else { "no" }
+        ),
+        "The load generator runs in the same process, on the same cores, as every service, Kafka, PostgreSQL and the SMTP sink: on a small machine it takes CPU from what it measures.".to_string(),
+        format!("Consumer groups are fresh for this run (prefix per run, started at the end of their topics), so no earlier backlog is processed or counted. Raw Kafka runs write to bench topics with the sales topic's {} partitions.", results.meta.sales_partitions),
+    ];
+    results.notes.extend(notes);
+    if results.meta.machine.debug_build {
+        results.notes.push("This binary is a debug build: services run unoptimised, so throughput is a floor, not the platform's capacity.".to_string());
+    }
+}

@@ -1,0 +1,112 @@
+//! Starts every platform service in this process, isolated from anything
+//! else on the stack, and waits until they answer.
+//!
+//! Isolation: consumer groups get a prefix of their own and start at the
+//! current end of their topics (as the integration tests do), so backlogs
+//! left by earlier runs or tests are not ours to process and do not inflate
+//! lag; the gateway and the ops endpoints listen on ports picked free at run
+//! time, so a developer's `make run` can stay up beside the bench.
+//!
+//! Stock: every new cart starts with (and is restocked to) a stock so large
+//! that no bench sale is refused. Sales stay quantity 1 and follow the full
+//! path (stock check, produce, distributor decrement, accounting); what the
+//! bench does not exercise is the stock-out → restock → email path, which at
+//! these rates would measure the SMTP sink instead of the pipeline.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::future::BoxFuture;
+use mamochi_common::kafka;
+use mamochi_common::shutdown::Shutdown;
+use mamochi_common::Settings;
+use mamochi_events::topics;
+
+/// The platform the bench drives, given by the `mamochi` binary (which owns
+/// the service list and the credentials-email format).
+pub trait Platform: Send + Sync + 'static {
+    /// Runs every platform service with `settings` until `shutdown` is cancelled.
+    fn run(&self, settings: Settings, shutdown: Shutdown) -> BoxFuture<'static, anyhow::Result<()>>;
+    /// The API key in a credentials email's body, if there is one.
+    fn api_key(&self, body: &str) -> Option<String>;
+}
+
+/// Consumer groups of the platform, with the topic each starts on.
+pub const GROUPS: [(&str, &str); 6] = [
+    (mamochi_approval::FORMS_GROUP, topics::REGISTRATIONS.info.name),
+    (mamochi_approval::REVIEWS_GROUP, topics::REGISTRATION_REVIEWS.info.name),
+    (mamochi_distributor::service::SALES_GROUP, topics::SALES.info.name),
+    (mamochi_distributor::service::STOCK_GROUP, topics::STOCK.info.name),
+    (mamochi_accounting::GROUP, topics::SALES.info.name),
+    (mamochi_notifier::service::GROUP, topics::EMAIL_REQUESTS.info.name),
+];
+
+/// Servings on a bench cart: enough that no sale of any plan runs out.
+pub const BENCH_STOCK: i32 = 1_000_000_000;
+
+/// Where the in-process platform answers.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Base URL of the gateway (`http://127.0.0.1:PORT`).
+    pub api: String,
+    /// `/metrics` of the accounting service.
+    pub accounting_metrics: String,
+}
+
+/// Settings for the bench's own copy of the platform.
+pub fn isolated_settings(base: &Settings, run_tag: &str) -> anyhow::Result<(Settings, Endpoints)> {
+    let mut settings = base.clone();
+    settings.kafka.group_prefix = format!("bench-{run_tag}-");
+    for (group, topic) in GROUPS {
+        kafka::start_group_at_end(&settings.kafka, &settings.kafka.group(group), topic)
+            .with_context(|| format!("while starting group {group} at the end of {topic}"))?;
+    }
+    let gateway = free_port()?;
+    settings.gateway.listen = format!("127.0.0.1:{gateway}");
+    settings.gateway.public_url = format!("http://127.0.0.1:{gateway}");
+    settings.approval.ops_listen = format!("127.0.0.1:{}", free_port()?);
+    settings.distributor.ops_listen = format!("127.0.0.1:{}", free_port()?);
+    let accounting = free_port()?;
+    settings.accounting.ops_listen = format!("127.0.0.1:{accounting}");
+    settings.notifier.ops_listen = format!("127.0.0.1:{}", free_port()?);
+    settings.distributor.initial_stock = BENCH_STOCK;
+    settings.distributor.restock_quantity = BENCH_STOCK;
+    let endpoints = Endpoints {
+        api: settings.gateway.public_url.clone(),
+        accounting_metrics: format!("http://127.0.0.1:{accounting}/metrics"),
+    };
+    Ok((settings, endpoints))
+}
+
+/// A port nobody listens on now. Another process could take it before the
+/// service binds it; on a developer machine that race is theoretical, and
+/// the service would then fail to start loudly rather than measure wrongly.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("while looking for a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits until the gateway and every ops endpoint answer `/readyz`.
+pub async fn wait_ready(client: &reqwest::Client, settings: &Settings, within: Duration) -> anyhow::Result<()> {
+    let urls = [
+        format!("{}/readyz", settings.gateway.public_url),
+        format!("http://{}/readyz", settings.approval.ops_listen),
+        format!("http://{}/readyz", settings.distributor.ops_listen),
+        format!("http://{}/readyz", settings.accounting.ops_listen),
+        format!("http://{}/readyz", settings.notifier.ops_listen),
+    ];
+    let deadline = Instant::now() + within;
+    for url in &urls {
+        loop {
+            let ready = client.get(url).send().await.is_ok_and(|response| response.status().is_success());
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{url} did not become ready within {} s", within.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}

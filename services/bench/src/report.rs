@@ -1,0 +1,669 @@
+//! Turns [`Results`] into the report's tables (markdown and CSV) and its
+//! text. Every sentence that states a figure is generated from the results:
+//! nothing here claims what the run did not measure, and a stage that did
+//! not run says so instead of showing zeros.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::results::{Results, SalesStage};
+use crate::stats::{fmt_count, fmt_ms, Latency};
+use crate::table::Table;
+
+/// The product owner's targets (reported, never asserted).
+pub const TARGET_GATEWAY_PER_S: f64 = 20_000.0;
+pub const TARGET_ACCOUNTING_P99_MS: f64 = 50.0;
+pub const TARGET_ACCOUNTING_AT_RATE: f64 = 1_000.0;
+pub const TARGET_ACCOUNTING_PER_S: f64 = 20_000.0;
+pub const TARGET_PAID_WAIT_MS: f64 = 1_000.0;
+pub const TARGET_PAID_BACKLOG: u64 = 10_000;
+
+fn opt_ms(latency: Option<Latency>, pick: fn(&Latency) -> f64) -> String {
+    latency.map_or_else(|| "–".to_string(), |latency| fmt_ms(pick(&latency)))
+}
+
+fn opt_rate(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "–".to_string(), fmt_count)
+}
+
+fn percent(part: f64, whole: f64) -> String {
+    if whole > 0.0 && part.is_finite() {
+        format!("{:.1} %", part / whole * 100.0)
+    } else {
+        "–".to_string()
+    }
+}
+
+fn stage_label(stage: &SalesStage) -> String {
+    match stage.offered_per_s {
+        Some(rate) => format!("{}/s", fmt_count(rate)),
+        None => format!("saturation ×{}", stage.connections),
+    }
+}
+
+/// The highest accepted rate of any sales stage.
+pub fn best_gateway_rate(results: &Results) -> Option<f64> {
+    results.sales.iter().map(|stage| stage.accepted_per_s).filter(|rate| *rate > 0.0).reduce(f64::max)
+}
+
+/// The fixed-rate stage nearest to `rate` (exact when the plan has it).
+pub fn stage_nearest(results: &Results, rate: f64) -> Option<&SalesStage> {
+    results
+        .sales
+        .iter()
+        .filter(|stage| stage.offered_per_s.is_some())
+        .min_by(|a, b| {
+            let distance = |stage: &SalesStage| (stage.offered_per_s.unwrap_or(f64::INFINITY) - rate).abs();
+            distance(a).total_cmp(&distance(b))
+        })
+}
+
+/// A stage kept up when it accepted at least 95 % of what it was offered
+/// and nothing was left unanswered.
+pub fn kept_up(stage: &SalesStage) -> bool {
+    stage.offered_per_s.is_some_and(|rate| stage.accepted_per_s >= 0.95 * rate && stage.unfinished == 0 && stage.failed == 0)
+}
+
+pub fn targets(results: &Results) -> Table {
+    let mut table = Table::new(["target", "goal", "reached in this run", "met"]);
+    let verdict = |met: Option<bool>| match met {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "not measured",
+    };
+    let best = best_gateway_rate(results);
+    table.row([
+        "gateway accepted sales/s".to_string(),
+        format!("≥ {}", fmt_count(TARGET_GATEWAY_PER_S)),
+        opt_rate(best),
+        verdict(best.map(|rate| rate >= TARGET_GATEWAY_PER_S)).to_string(),
+    ]);
+    let at_rate = stage_nearest(results, TARGET_ACCOUNTING_AT_RATE);
+    let p99 = at_rate.and_then(|stage| stage.accounting).map(|latency| latency.p99_ms);
+    table.row([
+        format!("p99 sale accepted → accounting committed at {} sales/s", fmt_count(TARGET_ACCOUNTING_AT_RATE)),
+        format!("≤ {} ms", fmt_ms(TARGET_ACCOUNTING_P99_MS)),
+        match (p99, at_rate) {
+            (Some(p99), Some(stage)) => format!("{} ms (at {})", fmt_ms(p99), stage_label(stage)),
+            _ => "–".to_string(),
+        },
+        verdict(p99.map(|p99| p99 <= TARGET_ACCOUNTING_P99_MS)).to_string(),
+    ]);
+    let accounting = results
+        .burst
+        .as_ref()
+        .and_then(|burst| burst.accounting_per_s)
+        .or_else(|| results.sales.iter().filter_map(|stage| stage.accounting_applied_per_s).reduce(f64::max));
+    table.row([
+        "accounting sales applied/s".to_string(),
+        format!("≥ {}", fmt_count(TARGET_ACCOUNTING_PER_S)),
+        opt_rate(accounting),
+        verdict(accounting.map(|rate| rate >= TARGET_ACCOUNTING_PER_S)).to_string(),
+    ]);
+    let paid = results.approval.as_ref().filter(|run| run.paid.decided > 0);
+    table.row([
+        format!("paid registration decided behind {} standard forms", fmt_count(TARGET_PAID_BACKLOG as f64)),
+        format!("≤ {} ms", fmt_count(TARGET_PAID_WAIT_MS)),
+        paid.map_or_else(
+            || "–".to_string(),
+            |run| {
+                format!(
+                    "max {} ms behind {} standard forms ({} still undecided when the paid ones arrived)",
+                    fmt_ms(run.paid.wait.max_ms),
+                    fmt_count(run.standard_submitted as f64),
+                    fmt_count(run.backlog_when_paid as f64)
+                )
+            },
+        ),
+        verdict(paid.map(|run| run.paid.wait.max_ms <= TARGET_PAID_WAIT_MS && run.paid.undecided == 0)).to_string(),
+    ]);
+    table
+}
+
+pub fn raw_kafka(results: &Results) -> Table {
+    let mut table =
+        Table::new(["measurement", "records", "value bytes", "records/s", "MB/s", "avg ms", "p50 ms", "p95 ms", "p99 ms", "max ms"]);
+    if let Some(run) = &results.raw_kafka.platform_producer {
+        table.row([
+            "rdkafka, platform producer config (idempotent, acks=all), Avro SaleRecorded".to_string(),
+            fmt_count(run.records as f64),
+            format!("{} (+{} key)", run.value_bytes, run.key_bytes),
+            fmt_count(run.records_per_sec),
+            format!("{:.2}", run.mb_per_sec),
+            fmt_ms(run.ack.mean_ms),
+            fmt_ms(run.ack.p50_ms),
+            fmt_ms(run.ack.p95_ms),
+            fmt_ms(run.ack.p99_ms),
+            fmt_ms(run.ack.max_ms),
+        ]);
+    }
+    if let Some(perf) = &results.raw_kafka.perf_test {
+        table.row([
+            "kafka-producer-perf-test (Java client, acks=all)".to_string(),
+            fmt_count(perf.records as f64),
+            results.raw_kafka.platform_producer.as_ref().map_or_else(String::new, |run| run.value_bytes.to_string()),
+            fmt_count(perf.records_per_sec),
+            format!("{:.2}", perf.mb_per_sec),
+            fmt_ms(perf.avg_ms),
+            fmt_ms(perf.p50_ms),
+            fmt_ms(perf.p95_ms),
+            fmt_ms(perf.p99_ms),
+            fmt_ms(perf.max_ms),
+        ]);
+    }
+    table
+}
+
+pub fn setup(results: &Results) -> Table {
+    let mut table = Table::new(["step", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"]);
+    let setup = &results.setup;
+    for (step, latency) in [
+        ("POST /v1/registrations answered (202)", setup.submit_http),
+        ("submitted → credentials email in the SMTP sink", setup.submit_to_email),
+    ] {
+        table.row([
+            step.to_string(),
+            latency.count.to_string(),
+            fmt_ms(latency.p50_ms),
+            fmt_ms(latency.p95_ms),
+            fmt_ms(latency.p99_ms),
+            fmt_ms(latency.max_ms),
+        ]);
+    }
+    table
+}
+
+pub fn sales_throughput(results: &Results) -> Table {
+    let mut table = Table::new([
+        "stage", "offered/s", "connections", "sent", "accepted", "refused", "failed", "unfinished", "accepted/s", "accounting applied/s",
+        "accounting caught up after (s)",
+    ]);
+    for stage in &results.sales {
+        table.row([
+            stage_label(stage),
+            opt_rate(stage.offered_per_s),
+            stage.connections.to_string(),
+            fmt_count(stage.sent as f64),
+            fmt_count(stage.accepted as f64),
+            fmt_count(stage.refused as f64),
+            fmt_count(stage.failed as f64),
+            fmt_count(stage.unfinished as f64),
+            fmt_count(stage.accepted_per_s),
+            opt_rate(stage.accounting_applied_per_s),
+            stage.accounting_drain_s.map_or_else(|| "–".to_string(), |seconds| format!("{seconds:.2}")),
+        ]);
+    }
+    table
+}
+
+pub fn sales_latency(results: &Results) -> Table {
+    let mut table = Table::new(["stage", "step", "count", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"]);
+    for stage in &results.sales {
+        let steps = [
+            ("(i) HTTP 201 accepted", Some(stage.http)),
+            ("(ii) Kafka ack in the gateway (interpolated)", stage.kafka_ack),
+            ("(iii) recorded → accounting committed", stage.accounting),
+            ("(iii) recorded → distributor committed", stage.distributor),
+        ];
+        for (step, latency) in steps {
+            table.row([
+                stage_label(stage),
+                step.to_string(),
+                latency.map_or_else(|| "–".to_string(), |latency| latency.count.to_string()),
+                opt_ms(latency, |l| l.mean_ms),
+                opt_ms(latency, |l| l.p50_ms),
+                opt_ms(latency, |l| l.p95_ms),
+                opt_ms(latency, |l| l.p99_ms),
+                opt_ms(latency, |l| l.max_ms),
+            ]);
+        }
+    }
+    table
+}
+
+pub fn burst(results: &Results) -> Table {
+    let mut table = Table::new(["consumer", "records", "applied", "drained in (s)", "applied/s", "peak lag"]);
+    if let Some(burst) = &results.burst {
+        let seconds = |value: Option<f64>| value.map_or_else(|| "not drained".to_string(), |seconds| format!("{seconds:.2}"));
+        table.row([
+            "accounting".to_string(),
+            fmt_count(burst.records as f64),
+            fmt_count(burst.accounting_applied as f64),
+            seconds(burst.accounting_s),
+            opt_rate(burst.accounting_per_s),
+            fmt_count(burst.peak_lag as f64),
+        ]);
+        table.row([
+            "distributor".to_string(),
+            fmt_count(burst.records as f64),
+            fmt_count(burst.distributor_applied as f64),
+            seconds(burst.distributor_s),
+            opt_rate(burst.distributor_per_s),
+            String::new(),
+        ]);
+    }
+    table
+}
+
+/// Peak and final lag per stage and group.
+pub fn lag_summary(results: &Results) -> Table {
+    let mut table = Table::new(["stage", "group", "topic", "samples", "peak lag", "lag at stage end"]);
+    let mut keys: Vec<(String, String, String)> = Vec::new();
+    for sample in &results.lag {
+        let key = (sample.stage.clone(), sample.group.clone(), sample.topic.clone());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    for (stage, group, topic) in keys {
+        let samples: Vec<i64> =
+            results.lag.iter().filter(|s| s.stage == stage && s.group == group && s.topic == topic).map(|s| s.lag).collect();
+        table.row([
+            stage,
+            group,
+            topic,
+            samples.len().to_string(),
+            fmt_count(samples.iter().copied().max().unwrap_or(0) as f64),
+            fmt_count(samples.last().copied().unwrap_or(0) as f64),
+        ]);
+    }
+    table
+}
+
+pub fn lag_samples(results: &Results) -> Table {
+    let mut table = Table::new(["t_s", "stage", "group", "topic", "lag"]);
+    for sample in &results.lag {
+        table.row([format!("{:.3}", sample.t_s), sample.stage.clone(), sample.group.clone(), sample.topic.clone(), sample.lag.to_string()]);
+    }
+    table
+}
+
+pub fn approval(results: &Results) -> Table {
+    let mut table =
+        Table::new(["lane", "submitted", "decided", "approved", "rejected", "manual review", "undecided", "p50 ms", "p95 ms", "p99 ms", "max ms"]);
+    if let Some(run) = &results.approval {
+        for (lane, submitted, wait) in [("paid", run.paid_submitted, &run.paid), ("standard", run.standard_submitted, &run.standard)] {
+            table.row([
+                lane.to_string(),
+                fmt_count(submitted as f64),
+                fmt_count(wait.decided as f64),
+                fmt_count(wait.approved as f64),
+                fmt_count(wait.rejected as f64),
+                fmt_count(wait.manual_review as f64),
+                fmt_count(wait.undecided as f64),
+                fmt_ms(wait.wait.p50_ms),
+                fmt_ms(wait.wait.p95_ms),
+                fmt_ms(wait.wait.p99_ms),
+                fmt_ms(wait.wait.max_ms),
+            ]);
+        }
+    }
+    table
+}
+
+pub fn approval_forms(results: &Results) -> Table {
+    let mut table = Table::new(["lane", "submitted_s", "wait_ms", "status"]);
+    for form in results.approval.iter().flat_map(|run| &run.forms) {
+        table.row([
+            if form.paid { "paid" } else { "standard" }.to_string(),
+            format!("{:.3}", form.submitted_s),
+            form.wait_ms.map_or_else(String::new, |wait| format!("{wait:.1}")),
+            form.status.clone(),
+        ]);
+    }
+    table
+}
+
+/// "Question 3": how latency and throughput change as more messages flow,
+/// stated from this run's figures.
+pub fn question_3(results: &Results) -> String {
+    let mut text = String::new();
+    let mut open: Vec<&SalesStage> = results.sales.iter().filter(|stage| stage.offered_per_s.is_some()).collect();
+    open.sort_by(|a, b| a.offered_per_s.unwrap_or(0.0).total_cmp(&b.offered_per_s.unwrap_or(0.0)));
+    if open.is_empty() {
+        text.push_str("No fixed-rate stage ran, so this run cannot say how load changes latency.\n");
+        return text;
+    }
+    let kept: Vec<&&SalesStage> = open.iter().filter(|stage| kept_up(stage)).collect();
+    let behind = open.iter().find(|stage| !kept_up(stage));
+    match (kept.last(), behind) {
+        (Some(last), None) => {
+            let _ = writeln!(
+                text,
+                "- **Throughput.** The platform kept up with every offered rate, up to {}/s (accepted {}/s). The saturation point lies above the rates tried.",
+                fmt_count(last.offered_per_s.unwrap_or(0.0)),
+                fmt_count(last.accepted_per_s)
+            );
+        }
+        (Some(last), Some(first_behind)) => {
+            let _ = writeln!(
+                text,
+                "- **Throughput.** Accepted sales followed the offered rate up to {}/s (accepted {}/s). At {}/s offered it accepted only {}/s ({} of offered): the gateway saturates between those two rates on this machine.",
+                fmt_count(last.offered_per_s.unwrap_or(0.0)),
+                fmt_count(last.accepted_per_s),
+                fmt_count(first_behind.offered_per_s.unwrap_or(0.0)),
+                fmt_count(first_behind.accepted_per_s),
+                percent(first_behind.accepted_per_s, first_behind.offered_per_s.unwrap_or(0.0)),
+            );
+        }
+        (None, Some(first_behind)) => {
+            let _ = writeln!(
+                text,
+                "- **Throughput.** Even the lowest offered rate, {}/s, was not sustained: {}/s were accepted ({} of offered).",
+                fmt_count(first_behind.offered_per_s.unwrap_or(0.0)),
+                fmt_count(first_behind.accepted_per_s),
+                percent(first_behind.accepted_per_s, first_behind.offered_per_s.unwrap_or(0.0)),
+            );
+        }
+        (None, None) => {}
+    }
+    if let Some(saturation) = results.sales.iter().find(|stage| stage.offered_per_s.is_none()) {
+        let _ = writeln!(
+            text,
+            "- **Saturation.** With {} connections sending back to back, the gateway accepted {}/s, with HTTP p50 {} ms and p99 {} ms per request.",
+            saturation.connections,
+            fmt_count(saturation.accepted_per_s),
+            fmt_ms(saturation.http.p50_ms),
+            fmt_ms(saturation.http.p99_ms),
+        );
+    }
+    let (low, high) = (open[0], open[open.len() - 1]);
+    if open.len() > 1 {
+        let factor = if low.http.p99_ms > 0.0 { high.http.p99_ms / low.http.p99_ms } else { f64::NAN };
+        let _ = writeln!(
+            text,
+            "- **HTTP latency.** From {}/s to {}/s offered, p50 went from {} to {} ms and p99 from {} to {} ms (×{:.1}), measured from each request's scheduled send time.",
+            fmt_count(low.offered_per_s.unwrap_or(0.0)),
+            fmt_count(high.offered_per_s.unwrap_or(0.0)),
+            fmt_ms(low.http.p50_ms),
+            fmt_ms(high.http.p50_ms),
+            fmt_ms(low.http.p99_ms),
+            fmt_ms(high.http.p99_ms),
+            factor,
+        );
+        if let (Some(first), Some(last)) = (kept.first(), kept.last()) {
+            if first.offered_per_s != last.offered_per_s {
+                let ratio = last.http.p99_ms / first.http.p99_ms.max(1e-9);
+                let shape = if ratio <= 2.0 { "stayed nearly flat" } else { "already rose" };
+                let _ = writeln!(
+                    text,
+                    "  While the platform kept up ({}/s to {}/s), p99 {} ({} → {} ms); past saturation, requests queue and latency grows with the time spent over capacity.",
+                    fmt_count(first.offered_per_s.unwrap_or(0.0)),
+                    fmt_count(last.offered_per_s.unwrap_or(0.0)),
+                    shape,
+                    fmt_ms(first.http.p99_ms),
+                    fmt_ms(last.http.p99_ms),
+                );
+            }
+        }
+    }
+    let accounting: Vec<(&SalesStage, Latency)> = open.iter().filter_map(|stage| Some((*stage, stage.accounting?))).collect();
+    if let (Some((first, low_latency)), Some((last, high_latency))) = (accounting.first(), accounting.last()) {
+        let _ = writeln!(
+            text,
+            "- **End to end.** Sale recorded → accounting row committed: p50 {} ms and p99 {} ms at {}/s; p50 {} ms and p99 {} ms at {}/s.",
+            fmt_ms(low_latency.p50_ms),
+            fmt_ms(low_latency.p99_ms),
+            fmt_count(first.offered_per_s.unwrap_or(0.0)),
+            fmt_ms(high_latency.p50_ms),
+            fmt_ms(high_latency.p99_ms),
+            fmt_count(last.offered_per_s.unwrap_or(0.0)),
+        );
+    }
+    let peak = results.lag.iter().filter(|sample| sample.group == "accounting").max_by_key(|sample| sample.lag);
+    if let Some(peak) = peak {
+        let _ = writeln!(
+            text,
+            "- **Backlog.** The accounting group's lag peaked at {} records (stage {}, {:.1} s into the run). The services commit offsets every second, so a group that keeps up still shows about one second of traffic as lag; lag that keeps growing is a backlog.",
+            fmt_count(peak.lag as f64),
+            peak.stage,
+            peak.t_s
+        );
+    }
+    if let Some(burst) = &results.burst {
+        let _ = writeln!(
+            text,
+            "- **Draining a backlog.** {} sales written straight to the topic were applied by accounting {} and by the distributor {}; lag peaked at {} records.",
+            fmt_count(burst.records as f64),
+            burst.accounting_per_s.map_or_else(|| "not completely within the wait".to_string(), |rate| format!("at {}/s", fmt_count(rate))),
+            burst.distributor_per_s.map_or_else(|| "not completely within the wait".to_string(), |rate| format!("at {}/s", fmt_count(rate))),
+            fmt_count(burst.peak_lag as f64),
+        );
+    }
+    if let Some(run) = &results.approval {
+        let _ = writeln!(
+            text,
+            "- **Priority under a backlog.** With {} standard forms submitted ({} still undecided when the paid forms arrived), paid forms waited p50 {} ms, max {} ms; standard forms p50 {} ms, p99 {} ms, max {} ms.",
+            fmt_count(run.standard_submitted as f64),
+            fmt_count(run.backlog_when_paid as f64),
+            fmt_ms(run.paid.wait.p50_ms),
+            fmt_ms(run.paid.wait.max_ms),
+            fmt_ms(run.standard.wait.p50_ms),
+            fmt_ms(run.standard.wait.p99_ms),
+            fmt_ms(run.standard.wait.max_ms),
+        );
+    }
+    text
+}
+
+/// Our throughput as a share of the two raw limits.
+pub fn ratios(results: &Results) -> Table {
+    let mut table = Table::new(["our throughput", "sales/s", "÷ platform producer config", "÷ kafka-producer-perf-test"]);
+    let producer = results.raw_kafka.platform_producer.as_ref().map(|run| run.records_per_sec);
+    let perf = results.raw_kafka.perf_test.map(|summary| summary.records_per_sec);
+    let share = |ours: f64, limit: Option<f64>| limit.map_or_else(|| "–".to_string(), |limit| percent(ours, limit));
+    let mut row = |label: String, ours: Option<f64>| {
+        if let Some(ours) = ours {
+            table.row([label, fmt_count(ours), share(ours, producer), share(ours, perf)]);
+        }
+    };
+    row("gateway, best accepted rate (HTTP, acks=all)".to_string(), best_gateway_rate(results));
+    row(
+        "accounting, draining a backlog".to_string(),
+        results.burst.as_ref().and_then(|burst| burst.accounting_per_s),
+    );
+    row(
+        "distributor, draining a backlog".to_string(),
+        results.burst.as_ref().and_then(|burst| burst.distributor_per_s),
+    );
+    table
+}
+
+/// Every table with its CSV name, in report order.
+pub fn tables(results: &Results) -> Vec<(&'static str, Table)> {
+    vec![
+        ("targets.csv", targets(results)),
+        ("raw_kafka.csv", raw_kafka(results)),
+        ("setup.csv", setup(results)),
+        ("sales_throughput.csv", sales_throughput(results)),
+        ("sales_latency.csv", sales_latency(results)),
+        ("burst.csv", burst(results)),
+        ("lag_summary.csv", lag_summary(results)),
+        ("lag_samples.csv", lag_samples(results)),
+        ("approval.csv", approval(results)),
+        ("approval_forms.csv", approval_forms(results)),
+        ("ratios.csv", ratios(results)),
+    ]
+}
+
+/// report.md.
+pub fn markdown(results: &Results) -> String {
+    let meta = &results.meta;
+    let machine = &meta.machine;
+    let mut text = String::new();
+    let _ = writeln!(text, "# MAMOCHI benchmark report\n");
+    let _ = writeln!(
+        text,
+        "Generated by `mamochi bench{}` on {} (UTC), run took {:.0} s. Every figure below was measured in this run on the real local stack; `results.json` holds all of it raw and each table is also a CSV file beside this report.\n",
+        if meta.quick { " --quick" } else { "" },
+        meta.started_at.map_or_else(|| "?".to_string(), |at| at.format("%Y-%m-%d %H:%M").to_string()),
+        match (meta.started_at, meta.finished_at) {
+            (Some(start), Some(end)) => (end - start).num_milliseconds() as f64 / 1000.0,
+            _ => 0.0,
+        }
+    );
+    let mut machine_table = Table::new(["machine", "value"]);
+    machine_table.row(["CPU", &format!("{} logical cores, {}", machine.cores, machine.cpu_model)]);
+    machine_table.row(["memory", &format!("{:.1} GiB", machine.memory_gib)]);
+    machine_table.row(["kernel", &machine.kernel]);
+    machine_table.row(["Kafka", &format!("{} broker(s), sales topic with {} partitions", meta.kafka_brokers, meta.sales_partitions)]);
+    machine_table.row([
+        "build",
+        if machine.debug_build {
+            "debug (cargo build without --release): figures are well below what a release build reaches"
+        } else {
+            "release"
+        },
+    ]);
+    machine_table.row(["load generator", "in the same process and on the same cores as every service, Kafka, PostgreSQL and the SMTP sink"]);
+    machine_table.row(["stock", &meta.stock_policy]);
+    text.push_str(&machine_table.to_markdown());
+
+    let _ = writeln!(text, "\n## Targets\n\nThe product owner's targets, next to what this run reached (reported, not asserted):\n");
+    text.push_str(&targets(results).to_markdown());
+
+    let _ = writeln!(text, "\n## 1. Raw Kafka limits on the same broker\n");
+    text.push_str(&raw_kafka(results).to_markdown());
+    for error in [&results.raw_kafka.platform_producer_error, &results.raw_kafka.perf_test_error].into_iter().flatten() {
+        let _ = writeln!(text, "\n> not measured: {error}");
+    }
+
+    let _ = writeln!(text, "\n## 2. Setup: {} vendors register over HTTP\n", results.setup.vendors);
+    text.push_str(&setup(results).to_markdown());
+
+    let _ = writeln!(
+        text,
+        "\n## 3. Sales over HTTP\n\nFixed-rate stages are open loop (each request has a scheduled send time and its latency counts from then, so queueing is not hidden); the saturation stage is closed loop. Each stage waits for the consumers to apply its sales before the next starts.\n"
+    );
+    text.push_str(&sales_throughput(results).to_markdown());
+    text.push('\n');
+    text.push_str(&sales_latency(results).to_markdown());
+    let _ = writeln!(text, "\n![latency vs offered load](latency_vs_load.svg)\n\n![throughput vs offered load](throughput_vs_load.svg)");
+
+    let _ = writeln!(text, "\n## 4. Consumers draining a backlog\n");
+    if results.burst.is_some() {
+        text.push_str(&burst(results).to_markdown());
+    } else {
+        text.push_str("Not run in this plan.\n");
+    }
+
+    let _ = writeln!(text, "\n## 5. Consumer lag over time\n");
+    text.push_str(&lag_summary(results).to_markdown());
+    let _ = writeln!(text, "\n![consumer lag](consumer_lag.svg)");
+
+    let _ = writeln!(text, "\n## 6. Paid vs standard approval wait under a backlog\n");
+    if let Some(run) = &results.approval {
+        let _ = writeln!(
+            text,
+            "{} standard forms submitted at {}/s ({} refused), then {} paid forms; {} standard forms were still undecided when the first paid form was sent. Approval decided {} forms/s over the run.\n",
+            fmt_count(run.standard_submitted as f64),
+            fmt_count(run.submit_per_s),
+            run.submit_failed,
+            run.paid_submitted,
+            fmt_count(run.backlog_when_paid as f64),
+            opt_rate(run.decided_per_s),
+        );
+        text.push_str(&approval(results).to_markdown());
+    } else {
+        text.push_str("Not run in this plan.\n");
+    }
+    let _ = writeln!(text, "\n![approval wait](approval_wait.svg)");
+
+    let _ = writeln!(text, "\n## Question 3: how latency and throughput change as more messages flow\n");
+    text.push_str(&question_3(results));
+
+    let _ = writeln!(text, "\n## Our throughput as a share of the raw Kafka limits\n");
+    text.push_str(&ratios(results).to_markdown());
+
+    let _ = writeln!(text, "\n## How to read these figures\n");
+    for note in &results.notes {
+        let _ = writeln!(text, "- {note}");
+    }
+    text
+}
+
+/// Writes results.json, every CSV and report.md into `dir`.
+pub fn write(results: &Results, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("while creating {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(results)?;
+    std::fs::write(dir.join("results.json"), json).context("while writing results.json")?;
+    for (name, table) in tables(results) {
+        table.write_csv(&dir.join(name))?;
+    }
+    std::fs::write(dir.join("report.md"), markdown(results)).context("while writing report.md")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{ApprovalRun, LaneWait};
+
+    fn stage(rate: Option<f64>, accepted: f64, p99: f64) -> SalesStage {
+        SalesStage {
+            name: "s".into(),
+            offered_per_s: rate,
+            connections: 8,
+            accepted_per_s: accepted,
+            http: Latency { count: 10, p50_ms: p99 / 3.0, p99_ms: p99, ..Latency::default() },
+            accounting: Some(Latency { count: 10, p50_ms: 8.0, p99_ms: 30.0, ..Latency::default() }),
+            ..SalesStage::default()
+        }
+    }
+
+    fn sample() -> Results {
+        Results {
+            sales: vec![
+                stage(Some(250.0), 250.0, 9.0),
+                stage(Some(1000.0), 990.0, 12.0),
+                stage(Some(4000.0), 1500.0, 2400.0),
+                stage(None, 1600.0, 40.0),
+            ],
+            approval: Some(ApprovalRun {
+                standard_submitted: 10_000,
+                backlog_when_paid: 9_000,
+                paid: LaneWait { decided: 3, wait: Latency { max_ms: 400.0, ..Latency::default() }, ..LaneWait::default() },
+                ..ApprovalRun::default()
+            }),
+            ..Results::default()
+        }
+    }
+
+    #[test]
+    fn question_3_is_stated_from_the_figures() {
+        let text = question_3(&sample());
+        assert!(text.contains("up to 1,000/s (accepted 990/s)"), "{text}");
+        assert!(text.contains("At 4,000/s offered it accepted only 1,500/s (37.5 % of offered)"), "{text}");
+        assert!(text.contains("accepted 1,600/s"), "{text}");
+        assert!(text.contains("stayed nearly flat"), "{text}");
+    }
+
+    #[test]
+    fn targets_say_what_was_reached_and_what_was_not_measured() {
+        let table = targets(&sample());
+        assert_eq!(table.rows[0][2], "1,600");
+        assert_eq!(table.rows[0][3], "no");
+        assert_eq!(table.rows[1][3], "yes", "p99 30 ms at 1,000/s meets ≤ 50 ms");
+        assert_eq!(table.rows[2][3], "not measured");
+        assert_eq!(table.rows[3][3], "yes");
+    }
+
+    #[test]
+    fn a_stage_keeps_up_only_near_its_offered_rate_with_nothing_left_over() {
+        assert!(kept_up(&stage(Some(1000.0), 960.0, 1.0)));
+        assert!(!kept_up(&stage(Some(1000.0), 900.0, 1.0)));
+        assert!(!kept_up(&SalesStage { unfinished: 1, ..stage(Some(1000.0), 1000.0, 1.0) }));
+        assert!(!kept_up(&stage(None, 1000.0, 1.0)));
+    }
+
+    #[test]
+    fn an_empty_run_still_renders_every_section() {
+        let markdown = markdown(&Results::default());
+        for heading in ["## Targets", "## 1. Raw Kafka", "## 3. Sales over HTTP", "## Question 3", "## Our throughput as a share"] {
+            assert!(markdown.contains(heading), "{heading}");
+        }
+        assert!(markdown.contains("No fixed-rate stage ran"));
+    }
+}

@@ -1,0 +1,194 @@
+//! Everything one run measured, as one serialisable value: `results.json`
+//! is this, and the tables, plots and report text are all computed from it
+//! (never from anything else), so a report can be regenerated from the JSON.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::machine::Machine;
+use crate::perftest::PerfSummary;
+use crate::stats::Latency;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub meta: Meta,
+    pub raw_kafka: RawKafka,
+    pub setup: Setup,
+    pub sales: Vec<SalesStage>,
+    pub burst: Option<Burst>,
+    pub lag: Vec<LagSample>,
+    pub approval: Option<ApprovalRun>,
+    /// Things the reader must know to read the figures right (what was
+    /// interpolated, what was skipped and why).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Meta {
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub quick: bool,
+    pub machine: Machine,
+    pub kafka_brokers: usize,
+    pub sales_partitions: i32,
+    /// The plan as run (rates, durations, counts).
+    pub plan: serde_json::Value,
+    /// The stock rule chosen for the bench (see the report).
+    pub stock_policy: String,
+}
+
+/// The broker's limits measured without the platform.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RawKafka {
+    pub platform_producer: Option<ProducerRun>,
+    pub platform_producer_error: Option<String>,
+    pub perf_test: Option<PerfSummary>,
+    pub perf_test_error: Option<String>,
+}
+
+/// The platform's own producer configuration writing encoded sales.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProducerRun {
+    pub topic: String,
+    pub partitions: i32,
+    pub records: u64,
+    pub failed: u64,
+    pub key_bytes: usize,
+    pub value_bytes: usize,
+    pub elapsed_s: f64,
+    pub records_per_sec: f64,
+    pub mb_per_sec: f64,
+    /// Enqueue to acks=all acknowledgement.
+    pub ack: Latency,
+    /// Largest number of records in flight (enqueued, not yet acknowledged).
+    pub max_in_flight: u64,
+}
+
+/// Vendors registering over HTTP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Setup {
+    pub vendors: usize,
+    pub approved: usize,
+    /// POST /v1/registrations answered (202), client side.
+    pub submit_http: Latency,
+    /// Submission to the credentials .eml landing in the SMTP sink
+    /// (the file's modification time).
+    pub submit_to_email: Latency,
+    pub elapsed_s: f64,
+}
+
+/// One stage of sales over HTTP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SalesStage {
+    pub name: String,
+    /// `open` (fixed rate, timetable) or `closed` (saturation).
+    pub mode: String,
+    /// Requests per second offered; `None` for the closed loop.
+    pub offered_per_s: Option<f64>,
+    pub connections: usize,
+    pub duration_s: f64,
+    pub sent: u64,
+    /// 201 Created.
+    pub accepted: u64,
+    /// Other 4xx (a 409 would be a stock refusal).
+    pub refused: u64,
+    /// 5xx and transport errors.
+    pub failed: u64,
+    /// Still unanswered when the drain deadline passed; counted in the
+    /// latency histogram at that deadline (a lower bound).
+    pub unfinished: u64,
+    /// Accepted sales per second over the stage (sending time plus the tail
+    /// of answers).
+    pub accepted_per_s: f64,
+    /// Due time (open loop) or send time (closed loop) to the 201.
+    pub http: Latency,
+    /// The gateway's produce histogram for the sales topic, diffed around
+    /// the stage (bucket-interpolated).
+    pub kafka_ack: Option<Latency>,
+    /// Sale recorded (gateway clock) to its accounting row committed.
+    pub accounting: Option<Latency>,
+    /// Sale recorded to its distributor (stock) row committed.
+    pub distributor: Option<Latency>,
+    /// Accepted sales accounting had applied when the wait ended.
+    pub accounting_applied: u64,
+    /// Accounting rows per second over the stage (first to last row).
+    pub accounting_applied_per_s: Option<f64>,
+    /// Seconds after the last answer until accounting had applied everything.
+    pub accounting_drain_s: Option<f64>,
+    /// Bench-clock seconds when the stage started and ended (for the lag plot).
+    pub started_s: f64,
+    pub ended_s: f64,
+}
+
+/// Sales written straight to the sales topic in one burst, to measure how
+/// fast the consumers apply a backlog when the gateway is not the limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Burst {
+    pub records: u64,
+    pub produce_s: f64,
+    pub accounting_applied: u64,
+    pub accounting_s: Option<f64>,
+    pub accounting_per_s: Option<f64>,
+    pub distributor_applied: u64,
+    pub distributor_s: Option<f64>,
+    pub distributor_per_s: Option<f64>,
+    pub peak_lag: i64,
+    pub started_s: f64,
+    pub ended_s: f64,
+}
+
+/// One reading of a consumer group's lag (high watermark minus committed
+/// offset, summed over the topic's partitions).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LagSample {
+    /// Seconds since the bench started.
+    pub t_s: f64,
+    pub stage: String,
+    pub group: String,
+    pub topic: String,
+    pub lag: i64,
+}
+
+/// Paid forms behind a backlog of standard ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApprovalRun {
+    pub standard_submitted: u64,
+    pub paid_submitted: u64,
+    pub submit_failed: u64,
+    /// Standard forms accepted per second by the gateway.
+    pub submit_per_s: f64,
+    pub submit_s: f64,
+    /// Standard forms still undecided when the first paid form was sent:
+    /// the backlog the paid lane had to overtake.
+    pub backlog_when_paid: u64,
+    pub standard: LaneWait,
+    pub paid: LaneWait,
+    /// Forms decided per second by the approval service over the run.
+    pub decided_per_s: Option<f64>,
+    /// Every form: lane, submission offset and wait, for the plot and CSV.
+    pub forms: Vec<FormWait>,
+    pub started_s: f64,
+    pub ended_s: f64,
+}
+
+/// Submission to decision, for one lane.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LaneWait {
+    pub wait: Latency,
+    pub decided: u64,
+    pub approved: u64,
+    pub rejected: u64,
+    pub manual_review: u64,
+    /// Not decided when the wait ended.
+    pub undecided: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FormWait {
+    pub paid: bool,
+    /// Seconds after the first standard form was submitted.
+    pub submitted_s: f64,
+    /// `None` while undecided (or sent to manual review, which has no decision time).
+    pub wait_ms: Option<f64>,
+    pub status: String,
+}
