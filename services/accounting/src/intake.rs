@@ -13,13 +13,14 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
 use mamochi_common::kafka::{self, CommittingConsumer};
 use mamochi_common::shutdown::Shutdown;
 use mamochi_events::consume::{decode_or_park, Decoded};
 use mamochi_events::runner::{Backoff, Runner};
-use mamochi_events::SaleRecorded;
+use mamochi_events::{topics, SaleRecorded};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 
@@ -83,6 +84,9 @@ pub async fn run(consumer: &CommittingConsumer, runner: &Runner, ledger: &Ledger
     first_offset = batch.first().map(|m| m.offset()).unwrap_or_default(),
 ))]
 async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, ledger: &Ledger, shutdown: &Shutdown) -> bool {
+    let started = Instant::now();
+    let topic = topics::SALES.name();
+    runner.metrics.consumed.with_label_values(&[topic]).inc_by(batch.len() as u64);
     let mut sales = Vec::with_capacity(batch.len());
     let mut sources = Vec::with_capacity(batch.len());
     for message in batch {
@@ -90,7 +94,9 @@ async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, ledger: &Le
         let Some(decoded) = retry(runner.backoff, shutdown, "decode a sale", decode).await else {
             return false;
         };
-        let Decoded::Event(sale) = decoded else { continue };
+        let Decoded::Event(sale) = decoded else {
+            continue;
+        };
         match SaleFacts::from_event(&sale) {
             Ok(facts) => {
                 sales.push(facts);
@@ -115,6 +121,11 @@ async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, ledger: &Le
                 return false;
             }
         }
+    }
+    let handle_seconds = runner.metrics.handle_seconds.with_label_values(&[topic]);
+    let elapsed = started.elapsed().as_secs_f64();
+    for _ in batch {
+        handle_seconds.observe(elapsed);
     }
     true
 }

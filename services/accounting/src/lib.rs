@@ -45,11 +45,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mamochi_common::clock::Clock;
+use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::ops::{self, Ops, Readiness};
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{db, kafka, Settings};
 use mamochi_events::codec::EventCodec;
 use mamochi_events::dead_letter::DeadLetters;
+use mamochi_events::publish::Publisher as KafkaPublisher;
 use mamochi_events::runner::{Backoff, Runner};
 use mamochi_events::topics;
 use rdkafka::consumer::Consumer;
@@ -72,10 +74,11 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     let grace = chrono::Duration::seconds(settings.accounting.grace_period_secs.max(0));
     let pool = db::pool(&settings.database).context("while creating the database pool")?;
     let producer = kafka::producer(&settings.kafka, "accounting").context("while creating the producer")?;
-    let codec = Arc::new(EventCodec::new(&settings.registry.url));
+    let metrics = Metrics::new().context("while registering metrics")?;
+    let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
+    let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
     let admin = kafka::admin(&settings.kafka).context("while creating the admin client")?;
     kafka::ensure_topics(&admin, &topics::all_specs()).await.context("while creating topics")?;
-    let metrics = Metrics::new().context("while registering metrics")?;
 
     let readiness = Readiness::default();
     let (ops_server, ops_port) = ops::serve(
@@ -97,7 +100,7 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     };
     let closer = Closer {
         pool,
-        publisher: Publisher { producer: producer.clone(), codec: codec.clone() },
+        publisher: Publisher { kafka: KafkaPublisher::new(producer.clone(), codec.clone(), kafka_metrics.clone()) },
         platform,
         grace,
         interval: Duration::from_secs(settings.accounting.close_check_interval_secs.max(1)),
@@ -106,11 +109,13 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     };
     let runner = Runner {
         codec,
-        dead_letters: DeadLetters::new(producer, GROUP),
+        dead_letters: DeadLetters::new(producer, GROUP).measured(&kafka_metrics),
         backoff: Backoff { first: Duration::from_millis(100), max: Duration::from_secs(5) },
+        metrics: kafka_metrics.clone(),
     };
-    let consumer =
-        kafka::consumer(&settings.kafka, &settings.kafka.group(GROUP), "accounting").context("while creating the sales consumer")?;
+    let group = settings.kafka.group(GROUP);
+    let consumer = kafka::measured_consumer(&settings.kafka, &group, "accounting", &kafka_metrics)
+        .context("while creating the sales consumer")?;
     consumer.subscribe(&[topics::SALES.name()]).context("while subscribing to sales")?;
     readiness.set(true);
 

@@ -10,16 +10,12 @@
 //! `statement-email:<statement_id>`), which consumers and the notifier dedupe:
 //! the vendor gets one email.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use mamochi_common::schema::statements;
-use mamochi_events::codec::EventCodec;
-use mamochi_events::publish::{publish, PublishError};
+use mamochi_events::publish::{PublishError, Publisher as KafkaPublisher};
 use mamochi_events::{topics, EmailRequested, MessageKey, VendorKey, WeeklyStatementIssued};
-use rdkafka::producer::FutureProducer;
 use uuid::Uuid;
 
 use crate::statement::{self, Figures};
@@ -41,16 +37,9 @@ pub enum PublishStepError {
 }
 
 /// The Kafka side of publishing.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Publisher {
-    pub producer: FutureProducer,
-    pub codec: Arc<EventCodec>,
-}
-
-impl std::fmt::Debug for Publisher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").finish_non_exhaustive()
-    }
+    pub kafka: KafkaPublisher,
 }
 
 /// The two records a statement becomes.
@@ -125,10 +114,10 @@ impl Publisher {
                 return Ok(false);
             }
             let vendor_key = VendorKey { vendor_id: pending.vendor_id };
-            publish(&self.producer, &self.codec, &topics::STATEMENTS, &vendor_key, &records.issued, None).await?;
+            self.kafka.send(&topics::STATEMENTS, &vendor_key, &records.issued, None).await?;
             if let Some(email) = &records.email {
                 let message_key = MessageKey { message_id: email.message_id };
-                publish(&self.producer, &self.codec, &topics::EMAIL_REQUESTS, &message_key, email, None).await?;
+                self.kafka.send(&topics::EMAIL_REQUESTS, &message_key, email, None).await?;
             }
             diesel::update(statements::table.find(pending.statement_id))
                 .set(statements::published_at.eq(published_at))

@@ -25,12 +25,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mamochi_common::clock::Clock;
+use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::ops::{self, Ops, Readiness};
 use mamochi_common::seal::Sealer;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{db, kafka, Settings};
 use mamochi_events::codec::EventCodec;
 use mamochi_events::dead_letter::DeadLetters;
+use mamochi_events::publish::Publisher as KafkaPublisher;
 use mamochi_events::runner::{Backoff, Runner};
 use mamochi_events::topics;
 use mamochi_events::RegistrationReviewed;
@@ -50,11 +52,12 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     let clock = Clock::from_settings(&settings.time).context("while reading time settings")?;
     let pool = db::pool(&settings.database).context("while creating the database pool")?;
     let producer = kafka::producer(&settings.kafka, "approval").context("while creating the producer")?;
-    let codec = Arc::new(EventCodec::new(&settings.registry.url));
+    let metrics = Metrics::new().context("while registering metrics")?;
+    let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
+    let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
     let admin = kafka::admin(&settings.kafka).context("while creating the admin client")?;
     kafka::ensure_topics(&admin, &topics::all_specs()).await.context("while creating topics")?;
     let sealer = Sealer::from_hex(&settings.secrets.email_seal_key).context("while reading secrets.email_seal_key")?;
-    let metrics = Metrics::new().context("while registering metrics")?;
 
     let readiness = Readiness::default();
     let (ops_server, ops_port) = ops::serve(
@@ -71,8 +74,7 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
         policy: Policy { initial_stock: settings.distributor.initial_stock, sealer },
         publisher: Arc::new(Publisher {
             pool,
-            producer: producer.clone(),
-            codec: codec.clone(),
+            kafka: KafkaPublisher::new(producer.clone(), codec.clone(), kafka_metrics.clone()),
             public_url: settings.gateway.public_url.clone(),
         }),
         clock,
@@ -80,12 +82,18 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     };
     let runner = Runner {
         codec,
-        dead_letters: DeadLetters::new(producer, settings.kafka.group(FORMS_GROUP)),
+        dead_letters: DeadLetters::new(producer, settings.kafka.group(FORMS_GROUP)).measured(&kafka_metrics),
         backoff: Backoff { first: Duration::from_millis(100), max: Duration::from_secs(5) },
+        metrics: kafka_metrics.clone(),
     };
-    let forms = Arc::new(kafka::consumer(&settings.kafka, &settings.kafka.group(FORMS_GROUP), "approval").context("while creating the forms consumer")?);
+    let forms =
+        kafka::measured_consumer(&settings.kafka, &settings.kafka.group(FORMS_GROUP), "approval", &kafka_metrics)
+            .context("while creating the forms consumer")?;
+    let forms = Arc::new(forms);
     forms.subscribe(&[topics::REGISTRATIONS.name()]).context("while subscribing to registrations")?;
-    let reviews = kafka::consumer(&settings.kafka, &settings.kafka.group(REVIEWS_GROUP), "approval-reviews").context("while creating the reviews consumer")?;
+    let reviews_group = settings.kafka.group(REVIEWS_GROUP);
+    let reviews = kafka::measured_consumer(&settings.kafka, &reviews_group, "approval-reviews", &kafka_metrics)
+        .context("while creating the reviews consumer")?;
     reviews.subscribe(&[topics::REGISTRATION_REVIEWS.name()]).context("while subscribing to reviews")?;
     readiness.set(true);
 

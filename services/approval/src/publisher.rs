@@ -12,12 +12,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use mamochi_common::db::PgPool;
-use mamochi_events::codec::EventCodec;
-use mamochi_events::publish::{publish, PublishError};
+use mamochi_common::schema::{members, registrations};
+use mamochi_events::publish::{PublishError, Publisher as KafkaPublisher};
 use mamochi_events::topics;
 use mamochi_events::*;
-use mamochi_common::schema::{members, registrations};
-use rdkafka::producer::FutureProducer;
 use uuid::Uuid;
 
 use crate::emails;
@@ -60,8 +58,7 @@ struct CredentialRow {
 #[derive(Clone)]
 pub struct Publisher {
     pub pool: PgPool,
-    pub producer: FutureProducer,
-    pub codec: std::sync::Arc<EventCodec>,
+    pub kafka: KafkaPublisher,
     pub public_url: String,
 }
 
@@ -104,15 +101,12 @@ impl Publisher {
         };
         // The decision and what follows from it are sent together: one
         // batching window instead of one per event.
-        let announce = publish(&self.producer, &self.codec, &topics::REGISTRATION_DECISIONS, &key, &decision, None);
+        let announce = self.kafka.send(&topics::REGISTRATION_DECISIONS, &key, &decision, None);
         let follow_up = async {
             match (outcome, row.member_id) {
                 (RegistrationOutcome::Approved, Some(member_id)) => {
-                    let credential = members::table
-                        .find(member_id)
-                        .select(CredentialRow::as_select())
-                        .first(&mut conn)
-                        .await?;
+                    let credential =
+                        members::table.find(member_id).select(CredentialRow::as_select()).first(&mut conn).await?;
                     let issued = CredentialsIssued {
                         member_id,
                         registration_id,
@@ -120,7 +114,7 @@ impl Publisher {
                         issued_at: credential.created_at,
                     };
                     let vendor = VendorKey { vendor_id: member_id };
-                    let credentials = publish(&self.producer, &self.codec, &topics::CREDENTIALS, &vendor, &issued, None);
+                    let credentials = self.kafka.send(&topics::CREDENTIALS, &vendor, &issued, None);
                     match credential.pending_credentials {
                         Some(sealed) => {
                             let (subject, body) = emails::credentials(&row.full_name, &self.public_url);
@@ -177,7 +171,7 @@ impl Publisher {
             requested_at: now,
             sealed_secret,
         };
-        publish(&self.producer, &self.codec, &topics::EMAIL_REQUESTS, &MessageKey { message_id }, &request, None).await?;
+        self.kafka.send(&topics::EMAIL_REQUESTS, &MessageKey { message_id }, &request, None).await?;
         Ok(())
     }
 }

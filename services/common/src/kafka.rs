@@ -18,9 +18,15 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
 use crate::config::KafkaSettings;
+use crate::kafka_metrics::KafkaMetrics;
+
+/// How often librdkafka reports statistics to measured consumers; the lag
+/// gauges are this fresh.
+const STATISTICS_INTERVAL_MS: u32 = 2_000;
 
 /// A consumer whose stored offsets are committed before its partitions go away.
 pub type CommittingConsumer = StreamConsumer<CommitOnRevoke>;
@@ -72,7 +78,20 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str, role: &str) -> 
 
 /// A consumer in `group_id` that commits its stored offsets on revocation.
 pub fn consumer(settings: &KafkaSettings, group_id: &str, role: &str) -> Result<CommittingConsumer, KafkaError> {
-    consumer_config(settings, group_id, role).create_with_context(CommitOnRevoke)
+    consumer_config(settings, group_id, role).create_with_context(CommitOnRevoke::default())
+}
+
+/// Like [`consumer`], and also reports its lag and rebalances to `metrics`.
+pub fn measured_consumer(
+    settings: &KafkaSettings,
+    group_id: &str,
+    role: &str,
+    metrics: &KafkaMetrics,
+) -> Result<CommittingConsumer, KafkaError> {
+    let mut config = consumer_config(settings, group_id, role);
+    config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
+    let context = CommitOnRevoke { measured: Some((group_id.to_string(), metrics.clone())) };
+    config.create_with_context(context)
 }
 
 /// Commits what has been stored, synchronously; the last step before a
@@ -104,13 +123,42 @@ pub fn start_group_at_end(settings: &KafkaSettings, group: &str, topic: &str) ->
 
 /// Consumer context that commits stored offsets synchronously before a
 /// rebalance takes partitions away, so the next owner starts where we stopped.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommitOnRevoke;
+/// A measured one also reports lag (from librdkafka's statistics) and
+/// rebalances for its group.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOnRevoke {
+    measured: Option<(String, KafkaMetrics)>,
+}
 
-impl ClientContext for CommitOnRevoke {}
+impl ClientContext for CommitOnRevoke {
+    fn stats(&self, statistics: Statistics) {
+        if let Some((group, metrics)) = &self.measured {
+            metrics.record_lag(group, &statistics);
+        }
+    }
+}
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Some((group, metrics)) = &self.measured {
+            let kind = match rebalance {
+                Rebalance::Assign(_) => "assign",
+                Rebalance::Revoke(_) => "revoke",
+                Rebalance::Error(_) => "error",
+            };
+            metrics.rebalances.with_label_values(&[group.as_str(), kind]).inc();
+            if let Rebalance::Revoke(partitions) = rebalance {
+                // A partition that moved away is no longer ours to report.
+                for element in partitions.elements() {
+                    let partition = element.partition().to_string();
+                    let _ = metrics.consumer_lag.remove_label_values(&[
+                        group.as_str(),
+                        element.topic(),
+                        partition.as_str(),
+                    ]);
+                }
+            }
+        }
         if let Rebalance::Revoke(partitions) = rebalance {
             tracing::info!(partitions = partitions.count(), "partitions revoked; committing stored offsets");
             match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -145,11 +193,8 @@ pub async fn ensure_topics(
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|spec| {
-            let mut topic = NewTopic::new(
-                spec.name,
-                spec.partitions,
-                TopicReplication::Fixed(spec.replication.unwrap_or(-1)),
-            );
+            let mut topic =
+                NewTopic::new(spec.name, spec.partitions, TopicReplication::Fixed(spec.replication.unwrap_or(-1)));
             for (key, value) in &spec.config {
                 topic = topic.set(key, value);
             }

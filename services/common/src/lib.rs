@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod kafka;
+pub mod kafka_metrics;
 pub mod ops;
 pub mod seal;
 /// Diesel's description of the tables, generated from `migrations/` by

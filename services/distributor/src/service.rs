@@ -6,11 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use mamochi_common::clock::Clock;
 use mamochi_common::kafka::{self, CommittingConsumer};
+use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::ops::{self, Ops, Readiness};
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{db, Settings};
 use mamochi_events::codec::EventCodec;
 use mamochi_events::dead_letter::DeadLetters;
+use mamochi_events::publish::Publisher as KafkaPublisher;
 use mamochi_events::runner::{Backoff, Runner};
 use mamochi_events::topics::{DEAD_LETTERS, EMAIL_REQUESTS, SALES, STOCK};
 use mamochi_events::{SaleRecorded, StockEvent};
@@ -59,24 +61,31 @@ impl Distributor {
         };
 
         let admin = kafka::admin(&settings.kafka).context("while creating the Kafka admin client")?;
-        kafka::ensure_topics(&admin, &[SALES.info.spec(), STOCK.info.spec(), EMAIL_REQUESTS.info.spec(), DEAD_LETTERS.spec()])
-            .await
-            .context("while ensuring the distributor's topics")?;
+        kafka::ensure_topics(
+            &admin,
+            &[SALES.info.spec(), STOCK.info.spec(), EMAIL_REQUESTS.info.spec(), DEAD_LETTERS.spec()],
+        )
+        .await
+        .context("while ensuring the distributor's topics")?;
         // One producer for the process: derived events and dead letters alike.
         let producer = kafka::producer(&settings.kafka, "distributor").context("while creating the Kafka producer")?;
-        let codec = Arc::new(EventCodec::new(&settings.registry.url));
-        let publisher = Publisher { producer: producer.clone(), codec: codec.clone() };
+        let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
+        let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
+        let publisher =
+            Publisher { kafka: KafkaPublisher::new(producer.clone(), codec.clone(), kafka_metrics.clone()) };
 
-        let sales_consumer = kafka::consumer(&settings.kafka, &settings.kafka.group(SALES_GROUP), "distributor-sales")
-            .context("while creating the sales consumer")?;
+        let consumer = |group: &str, role: &str| {
+            kafka::measured_consumer(&settings.kafka, &settings.kafka.group(group), role, &kafka_metrics)
+        };
+        let sales_consumer = consumer(SALES_GROUP, "distributor-sales").context("while creating the sales consumer")?;
         sales_consumer.subscribe(&[SALES.name()]).context("while subscribing to sales")?;
-        let stock_consumer = kafka::consumer(&settings.kafka, &settings.kafka.group(STOCK_GROUP), "distributor-stock")
-            .context("while creating the stock consumer")?;
+        let stock_consumer = consumer(STOCK_GROUP, "distributor-stock").context("while creating the stock consumer")?;
         stock_consumer.subscribe(&[STOCK.name()]).context("while subscribing to stock events")?;
         let runner = |group: &str| Runner {
             codec: codec.clone(),
-            dead_letters: DeadLetters::new(producer.clone(), group),
+            dead_letters: DeadLetters::new(producer.clone(), group).measured(&kafka_metrics),
             backoff: Backoff::default(),
+            metrics: kafka_metrics.clone(),
         };
 
         let readiness = Readiness::default();
@@ -110,8 +119,9 @@ impl Distributor {
     /// Applies sales and stock events until `shutdown` is cancelled, then
     /// commits what both runners finished and stops the operational server.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { sales_consumer, stock_consumer, sales_runner, stock_runner, sales, restock, server, readiness, .. } =
-            self;
+        let Self {
+            sales_consumer, stock_consumer, sales_runner, stock_runner, sales, restock, server, readiness, ..
+        } = self;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
         match sales.pool.get().await {

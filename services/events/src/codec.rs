@@ -13,10 +13,12 @@
 //! must be retried; a permanent one (wrong magic byte, unknown id, corrupt
 //! body, unreadable schema) will never succeed and goes to the dead letters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use apache_avro::Schema;
+use mamochi_common::kafka_metrics::KafkaMetrics;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
@@ -85,6 +87,26 @@ pub struct EventCodec {
     encoder: AvroEncoder,
     decoder: AvroDecoder,
     readers: Mutex<HashMap<&'static str, Arc<Schema>>>,
+    lookups: Option<LookupTally>,
+}
+
+/// Counts registry look-ups as hits or misses. The converter caches every
+/// schema id it resolved for the life of the codec, so the first use of a
+/// (subject, schema) or of a writer id is the one miss that asks the
+/// registry; the tally mirrors that without reaching into the converter.
+struct LookupTally {
+    metrics: KafkaMetrics,
+    seen: Mutex<HashSet<u64>>,
+}
+
+impl LookupTally {
+    fn count(&self, kind: &str, what: impl Hash) {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (kind, what).hash(&mut hasher);
+        let first_use = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(hasher.finish());
+        let result = if first_use { "miss" } else { "hit" };
+        self.metrics.registry_lookups.with_label_values(&[kind, result]).inc();
+    }
 }
 
 impl std::fmt::Debug for EventCodec {
@@ -102,7 +124,14 @@ impl EventCodec {
             encoder: AvroEncoder::new(settings.clone()),
             decoder: AvroDecoder::new(settings),
             readers: Mutex::default(),
+            lookups: None,
         }
+    }
+
+    /// The same codec, counting its registry look-ups in `metrics`.
+    pub fn measured(mut self, metrics: &KafkaMetrics) -> Self {
+        self.lookups = Some(LookupTally { metrics: metrics.clone(), seen: Mutex::default() });
+        self
     }
 
     /// Encodes a record's key and value for `topic`.
@@ -128,7 +157,11 @@ impl EventCodec {
     ) -> Result<Vec<u8>, EncodeError> {
         let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema_text.to_string());
         let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_string(), is_key, supplied);
-        Ok(self.encoder.encode_struct(item, &strategy).await?)
+        let encoded = self.encoder.encode_struct(item, &strategy).await?;
+        if let Some(lookups) = &self.lookups {
+            lookups.count("encode", (topic, is_key, schema_text));
+        }
+        Ok(encoded)
     }
 
     /// Decodes a record written with any registered version of `T`'s subject.
@@ -154,6 +187,9 @@ impl EventCodec {
                 DecodeError::UnknownSchemaId { id, message: error.to_string() }
             }
         })?;
+        if let Some(lookups) = &self.lookups {
+            lookups.count("decode", id);
+        }
         let reader_schema = self.reader_schema(reader)?;
         let corrupt = |message: String| DecodeError::CorruptBody { id, reader: reader.full_name.to_string(), message };
         let value = apache_avro::reader::datum::GenericDatumReader::builder(&writer.parsed)

@@ -14,6 +14,8 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
+use mamochi_common::kafka_metrics::KafkaMetrics;
+
 use crate::topics::DEAD_LETTERS;
 
 /// Header names written on every dead letter.
@@ -32,6 +34,7 @@ pub mod headers {
 pub struct DeadLetters {
     producer: FutureProducer,
     group: String,
+    metrics: Option<KafkaMetrics>,
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -42,7 +45,13 @@ impl std::fmt::Debug for DeadLetters {
 
 impl DeadLetters {
     pub fn new(producer: FutureProducer, group: impl Into<String>) -> Self {
-        Self { producer, group: group.into() }
+        Self { producer, group: group.into(), metrics: None }
+    }
+
+    /// The same writer, counting what it parks in `metrics`.
+    pub fn measured(mut self, metrics: &KafkaMetrics) -> Self {
+        self.metrics = Some(metrics.clone());
+        self
     }
 
     /// Copies `message` to the dead-letter topic and waits for the
@@ -78,10 +87,10 @@ impl DeadLetters {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        self.producer
-            .send(record, Timeout::After(Duration::from_secs(60)))
-            .await
-            .map_err(|(error, _)| error)?;
+        self.producer.send(record, Timeout::After(Duration::from_secs(60))).await.map_err(|(error, _)| error)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.dead_letters.with_label_values(&[message.topic(), reason]).inc();
+        }
         tracing::warn!(
             topic = message.topic(),
             partition = message.partition(),

@@ -4,7 +4,10 @@
 //! Returning only after the acknowledgement is what lets callers order their
 //! steps safely (publish, then mark published; publish, then commit).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mamochi_common::kafka_metrics::KafkaMetrics;
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -50,9 +53,62 @@ where
     if let Some(partition) = partition {
         record = record.partition(partition);
     }
-    let delivery = producer
-        .send(record, Timeout::After(Duration::from_secs(60)))
-        .await
-        .map_err(|(error, _)| error)?;
+    let delivery = producer.send(record, Timeout::After(Duration::from_secs(60))).await.map_err(|(error, _)| error)?;
     Ok(Delivered { partition: delivery.partition, offset: delivery.offset })
+}
+
+/// A service's way out to Kafka: its one producer and codec, and the metrics
+/// every publish is counted in. Cheap to clone; clones share all three.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+    codec: Arc<EventCodec>,
+    metrics: KafkaMetrics,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    pub fn new(producer: FutureProducer, codec: Arc<EventCodec>, metrics: KafkaMetrics) -> Self {
+        Self { producer, codec, metrics }
+    }
+
+    /// The producer, for writers outside the catalog (dead letters).
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// The codec, shared with the service's consumers.
+    pub fn codec(&self) -> &Arc<EventCodec> {
+        &self.codec
+    }
+
+    /// [`publish`], counted and timed by topic.
+    pub async fn send<K, V>(
+        &self,
+        topic: &Topic<K, V>,
+        key: &K,
+        value: &V,
+        partition: Option<i32>,
+    ) -> Result<Delivered, PublishError>
+    where
+        K: AvroSchemaSource + Serialize,
+        V: AvroSchemaSource + Serialize,
+    {
+        let started = Instant::now();
+        let result = publish(&self.producer, &self.codec, topic, key, value, partition).await;
+        let labels = [topic.name()];
+        match &result {
+            Ok(_) => {
+                self.metrics.produced.with_label_values(&labels).inc();
+                self.metrics.produce_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+            }
+            Err(_) => self.metrics.produce_failures.with_label_values(&labels).inc(),
+        }
+        result
+    }
 }

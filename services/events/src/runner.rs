@@ -15,9 +15,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mamochi_common::kafka::{self, CommittingConsumer};
+use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::shutdown::Shutdown;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -74,11 +75,18 @@ pub struct Runner {
     pub codec: Arc<EventCodec>,
     pub dead_letters: DeadLetters,
     pub backoff: Backoff,
+    /// Where records consumed and their handling time are counted.
+    pub metrics: KafkaMetrics,
 }
 
 impl Runner {
     /// Consumes until `shutdown` is cancelled, then commits and returns.
-    pub async fn run<T, H>(&self, consumer: &CommittingConsumer, handler: &H, shutdown: &Shutdown) -> Result<(), rdkafka::error::KafkaError>
+    pub async fn run<T, H>(
+        &self,
+        consumer: &CommittingConsumer,
+        handler: &H,
+        shutdown: &Shutdown,
+    ) -> Result<(), rdkafka::error::KafkaError>
     where
         T: AvroSchemaSource + DeserializeOwned + Send,
         H: Handler<T>,
@@ -96,7 +104,9 @@ impl Runner {
                     }
                     consumer.store_offset_from_message(&message)?;
                 }
-                Err(error) => tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself"),
+                Err(error) => {
+                    tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself")
+                }
             }
         }
         kafka::commit_stored_offsets(consumer);
@@ -110,11 +120,17 @@ impl Runner {
         T: AvroSchemaSource + DeserializeOwned + Send,
         H: Handler<T>,
     {
+        let started = Instant::now();
+        self.metrics.consumed.with_label_values(&[message.topic()]).inc();
         let mut delay = self.backoff.first;
         loop {
             let outcome = self.attempt(message, handler).await;
             match outcome {
-                Ok(()) => return true,
+                Ok(()) => {
+                    let elapsed = started.elapsed().as_secs_f64();
+                    self.metrics.handle_seconds.with_label_values(&[message.topic()]).observe(elapsed);
+                    return true;
+                }
                 Err(reason) => {
                     tracing::warn!(
                         topic = message.topic(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mamochi_common::kafka::{self, TopicSpec};
+use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_events::codec::EventCodec;
 use mamochi_events::dead_letter::{headers, DeadLetters};
@@ -62,7 +63,14 @@ fn sale(quantity: i32) -> SaleRecorded {
     }
 }
 
-async fn run_until(runner: &Runner, settings: &mamochi_common::Settings, group: &str, topic: &str, ledger: &FlakyLedger, done: impl Fn() -> bool) {
+async fn run_until(
+    runner: &Runner,
+    settings: &mamochi_common::Settings,
+    group: &str,
+    topic: &str,
+    ledger: &FlakyLedger,
+    done: impl Fn() -> bool,
+) {
     let consumer = kafka::consumer(&settings.kafka, group, "test").expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let shutdown = Shutdown::new();
@@ -85,9 +93,12 @@ async fn the_loop_retries_transient_failures_parks_rejections_and_resumes_after_
     let settings = support::settings();
     let topic = support::unique("runner");
     let admin = kafka::admin(&settings.kafka).expect("admin");
-    kafka::ensure_topics(&admin, &[TopicSpec { name: &topic, partitions: 1, replication: None, config: vec![] }, DEAD_LETTERS.spec()])
-        .await
-        .expect("topics");
+    kafka::ensure_topics(
+        &admin,
+        &[TopicSpec { name: &topic, partitions: 1, replication: None, config: vec![] }, DEAD_LETTERS.spec()],
+    )
+    .await
+    .expect("topics");
     let codec = Arc::new(EventCodec::new(&settings.registry.url));
     let producer = kafka::producer(&settings.kafka, "test").expect("producer");
     for quantity in [1, 2, 3, 99, 5] {
@@ -102,10 +113,12 @@ async fn the_loop_retries_transient_failures_parks_rejections_and_resumes_after_
             .expect("acknowledged");
     }
     let group = support::unique("runner-group");
+    let metrics = KafkaMetrics::unexported();
     let runner = Runner {
         codec,
-        dead_letters: DeadLetters::new(producer.clone(), &group),
+        dead_letters: DeadLetters::new(producer.clone(), &group).measured(&metrics),
         backoff: Backoff { first: Duration::from_millis(10), max: Duration::from_millis(50) },
+        metrics: metrics.clone(),
     };
 
     // Act: run until the four good sales are in, stop, restart for a while.
@@ -116,14 +129,23 @@ async fn the_loop_retries_transient_failures_parks_rejections_and_resumes_after_
     run_until(&runner, &settings, &group, &topic, &restarted, || calls.fetch_add(1, Ordering::Relaxed) >= 40).await;
 
     // Assert
-    assert_eq!(*ledger.seen.lock().expect("lock"), vec![1, 2, 3, 5], "in order, nothing skipped, rejected one left out");
+    assert_eq!(
+        *ledger.seen.lock().expect("lock"),
+        vec![1, 2, 3, 5],
+        "in order, nothing skipped, rejected one left out"
+    );
     assert_eq!(ledger.attempts.lock().expect("lock")[&2], 3, "two transient failures, then success on the same record");
     assert!(restarted.seen.lock().expect("lock").is_empty(), "after shutdown nothing is read again");
     let letters = support::read_records(&settings, DEAD_LETTERS.name, 1, Duration::from_secs(30), |message| {
-        message.headers().is_some_and(|h| h.iter().any(|x| x.key == headers::SOURCE_TOPIC && x.value == Some(topic.as_bytes())))
+        message
+            .headers()
+            .is_some_and(|h| h.iter().any(|x| x.key == headers::SOURCE_TOPIC && x.value == Some(topic.as_bytes())))
     })
     .await;
     assert_eq!(letters.len(), 1);
     let reason = letters[0].headers().and_then(|h| h.iter().find(|x| x.key == headers::REASON)).and_then(|x| x.value);
     assert_eq!(reason, Some(b"handler_rejected".as_slice()));
+    assert_eq!(metrics.consumed.with_label_values(&[topic.as_str()]).get(), 5, "each record counted once, retries not");
+    assert_eq!(metrics.handle_seconds.with_label_values(&[topic.as_str()]).get_sample_count(), 5);
+    assert_eq!(metrics.dead_letters.with_label_values(&[topic.as_str(), "handler_rejected"]).get(), 1);
 }

@@ -18,7 +18,6 @@ pub mod domain;
 pub mod errors;
 pub mod lane;
 pub mod metrics;
-pub mod publisher;
 pub mod routes;
 pub mod startup;
 pub mod store;

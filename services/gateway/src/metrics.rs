@@ -18,12 +18,6 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// HTTP request latency, by route pattern.
     pub request_seconds: HistogramVec,
-    /// Records acknowledged by Kafka, by topic.
-    pub produced: IntCounterVec,
-    /// Records Kafka did not acknowledge (or that could not be encoded), by topic.
-    pub produce_failures: IntCounterVec,
-    /// Time from encoding a record to Kafka's acknowledgement, by topic.
-    pub produce_seconds: HistogramVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -46,31 +40,9 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
         )?;
-        let produced = IntCounterVec::new(
-            Opts::new("mamochi_gateway_records_produced_total", "Records acknowledged by Kafka, by topic."),
-            &["topic"],
-        )?;
-        let produce_failures = IntCounterVec::new(
-            Opts::new(
-                "mamochi_gateway_produce_failures_total",
-                "Records that could not be encoded or were not acknowledged, by topic.",
-            ),
-            &["topic"],
-        )?;
-        let produce_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "mamochi_gateway_produce_duration_seconds",
-                "Time from encoding a record to Kafka's acknowledgement (acks=all), by topic.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["topic"],
-        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
-        registry.register(Box::new(produced.clone()))?;
-        registry.register(Box::new(produce_failures.clone()))?;
-        registry.register(Box::new(produce_seconds.clone()))?;
-        Ok(Self { registry, requests, request_seconds, produced, produce_failures, produce_seconds })
+        Ok(Self { registry, requests, request_seconds })
     }
 }
 

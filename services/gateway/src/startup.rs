@@ -12,17 +12,18 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
+use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::ops::{self, Ops, Readiness};
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{db, kafka, Settings};
 use mamochi_events::codec::EventCodec;
+use mamochi_events::publish::Publisher;
 use mamochi_events::topics;
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::auth::AdminToken;
 use crate::errors;
 use crate::metrics::{self, Metrics};
-use crate::publisher::Publisher;
 use crate::routes::{self, PublicUrl};
 
 /// How often readiness is re-checked once the gateway is up.
@@ -52,9 +53,10 @@ impl Application {
         let clock = Clock::from_settings(&settings.time).context("while reading time settings")?;
         let pool = db::pool(&settings.database).context("while creating the database pool")?;
         let producer = kafka::producer(&settings.kafka, "gateway").context("while creating the producer")?;
-        let codec = Arc::new(EventCodec::new(&settings.registry.url));
         let metrics = Metrics::new().context("while registering metrics")?;
-        let publisher = Publisher { producer: producer.clone(), codec, metrics: metrics.clone() };
+        let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
+        let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
+        let publisher = Publisher::new(producer.clone(), codec, kafka_metrics);
         let readiness = Readiness::default();
         let ops = Ops { service: "gateway", readiness: readiness.clone(), registry: metrics.registry.clone() };
         let limit = settings.gateway.max_body_bytes;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mamochi_common::clock::Clock;
 use mamochi_common::kafka::{self, CommittingConsumer};
+use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::ops::{self, Ops, Readiness};
 use mamochi_common::seal::Sealer;
 use mamochi_common::shutdown::Shutdown;
@@ -59,12 +60,15 @@ impl Notifier {
             .await
             .context("while ensuring the notifier's topics")?;
         let producer = kafka::producer(&settings.kafka, GROUP).context("while creating the Kafka producer")?;
-        let consumer = kafka::consumer(&settings.kafka, &settings.kafka.group(GROUP), GROUP).context("while creating the Kafka consumer")?;
+        let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
+        let consumer = kafka::measured_consumer(&settings.kafka, &settings.kafka.group(GROUP), GROUP, &kafka_metrics)
+            .context("while creating the Kafka consumer")?;
         consumer.subscribe(&[topics::EMAIL_REQUESTS.name()]).context("while subscribing to email requests")?;
         let runner = Runner {
-            codec: Arc::new(EventCodec::new(&settings.registry.url)),
-            dead_letters: DeadLetters::new(producer, GROUP),
+            codec: Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics)),
+            dead_letters: DeadLetters::new(producer, GROUP).measured(&kafka_metrics),
             backoff: BACKOFF,
+            metrics: kafka_metrics,
         };
 
         let readiness = Readiness::default();

@@ -19,8 +19,8 @@ use crate::auth::Staff;
 use crate::body::{FieldError, JsonObject};
 use crate::domain::{ReviewReason, StatusFilter};
 use crate::errors::{ApiError, ToApiError};
-use crate::publisher::Publisher;
 use crate::store::{self, StoreError};
+use mamochi_events::publish::Publisher;
 
 /// Most forms one listing returns.
 const LIST_LIMIT: i64 = 500;

@@ -22,9 +22,9 @@ use crate::body::{FieldError, JsonObject};
 use crate::domain::secret::{self, RandomError};
 use crate::domain::NewRegistration;
 use crate::errors::{ApiError, ToApiError};
-use crate::publisher::Publisher;
 use crate::store::{self, StoreError};
 use crate::{api_response_error, lane};
+use mamochi_events::publish::Publisher;
 
 /// Header that may carry the tracking token instead of `?token=`.
 pub const TOKEN_HEADER: &str = "X-Tracking-Token";

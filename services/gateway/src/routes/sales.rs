@@ -28,9 +28,9 @@ use crate::auth::Vendor;
 use crate::body::{FieldError, JsonObject};
 use crate::domain::{secret, IdempotencyKey, NewSale, PaymentMethod};
 use crate::errors::{ApiError, ToApiError};
-use crate::publisher::Publisher;
 use crate::store::sale_requests::{self, Claim, DONE};
 use crate::store::{self, StoreError};
+use mamochi_events::publish::Publisher;
 
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 

@@ -13,7 +13,7 @@ use crate::api_response_error;
 use crate::auth::Vendor;
 use crate::body::{FieldError, JsonObject};
 use crate::errors::{ApiError, ToApiError};
-use crate::publisher::Publisher;
+use mamochi_events::publish::Publisher;
 
 /// What the event records as the depletion's cause.
 pub const REASON: &str = "reported by vendor";

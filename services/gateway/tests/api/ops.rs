@@ -23,11 +23,8 @@ async fn health_readiness_and_metrics_are_served() {
             .contains(r#"mamochi_gateway_http_requests_total{method="POST",route="/v1/registrations",status="202"} 1"#),
         "{metrics}"
     );
-    assert!(
-        metrics.contains(r#"mamochi_gateway_records_produced_total{topic="mamochi.registrations"} 1"#),
-        "{metrics}"
-    );
-    assert!(metrics.contains("mamochi_gateway_produce_duration_seconds_count{topic=\"mamochi.registrations\"} 1"));
+    assert!(metrics.contains(r#"mamochi_kafka_records_produced_total{topic="mamochi.registrations"} 1"#), "{metrics}");
+    assert!(metrics.contains("mamochi_kafka_produce_seconds_count{topic=\"mamochi.registrations\"} 1"));
     assert!(metrics.contains("mamochi_gateway_http_request_duration_seconds_bucket{route=\"/v1/registrations\""));
 }
 
