@@ -24,6 +24,8 @@ pub struct AdminToken(pub SecretString);
 #[derive(Debug, Clone, Copy)]
 pub struct Vendor {
     pub vendor_id: Uuid,
+    /// The cart's stock as the key was checked (read in the same query).
+    pub stock: i32,
 }
 
 /// Authenticated guild staff.
@@ -54,7 +56,7 @@ impl FromRequest for Vendor {
             // The key is 256 random bits: an exact lookup by its digest is
             // safe, and the clear key is never stored or logged.
             match store::members::by_key_digest(&pool, &secret::sha256_hex(&key)).await {
-                Ok(Some(vendor_id)) => Ok(Vendor { vendor_id }),
+                Ok(Some((vendor_id, stock))) => Ok(Vendor { vendor_id, stock }),
                 Ok(None) => Err(unauthorized("the API key is not valid")),
                 Err(error) => {
                     crate::errors::log_cause(&error);

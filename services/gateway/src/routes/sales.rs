@@ -29,7 +29,7 @@ use crate::body::{FieldError, JsonObject};
 use crate::domain::{secret, IdempotencyKey, NewSale, PaymentMethod};
 use crate::errors::{ApiError, ToApiError};
 use crate::store::sale_requests::{self, Claim, DONE};
-use crate::store::{self, StoreError};
+use crate::store::StoreError;
 use mamochi_events::publish::Publisher;
 
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -157,7 +157,7 @@ pub async fn record(
             return replay(claim, &digest, vendor_id, key, &publisher, &pool, now).await;
         }
     }
-    let stock = store::members::stock(&pool, vendor_id).await.map_err(SaleError::Store)?;
+    let stock = vendor.stock;
     if stock < sale.quantity.get() {
         return Err(SaleError::InsufficientStock { stock });
     }

@@ -10,15 +10,20 @@ use uuid::Uuid;
 
 use super::{connection, StoreError};
 
-/// The member whose API key hashes to `sha256_hex`, if any.
-pub async fn by_key_digest(pool: &PgPool, sha256_hex: &str) -> Result<Option<Uuid>, StoreError> {
+/// The member whose API key hashes to `sha256_hex`, if any, and their
+/// cart's stock (0 when they have no cart yet).
+pub async fn by_key_digest(pool: &PgPool, sha256_hex: &str) -> Result<Option<(Uuid, i32)>, StoreError> {
     let mut conn = connection(pool).await?;
-    Ok(members::table
+    // One round trip answers both questions a sale asks (who, and how much
+    // stock): the cart comes along by primary key.
+    let found: Option<(Uuid, Option<i32>)> = members::table
+        .left_join(carts::table.on(carts::vendor_id.eq(members::member_id)))
         .filter(members::api_key_sha256.eq(sha256_hex))
-        .select(members::member_id)
+        .select((members::member_id, carts::stock.nullable()))
         .first(&mut conn)
         .await
-        .optional()?)
+        .optional()?;
+    Ok(found.map(|(member_id, stock)| (member_id, stock.unwrap_or(0))))
 }
 
 /// A member as `GET /v1/me` shows them.
@@ -53,10 +58,4 @@ pub async fn profile(pool: &PgPool, member_id: Uuid) -> Result<Option<Profile>, 
         .first::<Profile>(&mut conn)
         .await
         .optional()?)
-}
-
-/// Servings on the vendor's cart; a member without a cart has none.
-pub async fn stock(pool: &PgPool, vendor_id: Uuid) -> Result<i32, StoreError> {
-    let mut conn = connection(pool).await?;
-    Ok(carts::table.find(vendor_id).select(carts::stock).first(&mut conn).await.optional()?.unwrap_or(0))
 }
