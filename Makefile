@@ -3,6 +3,7 @@
 #   make demo    the main job: start the local stack and run the demo scenario
 #   make test    every test, on a fresh real stack that is stopped afterwards
 #   make run     start the stack and every service (API on 127.0.0.1:8080) until Ctrl-C
+#   make bench   start the stack and run the full benchmark into docs/report
 #   make up / down / status    the local stack by hand
 #
 # Build output goes outside the clone so that clones share it.
@@ -10,7 +11,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/mamochi/target
 STACK := deploy/local/stack
 MAMOCHI := $(CARGO_TARGET_DIR)/debug/mamochi
 
-.PHONY: prereqs build up down status run demo test wipe
+.PHONY: prereqs build up down status run demo bench test wipe
 
 prereqs:
 	@deploy/local/prereqs
@@ -35,6 +36,11 @@ run: up
 
 demo: up
 	eval "$$($(STACK) env)" && MAMOCHI__LOG__FILTER=$${MAMOCHI__LOG__FILTER:-warn} $(MAMOCHI) demo $(DEMO_ARGS)
+
+# The full benchmark (several minutes); BENCH_ARGS passes flags, e.g.
+# BENCH_ARGS="--rates 500,1000 --stage-secs 20" (see `mamochi bench --help`).
+bench: up
+	eval "$$($(STACK) env)" && $(MAMOCHI) bench --out docs/report $(BENCH_ARGS)
 
 test:
 	deploy/local/run-tests

@@ -24,7 +24,14 @@ use crate::stats::Recorder;
 
 /// Submits `forms` (index, paid) with `parallel` requests in flight;
 /// returns the accepted registration ids and the number refused.
-async fn submit(http: &reqwest::Client, api: &str, identities: &Identities, forms: Vec<(u64, bool)>, parallel: usize, progress: &Progress) -> (Vec<Uuid>, u64) {
+async fn submit(
+    http: &reqwest::Client,
+    api: &str,
+    identities: &Identities,
+    forms: Vec<(u64, bool)>,
+    parallel: usize,
+    progress: &Progress,
+) -> (Vec<Uuid>, u64) {
     let url = format!("{api}/v1/registrations");
     let answers: Vec<Option<Uuid>> = stream::iter(forms)
         .map(|(index, paid)| {
@@ -70,8 +77,15 @@ pub async fn backlog(
 
     let backlog_when_paid = effects::count_undecided(pool, &standard_ids).await?;
     progress.set_message("submitting paid forms");
-    let (paid_ids, refused_paid) =
-        submit(http, api, identities, (standard..standard + paid).map(|index| (index, true)).collect(), paid.max(1) as usize, progress).await;
+    let (paid_ids, refused_paid) = submit(
+        http,
+        api,
+        identities,
+        (standard..standard + paid).map(|index| (index, true)).collect(),
+        paid.max(1) as usize,
+        progress,
+    )
+    .await;
 
     let all: Vec<Uuid> = standard_ids.iter().chain(&paid_ids).copied().collect();
     progress.set_position(0);
@@ -122,7 +136,9 @@ pub async fn backlog(
     let decided: u64 = lanes.iter().map(|tally| tally.lane.decided).sum();
     // Over the whole backlog: from the first submission to the last decision.
     let decided_per_s = match (first_submitted, last_decision) {
-        (Some(first), Some(last)) if decided > 0 && last > first => Some(decided as f64 / (millis_between(first, last) / 1000.0)),
+        (Some(first), Some(last)) if decided > 0 && last > first => {
+            Some(decided as f64 / (millis_between(first, last) / 1000.0))
+        }
         _ => None,
     };
     let [standard_lane, paid_lane] = lanes;

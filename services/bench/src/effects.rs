@@ -75,7 +75,9 @@ pub struct FormFate {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-async fn connection(pool: &PgPool) -> anyhow::Result<diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>> {
+async fn connection(
+    pool: &PgPool,
+) -> anyhow::Result<diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>> {
     pool.get().await.map_err(|error| anyhow::anyhow!("database pool: {error}"))
 }
 
@@ -118,7 +120,12 @@ pub async fn applied_at(pool: &PgPool, consumer: &str, ids: &[Uuid]) -> anyhow::
 /// Waits until every consumer in `consumers` applied all `ids`, or `within`
 /// passes; polls every 250 ms. Returns, per consumer, when it was complete
 /// (seconds after the wait began), `None` if it never was.
-pub async fn wait_applied(pool: &PgPool, consumers: &[&str], ids: &[Uuid], within: Duration) -> anyhow::Result<Vec<Option<f64>>> {
+pub async fn wait_applied(
+    pool: &PgPool,
+    consumers: &[&str],
+    ids: &[Uuid],
+    within: Duration,
+) -> anyhow::Result<Vec<Option<f64>>> {
     let started = Instant::now();
     let mut done: Vec<Option<f64>> = vec![None; consumers.len()];
     loop {
@@ -168,11 +175,12 @@ pub async fn count_undecided(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64>
 async fn count_present(conn: &mut diesel_async::AsyncPgConnection, ids: &[Uuid]) -> anyhow::Result<u64> {
     let mut total = 0;
     for chunk in ids.chunks(CHUNK) {
-        let row: CountRow = diesel::sql_query("SELECT count(*) AS count FROM registrations WHERE registration_id = ANY($1)")
-            .bind::<Array<diesel::sql_types::Uuid>, _>(chunk)
-            .get_result(conn)
-            .await
-            .context("while counting forms")?;
+        let row: CountRow =
+            diesel::sql_query("SELECT count(*) AS count FROM registrations WHERE registration_id = ANY($1)")
+                .bind::<Array<diesel::sql_types::Uuid>, _>(chunk)
+                .get_result(conn)
+                .await
+                .context("while counting forms")?;
         total += row.count as u64;
     }
     Ok(total)
@@ -191,7 +199,15 @@ pub async fn form_fates(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<U
         .await
         .context("while reading forms")?;
         fates.extend(rows.into_iter().map(|row| {
-            (row.registration_id, FormFate { paid: row.paid, status: row.status, submitted_at: row.submitted_at, decided_at: row.decided_at })
+            (
+                row.registration_id,
+                FormFate {
+                    paid: row.paid,
+                    status: row.status,
+                    submitted_at: row.submitted_at,
+                    decided_at: row.decided_at,
+                },
+            )
         }));
     }
     Ok(fates)

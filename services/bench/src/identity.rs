@@ -127,7 +127,11 @@ mod tests {
             let phone = ids.phone(index);
             assert!(phone.starts_with("+569") && phone.len() == 12, "{phone}");
             let plate = ids.plate(index);
-            assert!(plate[..4].bytes().all(|b| PLATE_LETTERS.contains(&b)) && plate[4..].bytes().all(|b| b.is_ascii_digit()), "{plate}");
+            assert!(
+                plate[..4].bytes().all(|b| PLATE_LETTERS.contains(&b))
+                    && plate[4..].bytes().all(|b| b.is_ascii_digit()),
+                "{plate}"
+            );
         }
         let paid = ids.form(3, true);
         assert_eq!(paid["paid"], true);

@@ -26,6 +26,8 @@ use crate::results::LagSample;
 
 /// How often lag is read.
 pub const INTERVAL: Duration = Duration::from_millis(250);
+/// The stage label of samples taken before the first stage is named.
+pub const BEFORE_LOAD: &str = "before load";
 /// Longest a single broker call may take before the sample is skipped.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -65,7 +67,7 @@ impl LagSampler {
             clients.push((target, consumer));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let stage = Arc::new(Mutex::new(String::from("start")));
+        let stage = Arc::new(Mutex::new(String::from(BEFORE_LOAD)));
         let thread = {
             let (stop, stage) = (stop.clone(), stage.clone());
             std::thread::Builder::new()
@@ -87,7 +89,12 @@ impl LagSampler {
     }
 }
 
-fn sample_until(clients: &[(Watched, BaseConsumer)], stop: &AtomicBool, stage: &Mutex<String>, epoch: Instant) -> Vec<LagSample> {
+fn sample_until(
+    clients: &[(Watched, BaseConsumer)],
+    stop: &AtomicBool,
+    stage: &Mutex<String>,
+    epoch: Instant,
+) -> Vec<LagSample> {
     let mut samples = Vec::new();
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {

@@ -77,6 +77,8 @@ pub async fn run(settings: &Settings, args: BenchArgs, platform: impl Platform) 
     results.meta.plan = serde_json::to_value(&plan)?;
     results.meta.sales_partitions = topics::SALES.info.partitions;
     results.meta.kafka_brokers = broker_count(settings).await.unwrap_or(0);
+    results.meta.db_pool_size = settings.database.pool_size;
+    results.meta.kafka_linger_ms = settings.kafka.linger_ms;
     results.meta.stock_policy = format!(
         "carts start with (and restock to) {} servings, so no sale is refused for stock; each sale is quantity 1 and takes the full path (stock read, produce, distributor decrement, accounting). The stock-out → restock → email path is not part of the load.",
         stats::fmt_count(f64::from(platform::BENCH_STOCK))
@@ -121,7 +123,13 @@ pub async fn run(settings: &Settings, args: BenchArgs, platform: impl Platform) 
 }
 
 /// Raw Kafka limits, before the services start so nothing else competes.
-async fn raw_limits(settings: &Settings, plan: &Plan, codec: &EventCodec, bars: &Bars, results: &mut Results) -> anyhow::Result<()> {
+async fn raw_limits(
+    settings: &Settings,
+    plan: &Plan,
+    codec: &EventCodec,
+    bars: &Bars,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     raw_kafka::ensure_bench_topics(settings).await?;
     let bar = bars.stage("raw Kafka (rdkafka)", Some(plan.raw_records));
     match raw_kafka::platform_producer(settings, codec, plan.raw_records, &bar).await {
@@ -207,7 +215,8 @@ async fn measure(
     let mut mail = mail::MailWatcher::start(&plan.mail_dir).context("while opening the mail directory")?;
     let bar = bars.stage("vendors register", Some(plan.vendors as u64));
     let (vendors, setup) =
-        setup::vendors(&http, &endpoints.api, &identities, plan.vendors, &mut mail, platform, CREDENTIALS_WITHIN, &bar).await?;
+        setup::vendors(&http, &endpoints.api, &identities, plan.vendors, &mut mail, platform, CREDENTIALS_WITHIN, &bar)
+            .await?;
     bar.finish(format!("{} keys read from email", vendors.len()));
     bars.say(format!(
         "setup: {} vendors approved; submitted → credentials email p50 {} ms, max {} ms",
@@ -234,8 +243,21 @@ async fn measure(
     .collect();
     let lag = LagSampler::start(&settings.kafka, watched, epoch)?;
 
-    let sales = SaleClient::new(http.clone(), &endpoints.api, vendors.iter().map(|vendor| vendor.api_key.clone()).collect(), plan.idempotency_keys);
-    let ctx = stages::Context { sales: &sales, http: &http, api: &endpoints.api, pool: &pool, drain: plan.drain, epoch, bars };
+    let sales = SaleClient::new(
+        http.clone(),
+        &endpoints.api,
+        vendors.iter().map(|vendor| vendor.api_key.clone()).collect(),
+        plan.idempotency_keys,
+    );
+    let ctx = stages::Context {
+        sales: &sales,
+        http: &http,
+        api: &endpoints.api,
+        pool: &pool,
+        drain: plan.drain,
+        epoch,
+        bars,
+    };
     let outcome = async {
         for rate in &plan.rates {
             let name = format!("{}/s", stats::fmt_count(*rate));
@@ -310,7 +332,8 @@ async fn measure(
 async fn broker_count(settings: &Settings) -> anyhow::Result<usize> {
     let kafka = settings.kafka.clone();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &kafka.bootstrap_servers).create()?;
+        let consumer: BaseConsumer =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", &kafka.bootstrap_servers).create()?;
         let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         anyhow::Ok(metadata.brokers().len())
     })

@@ -86,7 +86,9 @@ impl SaleClient {
         let body = response.bytes().await;
         match (status.as_u16(), body) {
             (201, Ok(body)) => match serde_json::from_slice::<Created>(&body) {
-                Ok(created) => Answer::Accepted(Accepted { sale_id: created.sale_id, recorded_at: created.occurred_at }),
+                Ok(created) => {
+                    Answer::Accepted(Accepted { sale_id: created.sale_id, recorded_at: created.occurred_at })
+                }
                 Err(error) => Answer::Failed(format!("unreadable 201 answer: {error}")),
             },
             (code @ 400..=499, _) => Answer::Refused(code),
@@ -128,7 +130,14 @@ impl Outcome {
 
 /// Offers `rate` sales per second for `duration` on at most `connections`
 /// connections; waits at most `drain` after the last due time.
-pub async fn open_loop(client: &SaleClient, rate: f64, duration: Duration, connections: usize, drain: Duration, progress: &Progress) -> Outcome {
+pub async fn open_loop(
+    client: &SaleClient,
+    rate: f64,
+    duration: Duration,
+    connections: usize,
+    drain: Duration,
+    progress: &Progress,
+) -> Outcome {
     let table = Timetable::new(rate, duration);
     progress.set_length(table.count());
     let slots = Arc::new(Semaphore::new(connections));

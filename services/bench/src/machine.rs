@@ -55,7 +55,8 @@ mod tests {
 
     #[test]
     fn cpuinfo_gives_count_and_model() {
-        let text = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: x\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n";
+        let text =
+            "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: x\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n";
         assert_eq!(parse_cpuinfo(text), (2, "AMD EPYC 7B13".to_string()));
     }
 

@@ -77,7 +77,8 @@ fn eml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 fn parse(raw: &[u8], at: SystemTime) -> Option<Arrived> {
     let message = MessageParser::default().parse(raw)?;
-    let to = message.to().and_then(|to| to.first()).and_then(|address| address.address()).unwrap_or_default().to_string();
+    let to =
+        message.to().and_then(|to| to.first()).and_then(|address| address.address()).unwrap_or_default().to_string();
     Some(Arrived {
         to,
         subject: message.subject().unwrap_or_default().to_string(),

@@ -146,6 +146,9 @@ mod tests {
 
     #[test]
     fn a_missing_summary_is_none() {
-        assert_eq!(find_summary("5 records sent, 1.0 records/sec (0.00 MB/sec), 1.0 ms avg latency, 2.0 ms max latency.\n"), None);
+        assert_eq!(
+            find_summary("5 records sent, 1.0 records/sec (0.00 MB/sec), 1.0 ms avg latency, 2.0 ms max latency.\n"),
+            None
+        );
     }
 }

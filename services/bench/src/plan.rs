@@ -103,7 +103,8 @@ impl Plan {
         let quick = args.quick;
         let pick = |given: Option<f64>, full: f64, short: f64| given.unwrap_or(if quick { short } else { full });
         let secs = |given: Option<f64>, full: f64, short: f64| -> anyhow::Result<Duration> {
-            Duration::try_from_secs_f64(pick(given, full, short)).map_err(|_| anyhow::anyhow!("durations must be positive seconds"))
+            Duration::try_from_secs_f64(pick(given, full, short))
+                .map_err(|_| anyhow::anyhow!("durations must be positive seconds"))
         };
         let rates = args.rates.clone().unwrap_or_else(|| {
             if quick {
@@ -150,8 +151,13 @@ mod tests {
     fn quick_and_full_defaults_differ_and_flags_win() {
         let full = Plan::from_args(&BenchArgs::default()).expect("full");
         let quick = Plan::from_args(&BenchArgs { quick: true, ..BenchArgs::default() }).expect("quick");
-        let custom = Plan::from_args(&BenchArgs { quick: true, rates: Some(vec![10.0]), vendors: Some(2), ..BenchArgs::default() })
-            .expect("custom");
+        let custom = Plan::from_args(&BenchArgs {
+            quick: true,
+            rates: Some(vec![10.0]),
+            vendors: Some(2),
+            ..BenchArgs::default()
+        })
+        .expect("custom");
 
         assert_eq!(full.rates, vec![250.0, 500.0, 1000.0, 2000.0, 4000.0]);
         assert_eq!((full.vendors, full.backlog_forms), (50, 10_000));

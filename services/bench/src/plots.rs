@@ -106,7 +106,13 @@ pub fn latency_vs_load(results: &Results, path: &Path) -> anyhow::Result<()> {
     line(&mut chart, &p95, GREEN, "HTTP 201 p95")?;
     line(&mut chart, &p99, RED, "HTTP 201 p99")?;
     line(&mut chart, &accounting, MAGENTA, "recorded → accounting committed p99")?;
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
     if open.is_empty() {
         no_data(&root, "no fixed-rate stage ran")?;
     }
@@ -118,17 +124,19 @@ pub fn throughput_vs_load(results: &Results, path: &Path) -> anyhow::Result<()> 
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let open: Vec<_> = results.sales.iter().filter(|stage| stage.offered_per_s.is_some()).collect();
-    let accepted: Vec<(f64, f64)> =
-        open.iter().filter_map(|stage| Some((stage.offered_per_s?, stage.accepted_per_s))).filter(|(_, y)| *y > 0.0).collect();
-    let offered: Vec<(f64, f64)> = open.iter().filter_map(|stage| stage.offered_per_s.map(|rate| (rate, rate))).collect();
+    let accepted: Vec<(f64, f64)> = open
+        .iter()
+        .filter_map(|stage| Some((stage.offered_per_s?, stage.accepted_per_s)))
+        .filter(|(_, y)| *y > 0.0)
+        .collect();
+    let offered: Vec<(f64, f64)> =
+        open.iter().filter_map(|stage| stage.offered_per_s.map(|rate| (rate, rate))).collect();
     let saturation = results.sales.iter().find(|stage| stage.offered_per_s.is_none()).map(|stage| stage.accepted_per_s);
     let producer = results.raw_kafka.platform_producer.as_ref().map(|run| run.records_per_sec);
     let perf = results.raw_kafka.perf_test.map(|summary| summary.records_per_sec);
     let x_max = linear_max(open.iter().filter_map(|stage| stage.offered_per_s), 1.0);
-    let y = log_range(
-        accepted.iter().chain(&offered).map(|(_, y)| *y).chain(saturation).chain(producer).chain(perf),
-        1.0,
-    );
+    let y =
+        log_range(accepted.iter().chain(&offered).map(|(_, y)| *y).chain(saturation).chain(producer).chain(perf), 1.0);
     let mut chart = ChartBuilder::on(&root)
         .caption("Accepted sales/s vs offered load, and the broker's raw limits", (FONT, 20))
         .margin(16)
@@ -136,7 +144,12 @@ pub fn throughput_vs_load(results: &Results, path: &Path) -> anyhow::Result<()> 
         .y_label_area_size(80)
         .build_cartesian_2d(0.0..x_max, (y.0..y.1).log_scale())
         .map_err(err)?;
-    chart.configure_mesh().x_desc("offered load (sales/s)").y_desc("records or sales per second (log scale)").draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("offered load (sales/s)")
+        .y_desc("records or sales per second (log scale)")
+        .draw()
+        .map_err(err)?;
     line(&mut chart, &offered, RGBColor(160, 160, 160), "offered (ideal)")?;
     line(&mut chart, &accepted, BLUE, "accepted by the gateway (201)")?;
     if let Some(rate) = saturation {
@@ -148,7 +161,13 @@ pub fn throughput_vs_load(results: &Results, path: &Path) -> anyhow::Result<()> 
     if let Some(rate) = perf {
         reference(&mut chart, (0.0, x_max), rate, MAGENTA, "raw Kafka: kafka-producer-perf-test")?;
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::MiddleLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
     if open.is_empty() {
         no_data(&root, "no fixed-rate stage ran")?;
     }
@@ -174,23 +193,38 @@ pub fn consumer_lag(results: &Results, path: &Path) -> anyhow::Result<()> {
         .build_cartesian_2d(x_min..x_max, 0.0..y_max)
         .map_err(err)?;
     chart.configure_mesh().x_desc("seconds since the bench started").y_desc("records behind").draw().map_err(err)?;
-    // Stage boundaries: a light vertical line and the stage's name.
-    let mut previous = "";
+    // Stage boundaries: a light vertical line and the stage's name, names
+    // staggered in height so short stages do not print over each other.
+    let mut previous = crate::lag::BEFORE_LOAD;
+    let mut labelled = 0;
     for sample in &results.lag {
         if sample.stage != previous {
             previous = &sample.stage;
+            let height = y_max * (0.97 - 0.05 * f64::from(labelled % 3));
+            labelled += 1;
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(sample.t_s, 0.0), (sample.t_s, y_max)], RGBColor(200, 200, 200))))
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(sample.t_s, 0.0), (sample.t_s, y_max)],
+                    RGBColor(200, 200, 200),
+                )))
                 .map_err(err)?;
             chart
-                .draw_series(std::iter::once(Text::new(sample.stage.clone(), (sample.t_s, y_max * 0.97), (FONT, 11).into_font())))
+                .draw_series(std::iter::once(Text::new(
+                    sample.stage.clone(),
+                    (sample.t_s, height),
+                    (FONT, 11).into_font(),
+                )))
                 .map_err(err)?;
         }
     }
     let palette = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
     for (index, group) in groups.iter().enumerate() {
-        let points: Vec<(f64, f64)> =
-            results.lag.iter().filter(|sample| sample.group == *group).map(|sample| (sample.t_s, sample.lag as f64)).collect();
+        let points: Vec<(f64, f64)> = results
+            .lag
+            .iter()
+            .filter(|sample| sample.group == *group)
+            .map(|sample| (sample.t_s, sample.lag as f64))
+            .collect();
         let color = palette[index % palette.len()];
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
@@ -198,7 +232,13 @@ pub fn consumer_lag(results: &Results, path: &Path) -> anyhow::Result<()> {
             .label(*group)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
     if results.lag.is_empty() {
         no_data(&root, "no lag sample was taken")?;
     }
@@ -211,7 +251,11 @@ pub fn approval_wait(results: &Results, path: &Path) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let forms = results.approval.as_ref().map_or(&[][..], |run| run.forms.as_slice());
     let points = |paid: bool| -> Vec<(f64, f64)> {
-        forms.iter().filter(|form| form.paid == paid).filter_map(|form| Some((form.submitted_s, form.wait_ms? / 1000.0))).collect()
+        forms
+            .iter()
+            .filter(|form| form.paid == paid)
+            .filter_map(|form| Some((form.submitted_s, form.wait_ms? / 1000.0)))
+            .collect()
     };
     let (standard, paid) = (points(false), points(true));
     let x_max = linear_max(standard.iter().chain(&paid).map(|(x, _)| *x), 1.0);
@@ -223,7 +267,12 @@ pub fn approval_wait(results: &Results, path: &Path) -> anyhow::Result<()> {
         .y_label_area_size(72)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("submitted at (s after the first standard form)").y_desc("wait (s)").draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("submitted at (s after the first standard form)")
+        .y_desc("wait (s)")
+        .draw()
+        .map_err(err)?;
     chart
         .draw_series(standard.iter().map(|&(x, y)| Circle::new((x, y), 2, BLUE.mix(0.5).filled())))
         .map_err(err)?
@@ -234,7 +283,13 @@ pub fn approval_wait(results: &Results, path: &Path) -> anyhow::Result<()> {
         .map_err(err)?
         .label("paid")
         .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, RED.filled()));
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
     if forms.is_empty() {
         no_data(&root, "the approval stage did not run")?;
     }
@@ -282,7 +337,13 @@ mod tests {
             http: Latency { p50_ms: 3.0, p95_ms: 6.0, p99_ms: 9.0, ..Latency::default() },
             ..SalesStage::default()
         });
-        results.lag.push(LagSample { t_s: 1.0, stage: "250/s".into(), group: "accounting".into(), topic: "t".into(), lag: 12 });
+        results.lag.push(LagSample {
+            t_s: 1.0,
+            stage: "250/s".into(),
+            group: "accounting".into(),
+            topic: "t".into(),
+            lag: 12,
+        });
 
         let names = write_all(&results, &dir).expect("drawn");
 

@@ -41,7 +41,9 @@ pub async fn ensure_bench_topics(settings: &Settings) -> anyhow::Result<()> {
         replication: None,
         config: vec![("retention.ms", (60 * 60 * 1000).to_string())],
     };
-    kafka::ensure_topics(&admin, &[spec(RAW_TOPIC), spec(PERF_TEST_TOPIC)]).await.context("while creating the bench topics")
+    kafka::ensure_topics(&admin, &[spec(RAW_TOPIC), spec(PERF_TEST_TOPIC)])
+        .await
+        .context("while creating the bench topics")
 }
 
 /// A sale like the gateway's, for a vendor out of `vendors` distinct ones
@@ -72,9 +74,14 @@ pub async fn encode_sales(
     let mut records = Vec::with_capacity(count as usize);
     for index in 0..count {
         let (key, sale) = sample_sale(index, vendors);
-        let key = codec.encode_with_schema(topic, true, VendorKey::SCHEMA.text, &key).await.context("while encoding a key")?;
-        let value =
-            codec.encode_with_schema(topic, false, SaleRecorded::SCHEMA.text, &sale).await.context("while encoding a sale")?;
+        let key = codec
+            .encode_with_schema(topic, true, VendorKey::SCHEMA.text, &key)
+            .await
+            .context("while encoding a key")?;
+        let value = codec
+            .encode_with_schema(topic, false, SaleRecorded::SCHEMA.text, &sale)
+            .await
+            .context("while encoding a sale")?;
         records.push((key, value));
     }
     Ok(records)
@@ -108,7 +115,8 @@ pub async fn produce_all(
         };
         let enqueued = Instant::now();
         max_in_flight = max_in_flight.max(in_flight.fetch_add(1, Ordering::Relaxed) + 1);
-        let (latencies, failed, in_flight, bar) = (latencies.clone(), failed.clone(), in_flight.clone(), progress.clone());
+        let (latencies, failed, in_flight, bar) =
+            (latencies.clone(), failed.clone(), in_flight.clone(), progress.clone());
         waiters.spawn(async move {
             let acknowledged = matches!(delivery.await, Ok(Ok(_)));
             let elapsed = enqueued.elapsed();
@@ -142,7 +150,12 @@ pub async fn produce_all(
 }
 
 /// The platform-configured producer run, end to end.
-pub async fn platform_producer(settings: &Settings, codec: &EventCodec, count: u64, progress: &Progress) -> anyhow::Result<ProducerRun> {
+pub async fn platform_producer(
+    settings: &Settings,
+    codec: &EventCodec,
+    count: u64,
+    progress: &Progress,
+) -> anyhow::Result<ProducerRun> {
     let vendors: Vec<uuid::Uuid> = (0..1_000).map(|_| uuid::Uuid::new_v4()).collect();
     progress.set_message("encoding");
     let records = encode_sales(codec, RAW_TOPIC, count, &vendors).await?;

@@ -50,20 +50,18 @@ pub fn best_gateway_rate(results: &Results) -> Option<f64> {
 
 /// The fixed-rate stage nearest to `rate` (exact when the plan has it).
 pub fn stage_nearest(results: &Results, rate: f64) -> Option<&SalesStage> {
-    results
-        .sales
-        .iter()
-        .filter(|stage| stage.offered_per_s.is_some())
-        .min_by(|a, b| {
-            let distance = |stage: &SalesStage| (stage.offered_per_s.unwrap_or(f64::INFINITY) - rate).abs();
-            distance(a).total_cmp(&distance(b))
-        })
+    results.sales.iter().filter(|stage| stage.offered_per_s.is_some()).min_by(|a, b| {
+        let distance = |stage: &SalesStage| (stage.offered_per_s.unwrap_or(f64::INFINITY) - rate).abs();
+        distance(a).total_cmp(&distance(b))
+    })
 }
 
 /// A stage kept up when it accepted at least 95 % of what it was offered
 /// and nothing was left unanswered.
 pub fn kept_up(stage: &SalesStage) -> bool {
-    stage.offered_per_s.is_some_and(|rate| stage.accepted_per_s >= 0.95 * rate && stage.unfinished == 0 && stage.failed == 0)
+    stage
+        .offered_per_s
+        .is_some_and(|rate| stage.accepted_per_s >= 0.95 * rate && stage.unfinished == 0 && stage.failed == 0)
 }
 
 pub fn targets(results: &Results) -> Table {
@@ -123,8 +121,18 @@ pub fn targets(results: &Results) -> Table {
 }
 
 pub fn raw_kafka(results: &Results) -> Table {
-    let mut table =
-        Table::new(["measurement", "records", "value bytes", "records/s", "MB/s", "avg ms", "p50 ms", "p95 ms", "p99 ms", "max ms"]);
+    let mut table = Table::new([
+        "measurement",
+        "records",
+        "value bytes",
+        "records/s",
+        "MB/s",
+        "avg ms",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+    ]);
     if let Some(run) = &results.raw_kafka.platform_producer {
         table.row([
             "rdkafka, platform producer config (idempotent, acks=all), Avro SaleRecorded".to_string(),
@@ -177,7 +185,16 @@ pub fn setup(results: &Results) -> Table {
 
 pub fn sales_throughput(results: &Results) -> Table {
     let mut table = Table::new([
-        "stage", "offered/s", "connections", "sent", "accepted", "refused", "failed", "unfinished", "accepted/s", "accounting applied/s",
+        "stage",
+        "offered/s",
+        "connections",
+        "sent",
+        "accepted",
+        "refused",
+        "failed",
+        "unfinished",
+        "accepted/s",
+        "accounting applied/s",
         "accounting caught up after (s)",
     ]);
     for stage in &results.sales {
@@ -226,7 +243,8 @@ pub fn sales_latency(results: &Results) -> Table {
 pub fn burst(results: &Results) -> Table {
     let mut table = Table::new(["consumer", "records", "applied", "drained in (s)", "applied/s", "peak lag"]);
     if let Some(burst) = &results.burst {
-        let seconds = |value: Option<f64>| value.map_or_else(|| "not drained".to_string(), |seconds| format!("{seconds:.2}"));
+        let seconds =
+            |value: Option<f64>| value.map_or_else(|| "not drained".to_string(), |seconds| format!("{seconds:.2}"));
         table.row([
             "accounting".to_string(),
             fmt_count(burst.records as f64),
@@ -258,8 +276,12 @@ pub fn lag_summary(results: &Results) -> Table {
         }
     }
     for (stage, group, topic) in keys {
-        let samples: Vec<i64> =
-            results.lag.iter().filter(|s| s.stage == stage && s.group == group && s.topic == topic).map(|s| s.lag).collect();
+        let samples: Vec<i64> = results
+            .lag
+            .iter()
+            .filter(|s| s.stage == stage && s.group == group && s.topic == topic)
+            .map(|s| s.lag)
+            .collect();
         table.row([
             stage,
             group,
@@ -275,16 +297,35 @@ pub fn lag_summary(results: &Results) -> Table {
 pub fn lag_samples(results: &Results) -> Table {
     let mut table = Table::new(["t_s", "stage", "group", "topic", "lag"]);
     for sample in &results.lag {
-        table.row([format!("{:.3}", sample.t_s), sample.stage.clone(), sample.group.clone(), sample.topic.clone(), sample.lag.to_string()]);
+        table.row([
+            format!("{:.3}", sample.t_s),
+            sample.stage.clone(),
+            sample.group.clone(),
+            sample.topic.clone(),
+            sample.lag.to_string(),
+        ]);
     }
     table
 }
 
 pub fn approval(results: &Results) -> Table {
-    let mut table =
-        Table::new(["lane", "submitted", "decided", "approved", "rejected", "manual review", "undecided", "p50 ms", "p95 ms", "p99 ms", "max ms"]);
+    let mut table = Table::new([
+        "lane",
+        "submitted",
+        "decided",
+        "approved",
+        "rejected",
+        "manual review",
+        "undecided",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+    ]);
     if let Some(run) = &results.approval {
-        for (lane, submitted, wait) in [("paid", run.paid_submitted, &run.paid), ("standard", run.standard_submitted, &run.standard)] {
+        for (lane, submitted, wait) in
+            [("paid", run.paid_submitted, &run.paid), ("standard", run.standard_submitted, &run.standard)]
+        {
             table.row([
                 lane.to_string(),
                 fmt_count(submitted as f64),
@@ -399,7 +440,8 @@ pub fn question_3(results: &Results) -> String {
             }
         }
     }
-    let accounting: Vec<(&SalesStage, Latency)> = open.iter().filter_map(|stage| Some((*stage, stage.accounting?))).collect();
+    let accounting: Vec<(&SalesStage, Latency)> =
+        open.iter().filter_map(|stage| Some((*stage, stage.accounting?))).collect();
     if let (Some((first, low_latency)), Some((last, high_latency))) = (accounting.first(), accounting.last()) {
         let _ = writeln!(
             text,
@@ -450,7 +492,8 @@ pub fn question_3(results: &Results) -> String {
 
 /// Our throughput as a share of the two raw limits.
 pub fn ratios(results: &Results) -> Table {
-    let mut table = Table::new(["our throughput", "sales/s", "÷ platform producer config", "÷ kafka-producer-perf-test"]);
+    let mut table =
+        Table::new(["our throughput", "sales/s", "÷ platform producer config", "÷ kafka-producer-perf-test"]);
     let producer = results.raw_kafka.platform_producer.as_ref().map(|run| run.records_per_sec);
     let perf = results.raw_kafka.perf_test.map(|summary| summary.records_per_sec);
     let share = |ours: f64, limit: Option<f64>| limit.map_or_else(|| "–".to_string(), |limit| percent(ours, limit));
@@ -460,10 +503,7 @@ pub fn ratios(results: &Results) -> Table {
         }
     };
     row("gateway, best accepted rate (HTTP, acks=all)".to_string(), best_gateway_rate(results));
-    row(
-        "accounting, draining a backlog".to_string(),
-        results.burst.as_ref().and_then(|burst| burst.accounting_per_s),
-    );
+    row("accounting, draining a backlog".to_string(), results.burst.as_ref().and_then(|burst| burst.accounting_per_s));
     row(
         "distributor, draining a backlog".to_string(),
         results.burst.as_ref().and_then(|burst| burst.distributor_per_s),
@@ -504,11 +544,14 @@ pub fn markdown(results: &Results) -> String {
             _ => 0.0,
         }
     );
-    let mut machine_table = Table::new(["machine", "value"]);
+    let mut machine_table = Table::text(["machine", "value"]);
     machine_table.row(["CPU", &format!("{} logical cores, {}", machine.cores, machine.cpu_model)]);
     machine_table.row(["memory", &format!("{:.1} GiB", machine.memory_gib)]);
     machine_table.row(["kernel", &machine.kernel]);
-    machine_table.row(["Kafka", &format!("{} broker(s), sales topic with {} partitions", meta.kafka_brokers, meta.sales_partitions)]);
+    machine_table.row([
+        "Kafka",
+        &format!("{} broker(s), sales topic with {} partitions", meta.kafka_brokers, meta.sales_partitions),
+    ]);
     machine_table.row([
         "build",
         if machine.debug_build {
@@ -517,16 +560,30 @@ pub fn markdown(results: &Results) -> String {
             "release"
         },
     ]);
-    machine_table.row(["load generator", "in the same process and on the same cores as every service, Kafka, PostgreSQL and the SMTP sink"]);
+    machine_table.row([
+        "load generator",
+        "in the same process and on the same cores as every service, Kafka, PostgreSQL and the SMTP sink",
+    ]);
+    machine_table.row([
+        "platform settings",
+        &format!(
+            "as configured (no bench overrides but stock): database pool {} connections per service, producer linger.ms {}",
+            meta.db_pool_size, meta.kafka_linger_ms
+        ),
+    ]);
     machine_table.row(["stock", &meta.stock_policy]);
     text.push_str(&machine_table.to_markdown());
 
-    let _ = writeln!(text, "\n## Targets\n\nThe product owner's targets, next to what this run reached (reported, not asserted):\n");
+    let _ = writeln!(
+        text,
+        "\n## Targets\n\nThe product owner's targets, next to what this run reached (reported, not asserted):\n"
+    );
     text.push_str(&targets(results).to_markdown());
 
     let _ = writeln!(text, "\n## 1. Raw Kafka limits on the same broker\n");
     text.push_str(&raw_kafka(results).to_markdown());
-    for error in [&results.raw_kafka.platform_producer_error, &results.raw_kafka.perf_test_error].into_iter().flatten() {
+    for error in [&results.raw_kafka.platform_producer_error, &results.raw_kafka.perf_test_error].into_iter().flatten()
+    {
         let _ = writeln!(text, "\n> not measured: {error}");
     }
 
@@ -540,7 +597,10 @@ pub fn markdown(results: &Results) -> String {
     text.push_str(&sales_throughput(results).to_markdown());
     text.push('\n');
     text.push_str(&sales_latency(results).to_markdown());
-    let _ = writeln!(text, "\n![latency vs offered load](latency_vs_load.svg)\n\n![throughput vs offered load](throughput_vs_load.svg)");
+    let _ = writeln!(
+        text,
+        "\n![latency vs offered load](latency_vs_load.svg)\n\n![throughput vs offered load](throughput_vs_load.svg)"
+    );
 
     let _ = writeln!(text, "\n## 4. Consumers draining a backlog\n");
     if results.burst.is_some() {
@@ -624,7 +684,11 @@ mod tests {
             approval: Some(ApprovalRun {
                 standard_submitted: 10_000,
                 backlog_when_paid: 9_000,
-                paid: LaneWait { decided: 3, wait: Latency { max_ms: 400.0, ..Latency::default() }, ..LaneWait::default() },
+                paid: LaneWait {
+                    decided: 3,
+                    wait: Latency { max_ms: 400.0, ..Latency::default() },
+                    ..LaneWait::default()
+                },
                 ..ApprovalRun::default()
             }),
             ..Results::default()
@@ -661,7 +725,9 @@ mod tests {
     #[test]
     fn an_empty_run_still_renders_every_section() {
         let markdown = markdown(&Results::default());
-        for heading in ["## Targets", "## 1. Raw Kafka", "## 3. Sales over HTTP", "## Question 3", "## Our throughput as a share"] {
+        for heading in
+            ["## Targets", "## 1. Raw Kafka", "## 3. Sales over HTTP", "## Question 3", "## Our throughput as a share"]
+        {
             assert!(markdown.contains(heading), "{heading}");
         }
         assert!(markdown.contains("No fixed-rate stage ran"));

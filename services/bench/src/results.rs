@@ -35,6 +35,9 @@ pub struct Meta {
     pub plan: serde_json::Value,
     /// The stock rule chosen for the bench (see the report).
     pub stock_policy: String,
+    /// Platform settings that bound throughput, as the services ran.
+    pub db_pool_size: usize,
+    pub kafka_linger_ms: u32,
 }
 
 /// The broker's limits measured without the platform.

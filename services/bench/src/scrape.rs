@@ -26,7 +26,13 @@ pub fn histogram(text: &str, name: &str, label: Option<&str>) -> Option<Buckets>
             Some("_bucket") => {
                 let Some(bound) = labels.split(',').find_map(|pair| pair.trim().strip_prefix("le=")) else { continue };
                 let bound = bound.trim_matches('"');
-                let bound = if bound == "+Inf" { f64::INFINITY } else if let Ok(bound) = bound.parse() { bound } else { continue };
+                let bound = if bound == "+Inf" {
+                    f64::INFINITY
+                } else if let Ok(bound) = bound.parse() {
+                    bound
+                } else {
+                    continue;
+                };
                 buckets.cumulative.push((bound, value));
                 found = true;
             }
@@ -78,7 +84,8 @@ mamochi_accounting_end_to_end_seconds_count 5
 
     #[test]
     fn one_labelled_series_is_picked_out() {
-        let buckets = histogram(TEXT, "mamochi_kafka_produce_seconds", Some(r#"topic="mamochi.sales""#)).expect("series");
+        let buckets =
+            histogram(TEXT, "mamochi_kafka_produce_seconds", Some(r#"topic="mamochi.sales""#)).expect("series");
         assert_eq!(buckets.cumulative, vec![(0.005, 10.0), (0.01, 30.0), (f64::INFINITY, 31.0)]);
         assert_eq!((buckets.sum, buckets.count), (0.25, 31.0));
     }
@@ -92,8 +99,9 @@ mamochi_accounting_end_to_end_seconds_count 5
 
     #[test]
     fn the_first_known_name_wins_and_unknown_names_are_none() {
-        let (name, _) = first_histogram(TEXT, &["mamochi_gateway_produce_duration_seconds", "mamochi_kafka_produce_seconds"], None)
-            .expect("one of them");
+        let (name, _) =
+            first_histogram(TEXT, &["mamochi_gateway_produce_duration_seconds", "mamochi_kafka_produce_seconds"], None)
+                .expect("one of them");
         assert_eq!(name, "mamochi_kafka_produce_seconds");
         assert!(histogram(TEXT, "nothing_here", None).is_none());
     }

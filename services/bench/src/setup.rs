@@ -78,7 +78,8 @@ pub async fn vendors(
     while !pending.is_empty() {
         mail.poll().context("while reading the mail directory")?;
         pending.retain(|(email, submitted_at)| {
-            let key = mail.to(email).iter().find_map(|arrived| platform.api_key(&arrived.body).map(|key| (key, arrived.at)));
+            let key =
+                mail.to(email).iter().find_map(|arrived| platform.api_key(&arrived.body).map(|key| (key, arrived.at)));
             match key {
                 Some((api_key, arrived)) => {
                     to_email.record(arrived.duration_since(*submitted_at).unwrap_or_default());

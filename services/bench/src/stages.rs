@@ -72,10 +72,8 @@ pub async fn run(ctx: &Context<'_>, name: &str, load: Load) -> anyhow::Result<Sa
     };
     let answered_at = started_at + chrono::Duration::from_std(outcome.elapsed).unwrap_or_default();
     let produce_after = scrape_produce(ctx, &metrics_url, &sales_label).await;
-    let kafka_ack = match (produce_before, produce_after) {
-        (Some(before), Some(after)) => after.since(&before).summary(),
-        _ => None,
-    };
+    // The series appears with the gateway's first sale: absent before means zero.
+    let kafka_ack = produce_after.and_then(|after| after.since(&produce_before.unwrap_or_default()).summary());
 
     let bar = ctx.bars.stage(&format!("{name} apply"), None);
     bar.set_message("waiting for accounting and distributor");
@@ -123,7 +121,11 @@ struct Effects {
 }
 
 /// Waits for both consumers, then reads when each accepted sale was applied.
-async fn consumer_effects(ctx: &Context<'_>, outcome: &Outcome, answered_at: chrono::DateTime<Utc>) -> anyhow::Result<Effects> {
+async fn consumer_effects(
+    ctx: &Context<'_>,
+    outcome: &Outcome,
+    answered_at: chrono::DateTime<Utc>,
+) -> anyhow::Result<Effects> {
     let ids: Vec<uuid::Uuid> = outcome.accepted.iter().map(|sale| sale.sale_id).collect();
     if ids.is_empty() {
         return Ok(Effects::default());
@@ -160,7 +162,9 @@ async fn consumer_effects(ctx: &Context<'_>, outcome: &Outcome, answered_at: chr
 
 /// One line per stage for the log.
 fn summary_line(stage: &SalesStage, first_error: Option<&str>) -> String {
-    let offered = stage.offered_per_s.map_or_else(|| format!("closed loop ×{}", stage.connections), |rate| format!("{}/s offered", fmt_count(rate)));
+    let offered = stage
+        .offered_per_s
+        .map_or_else(|| format!("closed loop ×{}", stage.connections), |rate| format!("{}/s offered", fmt_count(rate)));
     let accounting = stage.accounting.map_or_else(|| "–".to_string(), |latency| fmt_ms(latency.p99_ms));
     let mut line = format!(
         "{:<14} {:<18} accepted {:>7}/s  HTTP p50 {} p99 {} ms  accounting p99 {} ms  ({} sent, {} refused, {} failed, {} unfinished)",

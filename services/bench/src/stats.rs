@@ -104,11 +104,14 @@ impl Buckets {
     /// What was observed between `before` and `self` (both scraped from the
     /// same series), so one stage's figures are not mixed with earlier ones.
     pub fn since(&self, before: &Buckets) -> Buckets {
-        let earlier = |bound: f64| {
-            before.cumulative.iter().find(|(b, _)| same_bound(*b, bound)).map_or(0.0, |(_, count)| *count)
-        };
+        let earlier =
+            |bound: f64| before.cumulative.iter().find(|(b, _)| same_bound(*b, bound)).map_or(0.0, |(_, count)| *count);
         Buckets {
-            cumulative: self.cumulative.iter().map(|(bound, count)| (*bound, (count - earlier(*bound)).max(0.0))).collect(),
+            cumulative: self
+                .cumulative
+                .iter()
+                .map(|(bound, count)| (*bound, (count - earlier(*bound)).max(0.0)))
+                .collect(),
             sum: (self.sum - before.sum).max(0.0),
             count: (self.count - before.count).max(0.0),
         }
@@ -238,7 +241,8 @@ mod tests {
     fn bucket_differences_interpolate_inside_the_bucket() {
         let before = Buckets { cumulative: vec![(0.01, 5.0), (0.1, 5.0), (f64::INFINITY, 5.0)], sum: 0.02, count: 5.0 };
         // 100 new observations, all between 10 and 100 ms.
-        let after = Buckets { cumulative: vec![(0.01, 5.0), (0.1, 105.0), (f64::INFINITY, 105.0)], sum: 5.02, count: 105.0 };
+        let after =
+            Buckets { cumulative: vec![(0.01, 5.0), (0.1, 105.0), (f64::INFINITY, 105.0)], sum: 5.02, count: 105.0 };
 
         let latency = after.since(&before).summary().expect("observations");
 

@@ -12,11 +12,18 @@ use anyhow::Context;
 pub struct Table {
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// Every column holds text (left-aligned), not figures.
+    pub text: bool,
 }
 
 impl Table {
     pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
-        Self { headers: headers.into_iter().map(Into::into).collect(), rows: Vec::new() }
+        Self { headers: headers.into_iter().map(Into::into).collect(), rows: Vec::new(), text: false }
+    }
+
+    /// A table of text columns (all left-aligned).
+    pub fn text<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+        Self { text: true, ..Self::new(headers) }
     }
 
     /// Adds a row; missing cells are left empty, extra cells dropped, so a
@@ -29,10 +36,13 @@ impl Table {
 
     pub fn to_markdown(&self) -> String {
         let escape = |cell: &str| cell.replace('|', "\\|").replace('\n', " ");
-        let line = |cells: &[String]| format!("| {} |\n", cells.iter().map(|cell| escape(cell)).collect::<Vec<_>>().join(" | "));
+        let line = |cells: &[String]| {
+            format!("| {} |\n", cells.iter().map(|cell| escape(cell)).collect::<Vec<_>>().join(" | "))
+        };
         let mut text = line(&self.headers);
-        let rule: Vec<String> =
-            (0..self.headers.len()).map(|index| if index == 0 { "---".to_string() } else { "---:".to_string() }).collect();
+        let rule: Vec<String> = (0..self.headers.len())
+            .map(|index| if index == 0 || self.text { "---".to_string() } else { "---:".to_string() })
+            .collect();
         text.push_str(&format!("|{}|\n", rule.join("|")));
         for row in &self.rows {
             text.push_str(&line(row));
@@ -66,6 +76,13 @@ mod tests {
     fn markdown_has_a_header_rule_and_right_aligned_figures() {
         let markdown = sample().to_markdown();
         assert_eq!(markdown, "| stage | p99 ms |\n|---|---:|\n| 250/s | 4.20 |\n| a\\|b |  |\n");
+    }
+
+    #[test]
+    fn text_tables_align_left() {
+        let mut table = Table::text(["what", "value"]);
+        table.row(["cores", "2"]);
+        assert_eq!(table.to_markdown(), "| what | value |\n|---|---|\n| cores | 2 |\n");
     }
 
     #[test]
