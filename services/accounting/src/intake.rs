@@ -27,11 +27,15 @@ use rdkafka::message::{BorrowedMessage, Message};
 use crate::ledger::Ledger;
 use crate::sale::SaleFacts;
 
-/// Most records applied in one transaction.
-pub const MAX_BATCH: usize = 5_000;
-
-/// Consumes sales until `shutdown` is cancelled, then commits and returns.
-pub async fn run(consumer: &CommittingConsumer, runner: &Runner, ledger: &Ledger, shutdown: &Shutdown) {
+/// Consumes sales until `shutdown` is cancelled, then commits and returns;
+/// applies at most `max_batch` records per transaction.
+pub async fn run(
+    consumer: &CommittingConsumer,
+    runner: &Runner,
+    ledger: &Ledger,
+    max_batch: usize,
+    shutdown: &Shutdown,
+) {
     let mut stream = consumer.stream();
     loop {
         let first = tokio::select! {
@@ -48,7 +52,7 @@ pub async fn run(consumer: &CommittingConsumer, runner: &Runner, ledger: &Ledger
             None => break,
         };
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max_batch {
             match stream.next().now_or_never() {
                 Some(Some(Ok(message))) => batch.push(message),
                 Some(Some(Err(error))) => {

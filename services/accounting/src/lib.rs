@@ -120,7 +120,10 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     readiness.set(true);
 
     let work = async {
-        tokio::join!(intake::run(&consumer, &runner, &ledger, &shutdown), closer.run(&shutdown));
+        tokio::join!(
+            intake::run(&consumer, &runner, &ledger, settings.accounting.max_batch.max(1), &shutdown),
+            closer.run(&shutdown)
+        );
         readiness.set(false);
         ops_handle.stop(true).await;
     };

@@ -69,6 +69,9 @@ pub struct AccountingSettings {
     pub grace_period_secs: i64,
     /// How often (real seconds) quiet weeks are checked for closing.
     pub close_check_interval_secs: u64,
+    /// Most sales applied in one database transaction (1 applies each sale
+    /// in its own transaction; the benchmark compares the two).
+    pub max_batch: usize,
 }
 
 /// Keys that protect data at rest in Kafka.
@@ -212,6 +215,7 @@ low_stock_threshold = 3
 ops_listen = "127.0.0.1:9103"
 grace_period_secs = 3600
 close_check_interval_secs = 5
+max_batch = 5000
 
 [notifier]
 ops_listen = "127.0.0.1:9104"
