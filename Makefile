@@ -5,13 +5,14 @@
 #   make run     start the stack and every service (API on 127.0.0.1:8080) until Ctrl-C
 #   make bench   start the stack and run the full benchmark into docs/report
 #   make up / down / status    the local stack by hand
+#   make up-observed           the stack plus Prometheus (deploy/prometheus) on 127.0.0.1:9090
 #
 # Build output goes outside the clone so that clones share it.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mamochi/target
 STACK := deploy/local/stack
 MAMOCHI := $(CARGO_TARGET_DIR)/debug/mamochi
 
-.PHONY: prereqs build up down status run demo bench test wipe
+.PHONY: prereqs build up up-observed down status run demo bench test wipe
 
 prereqs:
 	@deploy/local/prereqs
@@ -21,6 +22,9 @@ build: prereqs
 
 up: build
 	$(STACK) up
+
+up-observed: build
+	$(STACK) up --with-prometheus
 
 down:
 	$(STACK) down
