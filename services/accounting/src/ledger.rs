@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use mamochi_common::db::PgPool;
 use mamochi_events::runner::{Envelope, Handler, HandlerError};
 use mamochi_events::SaleRecorded;
@@ -55,9 +55,12 @@ impl Ledger {
         self.metrics.sales_applied.inc_by(outcome.counted.len() as u64);
         self.metrics.sales_duplicate.inc_by(outcome.duplicates as u64);
 
-        let committed = Utc::now();
+        // recorded_at is the clock's platform time; the histogram wants real
+        // seconds, so the gap is measured on that clock and scaled back.
+        let clock = self.platform.clock();
+        let committed = clock.now();
         for counted in &outcome.counted {
-            let latency = (committed - counted.recorded_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let latency = clock.real_duration(committed - counted.recorded_at).as_secs_f64();
             self.metrics.end_to_end_seconds.observe(latency);
             if counted.late {
                 self.metrics.sales_late.inc();

@@ -26,6 +26,12 @@ impl PlatformTime {
         Self { clock, watermark_ms: AtomicI64::new(i64::MIN), last_ms: AtomicI64::new(i64::MIN) }
     }
 
+    /// The configured clock alone (no watermark): what converts platform
+    /// durations into real ones.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Platform time now.
     pub fn now(&self) -> DateTime<Utc> {
         let candidate = self.clock.now().timestamp_millis().max(self.watermark_ms.load(Ordering::Acquire));
