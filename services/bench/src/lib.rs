@@ -13,13 +13,16 @@
 //! 4. a burst written straight to the sales topic, to see the consumers
 //!    drain a backlog ([`burst`]), with consumer lag sampled throughout
 //!    ([`lag`]);
-//! 5. paid forms behind a backlog of standard ones ([`approval`]);
-//! 6. results.json, CSV tables, report.md and SVG plots ([`report`], [`plots`]).
+//! 5. before and after: accounting's store one sale per transaction against
+//!    batched ([`batching`]), and saturation without Idempotency-Key headers;
+//! 6. paid forms behind a backlog of standard ones ([`approval`]);
+//! 7. results.json, CSV tables, report.md and SVG plots ([`report`], [`plots`]).
 //!
 //! The figures are reported, never asserted: the bench fails only when it
 //! cannot measure (the stack is down, a service does not start).
 
 pub mod approval;
+pub mod batching;
 pub mod burst;
 pub mod effects;
 pub mod identity;
@@ -60,6 +63,8 @@ use crate::progress::Bars;
 use crate::results::Results;
 use crate::stages::Load;
 
+/// The name of the saturation stage run without Idempotency-Key headers.
+pub const SATURATION_NO_KEYS: &str = "saturation, no Idempotency-Key";
 /// Longest wait for the in-process services to answer `/readyz`.
 const READY_WITHIN: Duration = Duration::from_secs(90);
 /// Longest wait for the setup vendors' credentials emails.
@@ -272,7 +277,7 @@ async fn measure(
         if plan.burst_sales > 0 && !member_ids.is_empty() {
             lag.set_stage("burst");
             let bar = bars.stage("burst to sales topic", Some(plan.burst_sales));
-            let burst = burst::run(settings, codec, &pool, &member_ids, plan.burst_sales, plan.drain.max(Duration::from_secs(30)), epoch, &bar).await?;
+            let burst = burst::run(settings, codec, &pool, &member_ids, plan.burst_sales, plan.burst_wait, epoch, &bar).await?;
             bar.finish("applied");
             bars.say(format!(
                 "burst: {} sales written straight to the topic; accounting applied them at {}/s, distributor at {}/s",
@@ -281,6 +286,37 @@ async fn measure(
                 burst.distributor_per_s.map_or_else(|| "–".to_string(), stats::fmt_count)
             ));
             results.burst = Some(burst);
+        }
+
+        if plan.batching_sales > 0 && !member_ids.is_empty() {
+            let bar = bars.stage("accounting store: one by one, then batched", Some(2 * plan.batching_sales));
+            let grace = chrono::Duration::seconds(settings.accounting.grace_period_secs);
+            let run = batching::compare(&pool, &member_ids, plan.batching_sales, settings.accounting.max_batch, grace, &bar)
+                .await?;
+            bar.finish(format!("{:.1}× faster batched", run.batched_per_s / run.one_by_one_per_s.max(1e-9)));
+            bars.say(format!(
+                "accounting store: {} sales one per transaction at {}/s, in batches of {} at {}/s",
+                run.sales,
+                stats::fmt_count(run.one_by_one_per_s),
+                run.batch_size,
+                stats::fmt_count(run.batched_per_s)
+            ));
+            results.batching = Some(run);
+        }
+
+        if plan.idempotency_keys {
+            // What the Idempotency-Key claim costs the gateway: the same
+            // closed loop, the same vendors, no header.
+            lag.set_stage("saturation, no keys");
+            let keyless = SaleClient::new(
+                http.clone(),
+                &endpoints.api,
+                vendors.iter().map(|vendor| vendor.api_key.clone()).collect(),
+                false,
+            );
+            let keyless_ctx = stages::Context { sales: &keyless, ..ctx };
+            let load = Load::Closed { duration: plan.saturation, connections: plan.saturation_connections };
+            results.sales.push(stages::run(&keyless_ctx, SATURATION_NO_KEYS, load).await?);
         }
 
         if plan.backlog_forms + plan.paid_forms > 0 {

@@ -51,6 +51,13 @@ pub struct BenchArgs {
     /// consumers drain a backlog (full 50000, quick 5000; 0 skips).
     #[arg(long)]
     pub burst_sales: Option<u64>,
+    /// Sales applied by accounting's store one per transaction and again
+    /// batched, to compare the two (full 10000, quick 1000; 0 skips).
+    #[arg(long)]
+    pub batching_sales: Option<u64>,
+    /// Longest wait for both consumers to apply the burst (full 180, quick 30).
+    #[arg(long)]
+    pub burst_wait_secs: Option<f64>,
     /// Standard registration forms submitted as a backlog (full 10000, quick 500).
     #[arg(long)]
     pub backlog_forms: Option<u64>,
@@ -89,6 +96,8 @@ pub struct Plan {
     pub drain: Duration,
     pub raw_records: u64,
     pub burst_sales: u64,
+    pub burst_wait: Duration,
+    pub batching_sales: u64,
     pub backlog_forms: u64,
     pub paid_forms: u64,
     pub approval_wait: Duration,
@@ -128,6 +137,8 @@ impl Plan {
             drain: secs(args.drain_secs, 60.0, 10.0)?,
             raw_records: args.raw_records.unwrap_or(if quick { 20_000 } else { 200_000 }),
             burst_sales: args.burst_sales.unwrap_or(if quick { 5_000 } else { 50_000 }),
+            burst_wait: secs(args.burst_wait_secs, 180.0, 30.0)?,
+            batching_sales: args.batching_sales.unwrap_or(if quick { 1_000 } else { 10_000 }),
             backlog_forms: args.backlog_forms.unwrap_or(if quick { 500 } else { 10_000 }),
             paid_forms: args.paid_forms.unwrap_or(if quick { 3 } else { 10 }),
             approval_wait: secs(args.approval_wait_secs, 600.0, 30.0)?,

@@ -16,6 +16,8 @@ pub struct Results {
     pub setup: Setup,
     pub sales: Vec<SalesStage>,
     pub burst: Option<Burst>,
+    /// Accounting's store, one sale per transaction against batched.
+    pub batching: Option<BatchingRun>,
     pub lag: Vec<LagSample>,
     pub approval: Option<ApprovalRun>,
     /// Things the reader must know to read the figures right (what was
@@ -138,6 +140,18 @@ pub struct Burst {
     pub peak_lag: i64,
     pub started_s: f64,
     pub ended_s: f64,
+}
+
+/// The same number of fresh sales applied by accounting's store one per
+/// transaction, then in batches (see [`crate::batching`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BatchingRun {
+    pub sales: u64,
+    pub batch_size: usize,
+    pub one_by_one_s: f64,
+    pub one_by_one_per_s: f64,
+    pub batched_s: f64,
+    pub batched_per_s: f64,
 }
 
 /// One reading of a consumer group's lag (high watermark minus committed
