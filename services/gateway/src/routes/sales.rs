@@ -152,15 +152,6 @@ pub async fn record(
     let digest = request_digest(&sale);
     let vendor_id = vendor.vendor_id;
 
-    if let Some(key) = &key {
-        if let Some(claim) = sale_requests::find(&pool, vendor_id, key.as_str()).await.map_err(SaleError::Store)? {
-            return replay(claim, &digest, vendor_id, key, &publisher, &pool, now).await;
-        }
-    }
-    let stock = vendor.stock;
-    if stock < sale.quantity.get() {
-        return Err(SaleError::InsufficientStock { stock });
-    }
     let answer = SaleAnswer {
         sale_id: Uuid::new_v4(),
         vendor_id,
@@ -173,17 +164,27 @@ pub async fn record(
     tracing::Span::current().record("sale_id", tracing::field::display(answer.sale_id));
     let stored = serde_json::to_value(&answer).map_err(|_| SaleError::CorruptClaim)?;
     if let Some(key) = &key {
+        // Claim first: a new key, the usual case, costs one write; only a
+        // key already on record (a repeat, or a concurrent twin) is read, and
+        // answered from its claim whatever the stock is now.
         let claimed = sale_requests::claim(&pool, vendor_id, key.as_str(), &digest, answer.sale_id, &stored)
             .await
             .map_err(SaleError::Store)?;
         if !claimed {
-            // Another request with the same key won the race.
             let claim = sale_requests::find(&pool, vendor_id, key.as_str()).await.map_err(SaleError::Store)?;
             return match claim {
                 Some(claim) => replay(claim, &digest, vendor_id, key, &publisher, &pool, now).await,
                 None => Err(SaleError::KeyInFlight),
             };
         }
+    }
+    let stock = vendor.stock;
+    if stock < sale.quantity.get() {
+        if let Some(key) = &key {
+            // Nothing was recorded: free the key for a retry after a restock.
+            sale_requests::release(&pool, vendor_id, key.as_str()).await.map_err(SaleError::Store)?;
+        }
+        return Err(SaleError::InsufficientStock { stock });
     }
     produce(&answer, key.as_ref(), &stored, &publisher, &pool, now).await?;
     Ok(HttpResponse::Created().json(&answer))

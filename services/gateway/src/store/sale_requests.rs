@@ -2,14 +2,15 @@
 //!
 //! A request with an `Idempotency-Key` claims (vendor, key) with a row
 //! holding its body's digest, its sale id and the answer it will give, marked
-//! `pending`. Only the request that inserted the row produces the sale; once
+//! `pending`; only when the insert finds the key taken is the claim on record
+//! read. Only the request that inserted the row produces the sale; once
 //! Kafka acknowledged it the row becomes `done`, and a repeat of the key gets
 //! the stored answer. If producing fails the claim is released so a retry can
 //! record the sale. A `pending` claim left by a crashed gateway is taken over
 //! after `stale_after_secs` and re-produced with the same sale id.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Jsonb, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use mamochi_common::db::PgPool;
 use mamochi_common::schema::sale_requests;
@@ -75,12 +76,24 @@ pub async fn claim(
 }
 
 /// Marks the claim done: from now on a repeat gets the stored answer.
+///
+/// Committed without waiting for the log flush (`synchronous_commit` off for
+/// this one statement's transaction; PostgreSQL applies the value in force
+/// at commit). Losing the mark in a database crash is safe: the claim stays
+/// `pending`, goes stale, and a repeat re-produces the same sale id, which
+/// consumers deduplicate. It saves the sale's second flush wait.
 pub async fn complete(pool: &PgPool, vendor_id: Uuid, key: &str, body: &Value) -> Result<(), StoreError> {
     let mut conn = connection(pool).await?;
-    diesel::update(sale_requests::table.find((vendor_id, key)))
-        .set(sale_requests::response.eq(response(DONE, body)))
-        .execute(&mut conn)
-        .await?;
+    diesel::sql_query(
+        "UPDATE sale_requests SET response = $3 \
+         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed \
+         WHERE vendor_id = $1 AND idempotency_key = $2",
+    )
+    .bind::<SqlUuid, _>(vendor_id)
+    .bind::<Text, _>(key)
+    .bind::<Jsonb, _>(response(DONE, body))
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }
 

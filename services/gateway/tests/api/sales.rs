@@ -159,3 +159,36 @@ async fn concurrent_requests_with_one_key_record_one_sale() {
     let replay = sell(&app, &vendor.api_key, &body, Some(&key)).await;
     assert_eq!(replay.body, created[0].body, "once settled, a repeat gets the first answer");
 }
+
+#[tokio::test]
+async fn a_key_refused_for_stock_stays_free_and_a_recorded_key_is_answered_whatever_the_stock() {
+    // Arrange
+    let app = spawn_app().await;
+    let vendor = app.create_vendor(2).await;
+    let tail = Tail::start(&app.settings, &topics::SALES).await;
+    let too_many = json!({"quantity": 3, "unit_price_clp": 1000, "payment_method": "cash"});
+    let two = json!({"quantity": 2, "unit_price_clp": 1000, "payment_method": "cash"});
+    let refused_key = format!("refused-{}", vendor.member_id);
+    let recorded_key = format!("recorded-{}", vendor.member_id);
+
+    // Act
+    let refused = sell(&app, &vendor.api_key, &too_many, Some(&refused_key)).await;
+    let first = sell(&app, &vendor.api_key, &two, Some(&recorded_key)).await;
+    // The distributor would take the cart to 0 after that sale.
+    app.sql(&format!("UPDATE carts SET stock = 0 WHERE vendor_id = '{}'", vendor.member_id)).await;
+    let repeat = sell(&app, &vendor.api_key, &two, Some(&recorded_key)).await;
+    app.sql(&format!("UPDATE carts SET stock = 5 WHERE vendor_id = '{}'", vendor.member_id)).await;
+    let retried = sell(&app, &vendor.api_key, &too_many, Some(&refused_key)).await;
+
+    // Assert
+    assert_eq!(refused.error(), (409, "insufficient_stock", Some("quantity")));
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    assert_eq!(repeat.status, 201, "a repeat is answered from its claim, not refused for stock: {:?}", repeat.body);
+    assert_eq!(repeat.body, first.body);
+    assert_eq!(retried.status, 201, "the refused key was released, so the retry records the sale: {:?}", retried.body);
+    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(3), |_| false).await;
+    let mut quantities: Vec<i32> =
+        records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).map(|(_, _, v)| v.quantity).collect();
+    quantities.sort_unstable();
+    assert_eq!(quantities, vec![2, 3], "the recorded sale once, the retried one once");
+}
