@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 use mamochi_common::kafka::TopicSpec;
 
 use crate::generated::{
-    CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided, RegistrationKey, RegistrationReviewed,
+    CartStockLevel, CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided, RegistrationKey, RegistrationReviewed,
     RegistrationSubmitted, SaleRecorded, StockEvent, VendorKey, WeeklyStatementIssued,
 };
 use crate::{AvroSchemaSource, SchemaSource};
@@ -150,6 +150,16 @@ pub const STOCK: Topic<VendorKey, StockEvent> = Topic::new(
     "A cart's stock history: depletions, requests, replenishments, alerts.",
 );
 
+/// The current stock of every cart, keyed by vendor and compacted: the
+/// distributor writes a cart's level after each committed change, and the
+/// gateway's stock view is this topic read from the start.
+pub const CART_STOCK: Topic<VendorKey, CartStockLevel> = Topic::new(
+    "mamochi.cart-stock",
+    6,
+    Retention::Compact,
+    "Each cart's latest committed stock level (compacted by vendor).",
+);
+
 /// Weekly statements, one per vendor and ISO week.
 pub const STATEMENTS: Topic<VendorKey, WeeklyStatementIssued> = Topic::new(
     "mamochi.statements",
@@ -178,13 +188,14 @@ pub const DEAD_LETTERS: TopicInfo = TopicInfo {
 };
 
 /// Every topic of the platform.
-pub const ALL: [&TopicInfo; 9] = [
+pub const ALL: [&TopicInfo; 10] = [
     &REGISTRATIONS.info,
     &REGISTRATION_REVIEWS.info,
     &REGISTRATION_DECISIONS.info,
     &CREDENTIALS.info,
     &SALES.info,
     &STOCK.info,
+    &CART_STOCK.info,
     &STATEMENTS.info,
     &EMAIL_REQUESTS.info,
     &DEAD_LETTERS,
