@@ -41,6 +41,17 @@ pub struct GatewaySettings {
     pub admin_token: SecretString,
     /// Largest JSON body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Write requests (sales, depletions) handled at once; one more is
+    /// answered 503 with `Retry-After` at once instead of queueing.
+    pub max_in_flight: usize,
+    /// How long the gateway trusts what it read about an API key: a key
+    /// revoked in the database stops working within this bound.
+    pub key_cache_ttl_ms: u64,
+    /// Longest wait for a database connection or an idempotency claim
+    /// before the request is answered 503.
+    pub db_wait_ms: u64,
+    /// How long an Idempotency-Key's answer is kept; older claims are pruned.
+    pub idempotency_retention_hours: u32,
 }
 
 /// A background service: where it serves /healthz, /readyz and /metrics.
@@ -201,6 +212,10 @@ listen = "127.0.0.1:8080"
 public_url = "http://127.0.0.1:8080"
 admin_token = "mamochi-admin-local"
 max_body_bytes = 16384
+max_in_flight = 2048
+key_cache_ttl_ms = 5000
+db_wait_ms = 2000
+idempotency_retention_hours = 24
 
 [approval]
 ops_listen = "127.0.0.1:9101"
