@@ -70,6 +70,9 @@ pub struct DistributorSettings {
     pub restock_quantity: i32,
     /// A low-stock alert fires when stock falls below this many servings.
     pub low_stock_threshold: i32,
+    /// Most sales applied in one database transaction (the sales the
+    /// consumer has already buffered, never waiting for more).
+    pub max_batch: usize,
 }
 
 /// Weekly closing rules.
@@ -225,6 +228,7 @@ ops_listen = "127.0.0.1:9102"
 initial_stock = 10
 restock_quantity = 10
 low_stock_threshold = 3
+max_batch = 5000
 
 [accounting]
 ops_listen = "127.0.0.1:9103"

@@ -1,8 +1,8 @@
 //! Why applying an event failed, and whether retrying can help.
 
-use mamochi_events::publish::PublishError;
 use mamochi_events::runner::HandlerError;
 
+use crate::outbox::OutboxError;
 use crate::rules::RuleError;
 use crate::store::StoreError;
 
@@ -13,8 +13,8 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
-    #[error("could not publish a derived record: {0}")]
-    Publish(#[from] PublishError),
+    #[error("could not write a derived record to the outbox: {0}")]
+    Outbox(#[from] OutboxError),
     #[error(transparent)]
     Rule(#[from] RuleError),
     #[error("no database connection: {0}")]
@@ -23,7 +23,7 @@ pub enum ApplyError {
 
 impl From<ApplyError> for HandlerError {
     /// An unknown vendor or an impossible quantity never becomes valid: the
-    /// record is parked. Everything else (database, Kafka) is retried.
+    /// record is parked. Everything else (database, outbox) is retried.
     fn from(error: ApplyError) -> Self {
         match error {
             ApplyError::Store(StoreError::UnknownVendor(_)) | ApplyError::Rule(_) => HandlerError::Rejected(error.to_string()),

@@ -1,29 +1,39 @@
 //! The distributor service: keeps every cart's stock and restocks carts.
 //!
-//! Two at-least-once runners in one process: `mamochi.sales` (group
-//! `distributor`) applies each sale to its vendor's cart and raises LOW_STOCK
-//! and DEPLETED events; `mamochi.stock` (group `distributor-stock`) restocks
-//! a cart on DEPLETED or RESTOCK_REQUESTED and announces it with REPLENISHED
-//! and an email to the vendor. The stock rules (selling past zero floors at
-//! zero and is counted as oversold; one depletion per trip to zero; one
-//! low-stock alert per restock cycle) are in [`rules`].
+//! Two at-least-once consumers in one process: `mamochi.sales` (group
+//! `distributor`) applies sales to their vendors' carts, a polled batch per
+//! database transaction ([`intake`], [`sales`]), and raises LOW_STOCK and
+//! DEPLETED events; `mamochi.stock` (group `distributor-stock`) restocks a
+//! cart on DEPLETED or RESTOCK_REQUESTED and announces it with REPLENISHED
+//! and an email to the vendor ([`restock`]). After every committed change the
+//! cart's new level goes to the compacted `mamochi.cart-stock`, from which
+//! the gateway builds its stock view. The stock rules (selling past zero
+//! floors at zero and is counted as oversold; one depletion per trip to
+//! zero; one low-stock alert per restock cycle) are in [`rules`].
 //!
 //! Guarantee: each sale and each stock event changes a cart exactly once in
-//! effect, and every record derived from it is neither lost nor duplicated in
-//! effect. The dedupe record, the cart change (row locked with
-//! `SELECT … FOR UPDATE`) and the production of derived records (acknowledged
-//! by Kafka) happen inside one database transaction, before its commit;
-//! derived records have deterministic ids (UUID v5 of the source id and a
-//! label). A crash before the commit rolls the change back and the redelivered
-//! source produces the same ids again, which consumers apply once (the
-//! notifier sends each message id once); a crash after the commit leaves the
-//! derived records already acknowledged. Limit: in that first case a derived
-//! record can sit twice in its topic; it is the same id, so only its readers'
-//! dedupe keeps it single in effect.
+//! effect, and every record derived from it (stock events, email requests,
+//! cart levels) is published at least once and is never lost, and for one
+//! vendor in the order of the changes. The dedupe rows, the cart change
+//! (rows locked with `SELECT … FOR UPDATE`, in `vendor_id` order) and the
+//! derived records, written to the `distributor_outbox` table, commit in one
+//! database transaction; no Kafka produce is awaited while a cart is locked.
+//! After the commit the [`outbox::Relay`] produces the outbox rows in `seq`
+//! order and deletes them once Kafka acknowledged them (`acks=all`); rows a
+//! crash left behind are produced at the next start and on a short timer.
+//! Source offsets are stored only after the commit. A crash before the commit
+//! rolls everything back and the redelivered sources derive the same records
+//! again. Limit: a crash between Kafka's acknowledgement and the delete of
+//! the rows produces them a second time; derived ids are deterministic (UUID
+//! v5 of the source id and a label, [`derived`]), so readers apply them once
+//! (the notifier sends each message id once, the stock consumer dedupes
+//! event ids) and a repeated cart level is followed by every newer one.
 
 pub mod derived;
 pub mod error;
+pub mod intake;
 pub mod metrics;
+pub mod outbox;
 pub mod publisher;
 pub mod restock;
 pub mod rules;

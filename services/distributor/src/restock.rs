@@ -7,22 +7,26 @@
 //! RESTOCK_REQUESTED adds the requested quantity, or the configured one when
 //! the request names none. Either way, in one transaction: the dedupe record
 //! (consumer `distributor-stock`, the event id), the locked cart, the new
-//! stock (restocks + 1, low-stock alert re-armed), and the REPLENISHED event
-//! and restock email request, acknowledged by Kafka before the commit.
+//! stock (restocks + 1, low-stock alert re-armed), and, in the outbox, the
+//! REPLENISHED event, the restock email request and the cart's new level.
+//! Nothing is produced while the cart is locked: the [`Relay`] produces the
+//! outbox after the commit (see [`crate::outbox`] for why nothing is lost).
 //! REPLENISHED, LOW_STOCK and unknown kinds are not the distributor's to act
 //! on: their offsets are stored and nothing else happens.
+//!
+//! [`Relay`]: crate::outbox::Relay
 
 use diesel_async::AsyncConnection;
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_events::runner::{Envelope, Handler, HandlerError};
-use mamochi_events::{StockEvent, StockEventKind};
+use mamochi_events::{CartStockLevel, StockEvent, StockEventKind};
 use tracing::instrument;
 
 use crate::derived;
 use crate::error::ApplyError;
 use crate::metrics::Metrics;
-use crate::publisher::Publisher;
+use crate::outbox::{self, OutboxRecord, Relay};
 use crate::rules::{self, StockAction};
 use crate::sales::StockRules;
 use crate::store;
@@ -30,7 +34,7 @@ use crate::store;
 /// Handler of `mamochi.stock` records.
 pub struct RestockHandler {
     pub pool: PgPool,
-    pub publisher: Publisher,
+    pub relay: Relay,
     pub clock: Clock,
     pub metrics: Metrics,
     pub rules: StockRules,
@@ -94,18 +98,27 @@ impl RestockHandler {
             if !store::first_time(conn, store::STOCK_CONSUMER, event.event_id).await? {
                 return Ok(None);
             }
-            let cart = store::lock_cart(conn, vendor_id, self.rules.initial_stock).await?;
-            let Some((added, stock_after)) = rules::restocked(cart.stock, action)? else {
+            let locked = store::lock_cart(conn, vendor_id, self.rules.initial_stock).await?;
+            let Some((added, stock_after)) = rules::restocked(locked.cart.stock, action)? else {
                 return Ok(None);
             };
-            store::save_restock(conn, vendor_id, stock_after, now).await?;
+            let restocks = store::save_restock(conn, vendor_id, stock_after, now).await?;
             let recipient = store::recipient(conn, vendor_id).await?;
             let replenished =
                 derived::stock_event(StockEventKind::Replenished, event.event_id, vendor_id, added, stock_after, reason, now);
-            self.publisher.stock(&replenished).await?;
-            self.publisher.email(&derived::restock_email(event.event_id, &recipient, added, stock_after, now)).await?;
+            let records = [
+                OutboxRecord::Stock(replenished),
+                OutboxRecord::Email(derived::restock_email(event.event_id, &recipient, added, stock_after, now)),
+                OutboxRecord::Level(CartStockLevel { vendor_id, stock: stock_after, restocks, updated_at: now }),
+            ];
+            outbox::insert(conn, &records).await?;
             Ok(Some(Restocked { added, stock_after }))
         })
         .await
+        .inspect(|restocked| {
+            if restocked.is_some() {
+                self.relay.committed();
+            }
+        })
     }
 }

@@ -1,25 +1,36 @@
-//! Applies each sale to its vendor's cart.
+//! Applies a batch of sales to their vendors' carts in one transaction.
 //!
-//! In one transaction: the dedupe record (consumer `distributor`, the sale
-//! id), the locked cart, the new stock, and, when the sale triggers them, the
-//! LOW_STOCK event with its email request and the DEPLETED event, produced and
-//! acknowledged before the commit. A crash before the commit rolls the stock
-//! back and the redelivered sale derives the same ids again; a crash after it
-//! leaves the derived records already acknowledged.
+//! In that transaction: one multi-row dedupe insert (consumer `distributor`,
+//! the sale ids), one statement locking the carts of the batch's vendors (in
+//! `vendor_id` order), the rules applied sale by sale in Kafka order (a
+//! vendor's sales share a partition, so the batch's order is their order),
+//! one statement writing the new carts, and one writing the derived records
+//! to the outbox: LOW_STOCK with its email, DEPLETED, and each changed cart's
+//! new level. Nothing is produced to Kafka while the carts are locked; the
+//! [`Relay`] produces the outbox after the commit.
+//!
+//! Guarantee: each sale changes its cart exactly once in effect. A crash
+//! before the commit rolls everything back (the redelivered sales are new
+//! again); after it, the dedupe rows make their redelivery a no-op and the
+//! outbox still holds what they derived. A sale of a vendor who is not a
+//! member is reported back (its dedupe row removed) for the caller to park;
+//! the rest of the batch applies.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
-use mamochi_events::runner::{Envelope, Handler, HandlerError};
-use mamochi_events::{SaleRecorded, StockEventKind};
-use tracing::instrument;
+use mamochi_events::{CartStockLevel, SaleRecorded, StockEventKind};
+use uuid::Uuid;
 
 use crate::derived;
 use crate::error::ApplyError;
 use crate::metrics::Metrics;
-use crate::publisher::Publisher;
-use crate::rules::{self, Cart, SaleEffect};
-use crate::store;
+use crate::outbox::{self, OutboxRecord, Relay};
+use crate::rules::{self, SaleEffect};
+use crate::store::{self, LockedCart};
 
 /// The stock settings the handlers apply.
 #[derive(Debug, Clone, Copy)]
@@ -29,90 +40,209 @@ pub struct StockRules {
     pub low_stock_threshold: i32,
 }
 
-/// Handler of `mamochi.sales` records.
-pub struct SaleHandler {
+/// A sale that changed its cart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub sale_id: Uuid,
+    pub effect: SaleEffect,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// What one batch transaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// In the batch's order.
+    pub applied: Vec<Applied>,
+    /// Sales applied before (redeliveries, or repeated within the batch).
+    pub duplicates: usize,
+    /// Sales of vendors who are not members: not applied, for parking.
+    pub unknown_vendor: Vec<Uuid>,
+}
+
+/// The sales path: rules, database, outbox.
+#[derive(Clone)]
+pub struct SaleApplier {
     pub pool: PgPool,
-    pub publisher: Publisher,
     pub clock: Clock,
     pub metrics: Metrics,
     pub rules: StockRules,
+    pub relay: Relay,
 }
 
-impl std::fmt::Debug for SaleHandler {
+impl std::fmt::Debug for SaleApplier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SaleHandler").field("rules", &self.rules).finish_non_exhaustive()
+        f.debug_struct("SaleApplier").field("rules", &self.rules).finish_non_exhaustive()
     }
 }
 
-impl Handler<SaleRecorded> for SaleHandler {
-    #[instrument(
-        name = "sale",
-        skip_all,
-        fields(topic = %envelope.topic, partition = envelope.partition, offset = envelope.offset,
-               sale_id = %envelope.value.sale_id, vendor_id = %envelope.value.vendor_id)
-    )]
-    async fn handle(&self, envelope: Envelope<SaleRecorded>) -> Result<(), HandlerError> {
-        let sale = envelope.value;
-        match self.apply(&sale).await? {
-            None => {
-                self.metrics.duplicates.with_label_values(&["sales"]).inc();
-                tracing::info!("sale already applied; skipped");
-            }
-            Some(effect) => {
-                self.metrics.sales_applied.inc();
-                if effect.low_stock_alert {
-                    self.metrics.low_stock_alerts.inc();
-                }
-                if effect.oversold > 0 {
-                    self.metrics.oversold_servings.inc_by(effect.oversold.unsigned_abs().into());
-                    tracing::warn!(oversold = effect.oversold, "sale exceeded the cart's stock; stock floored at zero");
-                }
-                // recorded_at is platform time; the histogram wants real seconds.
-                let latency = self.clock.real_duration(self.clock.now() - sale.recorded_at);
-                self.metrics.end_to_end_seconds.observe(latency.as_secs_f64());
-                tracing::info!(stock_after = effect.stock_after, depleted = effect.depleted, "sale applied");
+/// A record the rules derived, before recipients are known.
+enum Derivation {
+    LowStock { sale_id: Uuid, vendor_id: Uuid, stock_after: i32 },
+    Depleted { sale_id: Uuid, vendor_id: Uuid },
+}
+
+impl SaleApplier {
+    /// Applies `sales` (each of at least one serving) in one transaction,
+    /// then wakes the relay; counts what happened in the metrics.
+    pub async fn apply(&self, sales: &[SaleRecorded]) -> Result<BatchOutcome, ApplyError> {
+        if sales.is_empty() {
+            return Ok(BatchOutcome::default());
+        }
+        let now = self.clock.now();
+        let mut conn = self.pool.get().await.map_err(|error| ApplyError::Pool(error.to_string()))?;
+        let outcome = conn.transaction::<_, ApplyError, _>(async |conn| self.transaction(conn, sales, now).await).await?;
+        if !outcome.applied.is_empty() {
+            self.relay.committed();
+        }
+        self.count(&outcome);
+        Ok(outcome)
+    }
+
+    async fn transaction(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        sales: &[SaleRecorded],
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome, ApplyError> {
+        let ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
+        let mut first_time = store::first_times(conn, store::SALES_CONSUMER, &ids).await?;
+        let mut duplicates = 0;
+        let mut fresh = Vec::with_capacity(first_time.len());
+        for sale in sales {
+            // A sale repeated inside the batch is new only the first time.
+            if first_time.remove(&sale.sale_id) {
+                fresh.push(sale);
+            } else {
+                duplicates += 1;
             }
         }
-        Ok(())
-    }
-}
+        let vendors: Vec<Uuid> = fresh.iter().map(|sale| sale.vendor_id).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut carts: HashMap<Uuid, LockedCart> = store::lock_carts(conn, &vendors, self.rules.initial_stock).await?;
 
-impl SaleHandler {
-    /// The transaction; `None` when the sale was applied before.
-    async fn apply(&self, sale: &SaleRecorded) -> Result<Option<SaleEffect>, ApplyError> {
-        // Refuse impossible sales before touching anything.
-        rules::check_quantity(sale.quantity)?;
-        let mut conn = self.pool.get().await.map_err(|error| ApplyError::Pool(error.to_string()))?;
-        let now = self.clock.now();
-        let vendor_id = sale.vendor_id;
-        conn.transaction::<_, ApplyError, _>(async |conn| {
-            if !store::first_time(conn, store::SALES_CONSUMER, sale.sale_id).await? {
-                return Ok(None);
+        let mut applied = Vec::with_capacity(fresh.len());
+        let mut unknown_vendor = Vec::new();
+        let mut derivations = Vec::new();
+        // Changed vendors in the order they first changed, for the levels.
+        let mut changed_order = Vec::new();
+        let mut changed_seen = HashSet::new();
+        for sale in fresh {
+            let Some(locked) = carts.get_mut(&sale.vendor_id) else {
+                unknown_vendor.push(sale.sale_id);
+                continue;
+            };
+            let effect = rules::apply_sale(locked.cart, sale.quantity, self.rules.low_stock_threshold)?;
+            if changed_seen.insert(sale.vendor_id) {
+                changed_order.push(sale.vendor_id);
             }
-            let cart = store::lock_cart(conn, vendor_id, self.rules.initial_stock).await?;
-            let effect = rules::apply_sale(cart, sale.quantity, self.rules.low_stock_threshold)?;
-            let after = Cart { stock: effect.stock_after, low_stock_alerted: cart.low_stock_alerted || effect.low_stock_alert };
-            store::save_after_sale(conn, vendor_id, after, now).await?;
+            locked.cart.stock = effect.stock_after;
+            locked.cart.low_stock_alerted |= effect.low_stock_alert;
             if effect.low_stock_alert {
-                let recipient = store::recipient(conn, vendor_id).await?;
-                let event =
-                    derived::stock_event(StockEventKind::LowStock, sale.sale_id, vendor_id, 0, effect.stock_after, "sale", now);
-                self.publisher.stock(&event).await?;
-                let email = derived::low_stock_email(
-                    sale.sale_id,
-                    &recipient,
-                    effect.stock_after,
-                    self.rules.low_stock_threshold,
-                    now,
-                );
-                self.publisher.email(&email).await?;
+                derivations.push(Derivation::LowStock {
+                    sale_id: sale.sale_id,
+                    vendor_id: sale.vendor_id,
+                    stock_after: effect.stock_after,
+                });
             }
             if effect.depleted {
-                let event = derived::stock_event(StockEventKind::Depleted, sale.sale_id, vendor_id, 0, 0, "sale", now);
-                self.publisher.stock(&event).await?;
+                derivations.push(Derivation::Depleted { sale_id: sale.sale_id, vendor_id: sale.vendor_id });
             }
-            Ok(Some(effect))
-        })
-        .await
+            applied.push(Applied { sale_id: sale.sale_id, effect, recorded_at: sale.recorded_at });
+        }
+        store::forget(conn, store::SALES_CONSUMER, &unknown_vendor).await?;
+
+        let changed: Vec<(Uuid, LockedCart)> =
+            changed_order.iter().filter_map(|vendor| carts.get(vendor).map(|cart| (*vendor, *cart))).collect();
+        let rows: Vec<_> = changed.iter().map(|(vendor, locked)| (*vendor, locked.cart)).collect();
+        store::save_after_sales(conn, &rows, now).await?;
+
+        let records = self.records(conn, &derivations, &changed, now).await?;
+        outbox::insert(conn, &records).await?;
+        Ok(BatchOutcome { applied, duplicates, unknown_vendor })
+    }
+
+    /// The outbox records: derived events in sale order, then each changed
+    /// cart's level.
+    async fn records(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        derivations: &[Derivation],
+        changed: &[(Uuid, LockedCart)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxRecord>, ApplyError> {
+        let to_alert: Vec<Uuid> = derivations
+            .iter()
+            .filter_map(|derivation| match derivation {
+                Derivation::LowStock { vendor_id, .. } => Some(*vendor_id),
+                Derivation::Depleted { .. } => None,
+            })
+            .collect();
+        let recipients = store::recipients(conn, &to_alert).await?;
+        let mut records = Vec::with_capacity(derivations.len() * 2 + changed.len());
+        for derivation in derivations {
+            match *derivation {
+                Derivation::LowStock { sale_id, vendor_id, stock_after } => {
+                    let recipient =
+                        recipients.get(&vendor_id).ok_or(store::StoreError::UnknownVendor(vendor_id))?;
+                    records.push(OutboxRecord::Stock(derived::stock_event(
+                        StockEventKind::LowStock,
+                        sale_id,
+                        vendor_id,
+                        0,
+                        stock_after,
+                        "sale",
+                        now,
+                    )));
+                    records.push(OutboxRecord::Email(derived::low_stock_email(
+                        sale_id,
+                        recipient,
+                        stock_after,
+                        self.rules.low_stock_threshold,
+                        now,
+                    )));
+                }
+                Derivation::Depleted { sale_id, vendor_id } => {
+                    records.push(OutboxRecord::Stock(derived::stock_event(
+                        StockEventKind::Depleted,
+                        sale_id,
+                        vendor_id,
+                        0,
+                        0,
+                        "sale",
+                        now,
+                    )));
+                }
+            }
+        }
+        records.extend(changed.iter().map(|(vendor_id, locked)| {
+            OutboxRecord::Level(CartStockLevel {
+                vendor_id: *vendor_id,
+                stock: locked.cart.stock,
+                restocks: locked.restocks,
+                updated_at: now,
+            })
+        }));
+        Ok(records)
+    }
+
+    fn count(&self, outcome: &BatchOutcome) {
+        if outcome.duplicates > 0 {
+            self.metrics.duplicates.with_label_values(&["sales"]).inc_by(outcome.duplicates as u64);
+            tracing::info!(duplicates = outcome.duplicates, "sales already applied; skipped");
+        }
+        let now = self.clock.now();
+        for applied in &outcome.applied {
+            self.metrics.sales_applied.inc();
+            let effect = applied.effect;
+            if effect.low_stock_alert {
+                self.metrics.low_stock_alerts.inc();
+            }
+            if effect.oversold > 0 {
+                self.metrics.oversold_servings.inc_by(effect.oversold.unsigned_abs().into());
+                tracing::warn!(sale_id = %applied.sale_id, oversold = effect.oversold, "sale exceeded the cart's stock; stock floored at zero");
+            }
+            // recorded_at is platform time; the histogram wants real seconds.
+            let latency = self.clock.real_duration(now - applied.recorded_at);
+            self.metrics.end_to_end_seconds.observe(latency.as_secs_f64());
+        }
     }
 }

@@ -1,5 +1,8 @@
-//! Wiring: settings in, a running distributor out (two consumers, their
-//! handlers, the producer, operational endpoints), and an orderly stop.
+//! Wiring: settings in, a running distributor out (two consumers, the sales
+//! batch loop and the stock handler, the outbox relay, the producer,
+//! operational endpoints), and an orderly stop: both consumers stop and
+//! commit, then the relay produces what their last commits left in the
+//! outbox.
 
 use std::sync::Arc;
 
@@ -12,16 +15,17 @@ use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{db, Settings};
 use mamochi_events::codec::EventCodec;
 use mamochi_events::dead_letter::DeadLetters;
-use mamochi_events::publish::Publisher as KafkaPublisher;
 use mamochi_events::runner::{Backoff, Runner};
-use mamochi_events::topics::{DEAD_LETTERS, EMAIL_REQUESTS, SALES, STOCK};
-use mamochi_events::{SaleRecorded, StockEvent};
+use mamochi_events::topics::{CART_STOCK, DEAD_LETTERS, EMAIL_REQUESTS, SALES, STOCK};
+use mamochi_events::StockEvent;
 use rdkafka::consumer::Consumer;
 
+use crate::intake;
 use crate::metrics::Metrics;
+use crate::outbox::Relay;
 use crate::publisher::Publisher;
 use crate::restock::RestockHandler;
-use crate::sales::{SaleHandler, StockRules};
+use crate::sales::{SaleApplier, StockRules};
 
 /// Consumer group of the sales runner.
 pub const SALES_GROUP: &str = "distributor";
@@ -34,8 +38,10 @@ pub struct Distributor {
     stock_consumer: CommittingConsumer,
     sales_runner: Runner,
     stock_runner: Runner,
-    sales: SaleHandler,
+    sales: SaleApplier,
+    max_batch: usize,
     restock: RestockHandler,
+    relay: Relay,
     server: actix_web::dev::Server,
     ops_port: u16,
     readiness: Readiness,
@@ -63,7 +69,13 @@ impl Distributor {
         let admin = kafka::admin(&settings.kafka).context("while creating the Kafka admin client")?;
         kafka::ensure_topics(
             &admin,
-            &[SALES.info.spec(), STOCK.info.spec(), EMAIL_REQUESTS.info.spec(), DEAD_LETTERS.spec()],
+            &[
+                SALES.info.spec(),
+                STOCK.info.spec(),
+                EMAIL_REQUESTS.info.spec(),
+                CART_STOCK.info.spec(),
+                DEAD_LETTERS.spec(),
+            ],
         )
         .await
         .context("while ensuring the distributor's topics")?;
@@ -71,8 +83,8 @@ impl Distributor {
         let producer = kafka::producer(&settings.kafka, "distributor").context("while creating the Kafka producer")?;
         let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
         let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
-        let publisher =
-            Publisher { kafka: KafkaPublisher::new(producer.clone(), codec.clone(), kafka_metrics.clone()) };
+        let publisher = Publisher { producer: producer.clone(), codec: codec.clone(), metrics: kafka_metrics.clone() };
+        let relay = Relay::new(pool.clone(), publisher);
 
         let consumer = |group: &str, role: &str| {
             kafka::measured_consumer(&settings.kafka, &settings.kafka.group(group), role, &kafka_metrics)
@@ -97,14 +109,10 @@ impl Distributor {
             stock_consumer,
             sales_runner: runner(SALES_GROUP),
             stock_runner: runner(STOCK_GROUP),
-            sales: SaleHandler {
-                pool: pool.clone(),
-                publisher: publisher.clone(),
-                clock,
-                metrics: metrics.clone(),
-                rules,
-            },
-            restock: RestockHandler { pool, publisher, clock, metrics, rules },
+            sales: SaleApplier { pool: pool.clone(), clock, metrics: metrics.clone(), rules, relay: relay.clone() },
+            max_batch: settings.distributor.max_batch,
+            restock: RestockHandler { pool, relay: relay.clone(), clock, metrics, rules },
+            relay,
             server,
             ops_port,
             readiness,
@@ -117,10 +125,21 @@ impl Distributor {
     }
 
     /// Applies sales and stock events until `shutdown` is cancelled, then
-    /// commits what both runners finished and stops the operational server.
+    /// commits what both consumers finished, relays the outbox one last time
+    /// and stops the operational server.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self {
-            sales_consumer, stock_consumer, sales_runner, stock_runner, sales, restock, server, readiness, ..
+            sales_consumer,
+            stock_consumer,
+            sales_runner,
+            stock_runner,
+            sales,
+            max_batch,
+            restock,
+            relay,
+            server,
+            readiness,
+            ..
         } = self;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
@@ -128,25 +147,30 @@ impl Distributor {
             Ok(_) => readiness.set(true),
             Err(error) => tracing::warn!(%error, "database not reachable yet; not ready"),
         }
-        tracing::info!("distributor running");
-        // If one runner fails the other is stopped too, so neither is left
-        // consuming alone.
+        tracing::info!(max_batch, "distributor running");
+        // If one consumer fails the other is stopped too, so neither is left
+        // consuming alone. The relay stops only after both, so their last
+        // commits are produced before the process exits.
         let stop_both = shutdown.child_token();
+        let stop_relay = Shutdown::new();
         let sales_loop = async {
-            let result = sales_runner.run::<SaleRecorded, _>(&sales_consumer, &sales, &stop_both).await;
+            intake::run(&sales_consumer, &sales_runner, &sales, max_batch, &stop_both).await;
             stop_both.cancel();
-            result.context("while consuming sales")
         };
         let stock_loop = async {
             let result = stock_runner.run::<StockEvent, _>(&stock_consumer, &restock, &stop_both).await;
             stop_both.cancel();
             result.context("while consuming stock events")
         };
-        let (sales_result, stock_result) = tokio::join!(sales_loop, stock_loop);
+        let consumers = async {
+            let (_, stock_result) = tokio::join!(sales_loop, stock_loop);
+            stop_relay.cancel();
+            stock_result
+        };
+        let (stock_result, ()) = tokio::join!(consumers, relay.run(&stop_relay));
         readiness.set(false);
         server_handle.stop(true).await;
         server_task.await.context("while joining the operational server")?.context("while serving /metrics")?;
-        sales_result?;
         stock_result?;
         tracing::info!("distributor stopped");
         Ok(())

@@ -1,13 +1,17 @@
-//! The distributor's SQL: the dedupe record, the locked cart row, and the
-//! member's contact details (read only; approval owns `members`).
+//! The distributor's SQL: the dedupe records, the locked cart rows, and the
+//! members' contact details (read only; approval owns `members`).
 //!
-//! Every function runs on a connection inside the caller's transaction. The
-//! cart is read with `SELECT … FOR UPDATE`, so the sales runner and the stock
-//! runner (or two processes during a rebalance) never interleave a
-//! read-modify-write of the same cart.
+//! Every function runs on a connection inside the caller's transaction.
+//! Carts are read with `SELECT … FOR UPDATE`, several at once always in
+//! `vendor_id` order, so the sales path, the stock path (or two processes
+//! during a rebalance) never interleave a read-modify-write of the same cart
+//! and never deadlock on each other's carts.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use mamochi_common::schema::{carts, members, processed_events};
 use uuid::Uuid;
@@ -28,6 +32,42 @@ pub enum StoreError {
     Db(#[from] diesel::result::Error),
 }
 
+/// A locked cart: what the rules see, plus its restock count (for the
+/// published level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockedCart {
+    pub cart: Cart,
+    pub restocks: i32,
+}
+
+#[derive(QueryableByName)]
+struct EventIdRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    event_id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct CartRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    vendor_id: Uuid,
+    #[diesel(sql_type = Integer)]
+    stock: i32,
+    #[diesel(sql_type = Bool)]
+    low_stock_alerted: bool,
+    #[diesel(sql_type = Integer)]
+    restocks: i32,
+}
+
+#[derive(QueryableByName)]
+struct RecipientRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    member_id: Uuid,
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Text)]
+    full_name: String,
+}
+
 /// Records that `consumer` applied `event_id`; `false` if it already had.
 pub async fn first_time(conn: &mut AsyncPgConnection, consumer: &str, event_id: Uuid) -> QueryResult<bool> {
     let inserted = diesel::insert_into(processed_events::table)
@@ -38,55 +78,129 @@ pub async fn first_time(conn: &mut AsyncPgConnection, consumer: &str, event_id: 
     Ok(inserted == 1)
 }
 
-/// Locks the vendor's cart, creating it with `initial_stock` if the member
-/// has none yet (approval normally creates it with the member).
-pub async fn lock_cart(conn: &mut AsyncPgConnection, vendor_id: Uuid, initial_stock: i32) -> Result<Cart, StoreError> {
-    if let Some(cart) = select_for_update(conn, vendor_id).await? {
-        return Ok(cart);
+/// Records that `consumer` applied each of `event_ids`, in one statement;
+/// returns the ids it had not applied before.
+pub async fn first_times(conn: &mut AsyncPgConnection, consumer: &str, event_ids: &[Uuid]) -> QueryResult<HashSet<Uuid>> {
+    if event_ids.is_empty() {
+        return Ok(HashSet::new());
     }
-    let is_member: bool =
-        diesel::select(diesel::dsl::exists(members::table.find(vendor_id).select(members::member_id)))
-            .get_result(conn)
-            .await?;
-    if !is_member {
-        return Err(StoreError::UnknownVendor(vendor_id));
-    }
-    tracing::warn!(%vendor_id, initial_stock, "member had no cart; creating it");
-    diesel::insert_into(carts::table)
-        .values((carts::vendor_id.eq(vendor_id), carts::stock.eq(initial_stock.max(0))))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    select_for_update(conn, vendor_id).await?.ok_or(StoreError::UnknownVendor(vendor_id))
+    Ok(diesel::sql_query(
+        "INSERT INTO processed_events (consumer, event_id) \
+         SELECT $1, id FROM unnest($2::uuid[]) AS id \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind::<Text, _>(consumer)
+    .bind::<Array<diesel::sql_types::Uuid>, _>(event_ids)
+    .load::<EventIdRow>(conn)
+    .await?
+    .into_iter()
+    .map(|row| row.event_id)
+    .collect())
 }
 
-async fn select_for_update(conn: &mut AsyncPgConnection, vendor_id: Uuid) -> QueryResult<Option<Cart>> {
-    carts::table
-        .find(vendor_id)
-        .select((carts::stock, carts::low_stock_alerted))
-        .for_update()
-        .first::<(i32, bool)>(conn)
-        .await
-        .optional()
-        .map(|row| row.map(|(stock, low_stock_alerted)| Cart { stock, low_stock_alerted }))
+/// Undoes [`first_times`] for events that were refused, so they are not
+/// recorded as applied.
+pub async fn forget(conn: &mut AsyncPgConnection, consumer: &str, event_ids: &[Uuid]) -> QueryResult<()> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    diesel::delete(
+        processed_events::table
+            .filter(processed_events::consumer.eq(consumer))
+            .filter(processed_events::event_id.eq_any(event_ids)),
+    )
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
-/// Writes a sale's effect.
-pub async fn save_after_sale(
+/// Locks the carts of `vendor_ids` (in `vendor_id` order), creating a cart
+/// with `initial_stock` for a member who has none yet (approval normally
+/// creates it with the member). A vendor missing from the answer is not a
+/// member.
+pub async fn lock_carts(
     conn: &mut AsyncPgConnection,
-    vendor_id: Uuid,
-    cart: Cart,
+    vendor_ids: &[Uuid],
+    initial_stock: i32,
+) -> QueryResult<HashMap<Uuid, LockedCart>> {
+    let mut carts = select_for_update(conn, vendor_ids).await?;
+    let missing: Vec<Uuid> = vendor_ids.iter().copied().filter(|vendor| !carts.contains_key(vendor)).collect();
+    if missing.is_empty() {
+        return Ok(carts);
+    }
+    let created = diesel::sql_query(
+        "INSERT INTO carts (vendor_id, stock) \
+         SELECT member_id, $2 FROM members WHERE member_id = ANY($1) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(&missing)
+    .bind::<Integer, _>(initial_stock.max(0))
+    .execute(conn)
+    .await?;
+    if created > 0 {
+        tracing::warn!(created, initial_stock, "members had no cart; created them");
+    }
+    carts.extend(select_for_update(conn, &missing).await?);
+    Ok(carts)
+}
+
+async fn select_for_update(conn: &mut AsyncPgConnection, vendor_ids: &[Uuid]) -> QueryResult<HashMap<Uuid, LockedCart>> {
+    if vendor_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = diesel::sql_query(
+        "SELECT vendor_id, stock, low_stock_alerted, restocks FROM carts \
+         WHERE vendor_id = ANY($1) ORDER BY vendor_id FOR UPDATE",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(vendor_ids)
+    .load::<CartRow>(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let cart = Cart { stock: row.stock, low_stock_alerted: row.low_stock_alerted };
+            (row.vendor_id, LockedCart { cart, restocks: row.restocks })
+        })
+        .collect())
+}
+
+/// Locks one vendor's cart, creating it if the member has none.
+pub async fn lock_cart(conn: &mut AsyncPgConnection, vendor_id: Uuid, initial_stock: i32) -> Result<LockedCart, StoreError> {
+    lock_carts(conn, &[vendor_id], initial_stock)
+        .await?
+        .remove(&vendor_id)
+        .ok_or(StoreError::UnknownVendor(vendor_id))
+}
+
+/// Writes the sales' effect on every changed cart, in one statement.
+pub async fn save_after_sales(
+    conn: &mut AsyncPgConnection,
+    changed: &[(Uuid, Cart)],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(carts::table.find(vendor_id))
-        .set((carts::stock.eq(cart.stock), carts::low_stock_alerted.eq(cart.low_stock_alerted), carts::updated_at.eq(now)))
-        .execute(conn)
-        .await
-        .map(drop)
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let vendors: Vec<Uuid> = changed.iter().map(|(vendor, _)| *vendor).collect();
+    let stocks: Vec<i32> = changed.iter().map(|(_, cart)| cart.stock).collect();
+    let alerted: Vec<bool> = changed.iter().map(|(_, cart)| cart.low_stock_alerted).collect();
+    diesel::sql_query(
+        "UPDATE carts c SET stock = v.stock, low_stock_alerted = v.alerted, updated_at = $4 \
+         FROM unnest($1::uuid[], $2::int4[], $3::bool[]) AS v(vendor_id, stock, alerted) \
+         WHERE c.vendor_id = v.vendor_id",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
+    .bind::<Array<Integer>, _>(stocks)
+    .bind::<Array<Bool>, _>(alerted)
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// Writes a restock: the new stock, one more restock, alert re-armed.
-pub async fn save_restock(conn: &mut AsyncPgConnection, vendor_id: Uuid, stock: i32, now: DateTime<Utc>) -> QueryResult<()> {
+/// Returns the cart's restock count after it.
+pub async fn save_restock(conn: &mut AsyncPgConnection, vendor_id: Uuid, stock: i32, now: DateTime<Utc>) -> QueryResult<i32> {
     diesel::update(carts::table.find(vendor_id))
         .set((
             carts::stock.eq(stock),
@@ -94,9 +208,9 @@ pub async fn save_restock(conn: &mut AsyncPgConnection, vendor_id: Uuid, stock: 
             carts::low_stock_alerted.eq(false),
             carts::updated_at.eq(now),
         ))
-        .execute(conn)
+        .returning(carts::restocks)
+        .get_result(conn)
         .await
-        .map(drop)
 }
 
 /// The member's name and email, for the emails the distributor requests.
@@ -109,4 +223,18 @@ pub async fn recipient(conn: &mut AsyncPgConnection, vendor_id: Uuid) -> Result<
         .optional()?
         .map(|(email, full_name)| Recipient { email, full_name })
         .ok_or(StoreError::UnknownVendor(vendor_id))
+}
+
+/// The names and emails of `vendor_ids`, in one query.
+pub async fn recipients(conn: &mut AsyncPgConnection, vendor_ids: &[Uuid]) -> QueryResult<HashMap<Uuid, Recipient>> {
+    if vendor_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(diesel::sql_query("SELECT member_id, email, full_name FROM members WHERE member_id = ANY($1)")
+        .bind::<Array<diesel::sql_types::Uuid>, _>(vendor_ids)
+        .load::<RecipientRow>(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.member_id, Recipient { email: row.email, full_name: row.full_name }))
+        .collect())
 }
