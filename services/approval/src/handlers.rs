@@ -1,5 +1,5 @@
-//! What the service does with each form and each staff review: decide in one
-//! transaction, then publish the decision's events.
+//! What the service does with a batch of forms and with each staff review:
+//! decide in one transaction, then publish the decisions' events.
 
 use std::sync::Arc;
 
@@ -8,11 +8,12 @@ use mamochi_common::db::PgPool;
 use mamochi_events::runner::{Envelope, Handler, HandlerError};
 use mamochi_events::{RegistrationReviewed, RegistrationSubmitted};
 use tracing::instrument;
+use uuid::Uuid;
 
 use crate::metrics::Metrics;
-use crate::publisher::Publisher;
+use crate::publisher::{PublishStepError, Publisher};
 use crate::rules::Decision;
-use crate::store::{self, Applied, Policy};
+use crate::store::{self, Applied, Policy, StoreError};
 
 /// Shared by both handlers.
 #[derive(Clone)]
@@ -42,29 +43,44 @@ fn outcome_label(decision: &Decision) -> &'static str {
     }
 }
 
-impl Handler<RegistrationSubmitted> for Approval {
-    #[instrument(name = "decide_form", skip_all, fields(topic = %envelope.topic, partition = envelope.partition, offset = envelope.offset, registration_id = %envelope.value.registration_id))]
-    async fn handle(&self, envelope: Envelope<RegistrationSubmitted>) -> Result<(), HandlerError> {
-        let form = envelope.value;
+/// Why a batch of forms was not finished; the caller retries the batch.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("connection pool: {0}")]
+    Pool(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishStepError),
+}
+
+impl Approval {
+    /// Decides a batch of forms (in the order given) in one transaction, then
+    /// publishes every decision of the batch not yet published — also those
+    /// of redelivered forms, whose publication a crash may have cut short.
+    #[instrument(name = "decide_forms", skip_all, fields(forms = forms.len(), paid = forms.iter().filter(|form| form.paid).count()))]
+    pub async fn decide_batch(&self, forms: &[RegistrationSubmitted]) -> Result<(), BatchError> {
         let now = self.clock.now();
         let applied = {
-            let mut conn = self.pool.get().await.map_err(transient)?;
-            store::decide_form(&mut conn, &form, &self.policy, now).await.map_err(transient)?
+            let mut conn = self.pool.get().await.map_err(|error| BatchError::Pool(error.to_string()))?;
+            store::decide_forms(&mut conn, forms, &self.policy, now).await?
         };
-        let lane = if form.paid { "paid" } else { "standard" };
-        match &applied {
-            Applied::Decided(decision) => {
-                self.metrics.decisions.with_label_values(&[outcome_label(decision), lane]).inc();
-                let waited = (now - form.submitted_at).max(chrono::Duration::zero());
-                let waited = self.clock.real_duration(waited).as_secs_f64();
-                self.metrics.wait_seconds.with_label_values(&[lane]).observe(waited);
-                tracing::info!(?decision, lane, "form decided");
+        for (form, applied) in forms.iter().zip(&applied) {
+            let lane = if form.paid { "paid" } else { "standard" };
+            match applied {
+                Applied::Decided(decision) => {
+                    self.metrics.decisions.with_label_values(&[outcome_label(decision), lane]).inc();
+                    let waited = (now - form.submitted_at).max(chrono::Duration::zero());
+                    let waited = self.clock.real_duration(waited).as_secs_f64();
+                    self.metrics.wait_seconds.with_label_values(&[lane]).observe(waited);
+                    tracing::debug!(registration_id = %form.registration_id, ?decision, lane, "form decided");
+                }
+                Applied::Duplicate => self.metrics.duplicates.with_label_values(&["form"]).inc(),
+                Applied::AlreadyDecided | Applied::UnknownRegistration => {}
             }
-            Applied::Duplicate => self.metrics.duplicates.with_label_values(&["form"]).inc(),
-            Applied::AlreadyDecided | Applied::UnknownRegistration => {}
         }
-        // Also after a duplicate: a crash may have cut the publication short.
-        self.publisher.publish_pending(form.registration_id, now).await.map_err(transient)?;
+        let ids: Vec<Uuid> = forms.iter().map(|form| form.registration_id).collect();
+        self.publisher.publish_pending_many(&ids, now).await?;
         Ok(())
     }
 }

@@ -1,23 +1,26 @@
-//! The approval service: consumes registration forms — always the paid lane
-//! (partition 0) first — and staff reviews; decides each form by the rules in
-//! [`rules`]; on approval creates the member, their cart and an API key, and
-//! requests the credentials email; on rejection requests an email with the
-//! reason.
+//! The approval service: consumes registration forms in batches — always the
+//! paid lane (partition 0) first — and staff reviews; decides each form by the
+//! rules in [`rules`] (a batch in order, [`sequence`]); on approval creates
+//! the member, their cart and an API key, and requests the credentials email;
+//! on rejection requests an email with the reason.
 //!
-//! Guarantee: at least once, exactly once in effect. A form's dedupe record,
-//! decision, member and cart commit in one transaction; the decision's events
-//! are then published with derived ids and the form marked published; a
-//! redelivered form finishes an interrupted publication. The API key exists in
+//! Guarantee: at least once, exactly once in effect. A batch's dedupe
+//! records, decisions, members and carts commit in one transaction; the
+//! decisions' events are then published with derived ids and each form marked
+//! published once all its events are acknowledged; a redelivered form
+//! finishes an interrupted publication. The API key exists in
 //! clear text only in memory: the database keeps its SHA-256, plus the key
 //! sealed with the email key until its email request is acknowledged.
 
 pub mod credentials;
 pub mod emails;
 pub mod handlers;
+pub mod intake;
 pub mod lanes;
 pub mod metrics;
 pub mod publisher;
 pub mod rules;
+pub mod sequence;
 pub mod store;
 
 use std::sync::Arc;
@@ -98,7 +101,7 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     readiness.set(true);
 
     let (forms_result, reviews_result) = tokio::join!(
-        lanes::run(forms, &runner, &approval, &shutdown),
+        lanes::run(forms, &runner, &approval, lanes::MAX_BATCH, &shutdown),
         runner.run::<RegistrationReviewed, _>(&reviews, &approval, &shutdown),
     );
     readiness.set(false);

@@ -2,14 +2,20 @@
 //! and the email request (credentials or rejection), then marks the form
 //! published and forgets the sealed key.
 //!
-//! Runs after the decision's transaction commits, and again whenever the form
-//! is redelivered while still unpublished, so a crash between the commit and
-//! the acknowledgements only delays the events. Ids are derived from the
+//! Runs after the decision's transaction commits (for a batch: after the
+//! batch's transaction, every form's events sent at once and awaited
+//! together), and again whenever the form is redelivered while still
+//! unpublished, so a crash between the commit and the acknowledgements only
+//! delays the events; a form is marked published only once all its events
+//! are acknowledged. Ids are derived from the
 //! registration, so a repeated publication is recognisably the same: the
 //! notifier sends each email message id once.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use mamochi_common::db::PgPool;
 use mamochi_common::schema::{members, registrations};
@@ -43,7 +49,6 @@ struct DecisionRow {
     decided_by: Option<String>,
     decided_at: Option<DateTime<Utc>>,
     member_id: Option<Uuid>,
-    published_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Queryable, Selectable, Debug)]
@@ -62,6 +67,27 @@ pub struct Publisher {
     pub public_url: String,
 }
 
+/// Marks forms published, but only if their decision is still the one that
+/// was published (a staff review may have replaced it meanwhile; the review's
+/// own publication covers the new one), and forgets the sealed keys of the
+/// members they created.
+const MARK_PUBLISHED: &str = "
+WITH published AS (
+    UPDATE registrations AS r
+       SET published_at = $1
+      FROM unnest($2::uuid[], $3::text[]) AS p(registration_id, status)
+     WHERE r.registration_id = p.registration_id AND r.status = p.status AND r.published_at IS NULL
+ RETURNING r.member_id)
+UPDATE members SET pending_credentials = NULL
+ WHERE member_id IN (SELECT member_id FROM published WHERE member_id IS NOT NULL)";
+
+/// The forms whose events were all acknowledged, with the status published.
+#[derive(Debug, Default)]
+struct Published {
+    ids: Vec<Uuid>,
+    statuses: Vec<String>,
+}
+
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher").field("public_url", &self.public_url).finish_non_exhaustive()
@@ -72,19 +98,89 @@ impl Publisher {
     /// Publishes the form's decision if it has one that is not yet published.
     /// Returns whether anything was published.
     pub async fn publish_pending(&self, registration_id: Uuid, now: DateTime<Utc>) -> Result<bool, PublishStepError> {
-        let mut conn = self.pool.get().await.map_err(|error| PublishStepError::Pool(error.to_string()))?;
-        let Some(row) = registrations::table
-            .find(registration_id)
-            .select(DecisionRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()?
-        else {
-            return Ok(false);
-        };
-        if row.published_at.is_some() || row.status == "received" {
-            return Ok(false);
+        Ok(self.publish_pending_many(&[registration_id], now).await? > 0)
+    }
+
+    /// Publishes every decision among these forms that is not yet published:
+    /// all their events are sent at once and awaited together, then the forms
+    /// whose events were all acknowledged are marked published (and their
+    /// sealed keys forgotten) in one statement. Returns how many were
+    /// published; if any failed, the others are still marked and the first
+    /// failure is returned, so the caller retries only what is left.
+    pub async fn publish_pending_many(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<usize, PublishStepError> {
+        if ids.is_empty() {
+            return Ok(0);
         }
+        let (rows, credentials) = {
+            let mut conn = self.pool.get().await.map_err(|error| PublishStepError::Pool(error.to_string()))?;
+            let rows: Vec<DecisionRow> = registrations::table
+                .filter(registrations::registration_id.eq_any(ids))
+                .filter(registrations::published_at.is_null())
+                .filter(registrations::status.ne("received"))
+                .select(DecisionRow::as_select())
+                .load(&mut conn)
+                .await?;
+            let member_ids: Vec<Uuid> =
+                rows.iter().filter(|row| row.status == "approved").filter_map(|row| row.member_id).collect();
+            let credentials: HashMap<Uuid, CredentialRow> = if member_ids.is_empty() {
+                HashMap::new()
+            } else {
+                members::table
+                    .filter(members::member_id.eq_any(&member_ids))
+                    .select((members::member_id, CredentialRow::as_select()))
+                    .load::<(Uuid, CredentialRow)>(&mut conn)
+                    .await?
+                    .into_iter()
+                    .collect()
+            };
+            (rows, credentials)
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // The connection goes back to the pool while Kafka acknowledges.
+        let sent = futures::future::join_all(rows.iter().map(|row| {
+            let credential = row.member_id.and_then(|member_id| credentials.get(&member_id));
+            self.publish_one(row, credential, now)
+        }))
+        .await;
+        let mut published = Published::default();
+        let mut first_error = None;
+        for (row, result) in rows.iter().zip(sent) {
+            match result {
+                Ok(()) => {
+                    published.ids.push(row.registration_id);
+                    published.statuses.push(row.status.clone());
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let count = published.ids.len();
+        if count > 0 {
+            let mut conn = self.pool.get().await.map_err(|error| PublishStepError::Pool(error.to_string()))?;
+            diesel::sql_query(MARK_PUBLISHED)
+                .bind::<Timestamptz, _>(now)
+                .bind::<Array<SqlUuid>, _>(published.ids)
+                .bind::<Array<Text>, _>(published.statuses)
+                .execute(&mut conn)
+                .await?;
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(count),
+        }
+    }
+
+    /// Sends one decision's events, concurrently, and waits for all of them.
+    async fn publish_one(
+        &self,
+        row: &DecisionRow,
+        credential: Option<&CredentialRow>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PublishStepError> {
+        let registration_id = row.registration_id;
         let key = RegistrationKey { registration_id };
         let outcome = match row.status.as_str() {
             "approved" => RegistrationOutcome::Approved,
@@ -105,8 +201,7 @@ impl Publisher {
         let follow_up = async {
             match (outcome, row.member_id) {
                 (RegistrationOutcome::Approved, Some(member_id)) => {
-                    let credential =
-                        members::table.find(member_id).select(CredentialRow::as_select()).first(&mut conn).await?;
+                    let credential = credential.ok_or(diesel::result::Error::NotFound)?;
                     let issued = CredentialsIssued {
                         member_id,
                         registration_id,
@@ -115,10 +210,11 @@ impl Publisher {
                     };
                     let vendor = VendorKey { vendor_id: member_id };
                     let credentials = self.kafka.send(&topics::CREDENTIALS, &vendor, &issued, None);
-                    match credential.pending_credentials {
+                    match &credential.pending_credentials {
                         Some(sealed) => {
                             let (subject, body) = emails::credentials(&row.full_name, &self.public_url);
-                            let email = self.request_email(&row, "credentials", subject, body, Some(sealed), now);
+                            let email =
+                                self.request_email(row, "credentials", subject, body, Some(sealed.clone()), now);
                             tokio::try_join!(credentials, email)?;
                         }
                         None => {
@@ -129,7 +225,7 @@ impl Publisher {
                 (RegistrationOutcome::Rejected, _) => {
                     let reason = row.reason.clone().unwrap_or_default();
                     let (subject, body) = emails::rejection(&row.full_name, &reason);
-                    self.request_email(&row, "rejection", subject, body, None, now).await?;
+                    self.request_email(row, "rejection", subject, body, None, now).await?;
                 }
                 _ => {}
             }
@@ -138,18 +234,7 @@ impl Publisher {
         let (announced, followed) = tokio::join!(announce, follow_up);
         announced?;
         followed?;
-
-        diesel::update(registrations::table.find(registration_id))
-            .set(registrations::published_at.eq(Some(now)))
-            .execute(&mut conn)
-            .await?;
-        if let Some(member_id) = row.member_id {
-            diesel::update(members::table.find(member_id))
-                .set(members::pending_credentials.eq(None::<Vec<u8>>))
-                .execute(&mut conn)
-                .await?;
-        }
-        Ok(true)
+        Ok(())
     }
 
     async fn request_email(
