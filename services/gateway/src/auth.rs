@@ -1,5 +1,6 @@
-//! Who is calling: a vendor (an API key whose SHA-256 is in `members`) or
-//! guild staff (the configured admin token). Both are actix extractors, so a
+//! Who is calling: a vendor (an API key whose SHA-256 is in `members`, looked
+//! up through the in-memory [`KeyDirectory`]) or guild staff (the configured
+//! admin token). Both are actix extractors, so a
 //! handler that takes one cannot run unauthenticated; both answer 401 with
 //! `WWW-Authenticate: Bearer` when the credential is missing or wrong.
 
@@ -8,13 +9,12 @@ use std::pin::Pin;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest};
-use mamochi_common::db::PgPool;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::domain::secret;
 use crate::errors::ApiError;
-use crate::store;
+use crate::views::KeyDirectory;
 
 /// The staff token, as configured.
 #[derive(Debug, Clone)]
@@ -24,8 +24,6 @@ pub struct AdminToken(pub SecretString);
 #[derive(Debug, Clone, Copy)]
 pub struct Vendor {
     pub vendor_id: Uuid,
-    /// The cart's stock as the key was checked (read in the same query).
-    pub stock: i32,
 }
 
 /// Authenticated guild staff.
@@ -49,17 +47,17 @@ impl FromRequest for Vendor {
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let key = bearer(request);
-        let pool = request.app_data::<web::Data<PgPool>>().cloned();
+        let keys = request.app_data::<web::Data<KeyDirectory>>().cloned();
         Box::pin(async move {
             let key = key.ok_or_else(|| unauthorized("send your API key as Authorization: Bearer <key>"))?;
-            let pool = pool.ok_or_else(ApiError::internal)?;
+            let keys = keys.ok_or_else(ApiError::internal)?;
             // The key is 256 random bits: an exact lookup by its digest is
             // safe, and the clear key is never stored or logged.
-            match store::members::by_key_digest(&pool, &secret::sha256_hex(&key)).await {
-                Ok(Some((vendor_id, stock))) => Ok(Vendor { vendor_id, stock }),
+            match keys.vendor(&secret::sha256_hex(&key)).await {
+                Ok(Some(vendor_id)) => Ok(Vendor { vendor_id }),
                 Ok(None) => Err(unauthorized("the API key is not valid")),
                 Err(error) => {
-                    crate::errors::log_cause(&error);
+                    crate::errors::log_cause(error.as_ref());
                     Err(ApiError::unavailable())
                 }
             }

@@ -68,6 +68,15 @@ impl ApiError {
         )
     }
 
+    /// Over capacity: the request was refused before any work, retry soon.
+    pub fn overloaded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the gateway is at capacity; retry after the time in Retry-After",
+        )
+    }
+
     pub fn response(&self) -> HttpResponse {
         envelope(self.status, self.code, &self.message, self.field)
     }
@@ -135,11 +144,18 @@ macro_rules! api_response_error {
     )+};
 }
 
+/// What every 503 tells clients to wait before retrying, in seconds.
+pub const RETRY_AFTER_SECS: &str = "1";
+
 /// Builds an error response in the envelope.
 pub fn envelope(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> HttpResponse {
     let mut response = HttpResponse::build(status).json(Envelope { error: Detail { code, message, field } });
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Every 503 is worth retrying; say when (RFC 9110, section 10.2.3).
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     }
     response
 }

@@ -1,8 +1,10 @@
 //! The gateway: MAMOCHI's public REST API, the only way into the platform.
 //!
-//! It validates and normalises what clients send ([`domain`]), authenticates
-//! vendors by API key and staff by token ([`auth`]), turns accepted requests
-//! into events on Kafka ([`publisher`]) and serves reads from the PostgreSQL
+//! It validates and normalises what clients send ([`domain`]), admits at
+//! most a configured number of write requests at once ([`admission`]),
+//! authenticates vendors by API key and staff by token ([`auth`]), checks
+//! keys and stock against in-memory views ([`views`]), turns accepted
+//! requests into events on Kafka and serves reads from the PostgreSQL
 //! projections other services maintain ([`store`]). Every error has one shape
 //! ([`errors`]); bad input is a 4xx, never a 500.
 //!
@@ -12,6 +14,7 @@
 //! the same `Idempotency-Key` records it at most once. The gateway consumes
 //! nothing.
 
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod domain;
@@ -21,5 +24,6 @@ pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod views;
 
 pub use startup::{run, Application};

@@ -1,6 +1,7 @@
 //! Building and running the HTTP server: state shared by every worker (one
-//! producer, one codec, one pool, one clock), the routes, the error envelope,
-//! metrics, and the operational endpoints on the same listener.
+//! producer, one codec, one pool, one clock, the in-memory views, the
+//! idempotency writer and the admission limit), the routes, the error
+//! envelope, metrics, and the operational endpoints on the same listener.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -21,10 +22,13 @@ use mamochi_events::publish::Publisher;
 use mamochi_events::topics;
 use rdkafka::producer::{FutureProducer, Producer};
 
+use crate::admission::Admission;
 use crate::auth::AdminToken;
 use crate::errors;
 use crate::metrics::{self, Metrics};
 use crate::routes::{self, PublicUrl};
+use crate::store::sale_requests::ClaimBook;
+use crate::views::{KeyDirectory, StockView};
 
 /// How often readiness is re-checked once the gateway is up.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -39,6 +43,10 @@ pub struct Application {
     pool: PgPool,
     readiness: Readiness,
     kafka: mamochi_common::config::KafkaSettings,
+    stock: Arc<StockView>,
+    codec: Arc<EventCodec>,
+    /// Stops the background tasks (stock view, pruning) with the server.
+    tasks: Shutdown,
 }
 
 impl std::fmt::Debug for Application {
@@ -56,7 +64,18 @@ impl Application {
         let metrics = Metrics::new().context("while registering metrics")?;
         let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
         let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
-        let publisher = Publisher::new(producer.clone(), codec, kafka_metrics);
+        let publisher = Publisher::new(producer.clone(), codec.clone(), kafka_metrics);
+        let gateway = &settings.gateway;
+        let wait = Duration::from_millis(gateway.db_wait_ms);
+        let tasks = Shutdown::new();
+        let keys = KeyDirectory::new(pool.clone(), Duration::from_millis(gateway.key_cache_ttl_ms), wait);
+        let stock = Arc::new(StockView::new(settings.distributor.initial_stock));
+        // Each in-flight request has at most one claim operation queued, and
+        // settlements need no reply: twice the in-flight limit is never full
+        // unless the database has stopped answering.
+        let retention = Duration::from_secs(u64::from(gateway.idempotency_retention_hours) * 3_600);
+        let claims = ClaimBook::start(pool.clone(), gateway.max_in_flight * 2, wait, retention, tasks.clone());
+        let admission = web::Data::new(Admission::new(gateway.max_in_flight));
         let readiness = Readiness::default();
         let ops = Ops { service: "gateway", readiness: readiness.clone(), registry: metrics.registry.clone() };
         let limit = settings.gateway.max_body_bytes;
@@ -67,6 +86,9 @@ impl Application {
         let public_url = web::Data::new(PublicUrl(settings.gateway.public_url.clone()));
         let admin_token = web::Data::new(AdminToken(settings.gateway.admin_token.clone()));
         let metrics = web::Data::new(metrics);
+        let keys = web::Data::new(keys);
+        let claims = web::Data::new(claims);
+        let stock_data = web::Data::from(stock.clone());
 
         let listener = TcpListener::bind(&settings.gateway.listen)
             .with_context(|| format!("while binding {}", settings.gateway.listen))?;
@@ -84,6 +106,10 @@ impl Application {
                 .app_data(public_url.clone())
                 .app_data(admin_token.clone())
                 .app_data(metrics.clone())
+                .app_data(keys.clone())
+                .app_data(claims.clone())
+                .app_data(stock_data.clone())
+                .app_data(admission.clone())
                 .configure(ops::configure(ops.clone()))
                 .configure(routes::configure)
                 .default_service(web::to(errors::route_not_found))
@@ -93,7 +119,7 @@ impl Application {
         .listen(listener)
         .context("while starting the HTTP server")?
         .run();
-        Ok(Self { server, port, producer, pool, readiness, kafka: settings.kafka.clone() })
+        Ok(Self { server, port, producer, pool, readiness, kafka: settings.kafka.clone(), stock, codec, tasks })
     }
 
     pub fn port(&self) -> u16 {
@@ -103,9 +129,11 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests
     /// and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { server, port, producer, pool, readiness, kafka } = self;
+        let Self { server, port, producer, pool, readiness, kafka, stock, codec, tasks } = self;
         let handle = server.handle();
-        let probe = tokio::spawn(probe_readiness(producer.clone(), pool, readiness.clone(), kafka, shutdown.clone()));
+        let follower = tokio::spawn(stock.clone().follow(kafka.clone(), codec, tasks.clone()));
+        let probe =
+            tokio::spawn(probe_readiness(producer.clone(), pool, stock, readiness.clone(), kafka, shutdown.clone()));
         tracing::info!(port, "gateway listening");
         let server = tokio::spawn(server);
         shutdown.cancelled().await;
@@ -113,6 +141,8 @@ impl Application {
         handle.stop(true).await;
         server.await.context("while joining the HTTP server")?.context("HTTP server")?;
         probe.abort();
+        tasks.cancel();
+        let _ = follower.await;
         // Requests answered 2xx were acknowledged already; this only drains
         // what an interrupted request left queued.
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)))
@@ -124,11 +154,13 @@ impl Application {
     }
 }
 
-/// Raises readiness once Kafka (topics ensured) and PostgreSQL answered,
-/// then keeps checking both and lowers it while either is unreachable.
+/// Raises readiness once Kafka (topics ensured) and PostgreSQL answered and
+/// the stock view has caught up, then keeps checking Kafka and PostgreSQL
+/// and lowers it while either is unreachable.
 async fn probe_readiness(
     producer: FutureProducer,
     pool: PgPool,
+    stock: Arc<StockView>,
     readiness: Readiness,
     settings: mamochi_common::config::KafkaSettings,
     shutdown: Shutdown,
@@ -158,12 +190,12 @@ async fn probe_readiness(
         if let Err(error) = &database {
             tracing::warn!(%error, "PostgreSQL does not answer");
         }
-        let ready = topics_ensured && kafka_ok && database.is_ok();
+        let ready = topics_ensured && kafka_ok && database.is_ok() && stock.caught_up();
         if ready != readiness.is_ready() {
             tracing::info!(ready, "gateway readiness changed");
         }
         readiness.set(ready);
-        let wait = if ready { PROBE_INTERVAL } else { Duration::from_millis(500) };
+        let wait = if ready { PROBE_INTERVAL } else { Duration::from_millis(100) };
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}

@@ -1,6 +1,8 @@
 //! A vendor's own data: profile and stock, the weekly sales summary and the
-//! issued statements, read from the PostgreSQL projections. A vendor reads
-//! only their own: another vendor's id is 403.
+//! issued statements. The profile and accounting figures are read from the
+//! PostgreSQL projections; the stock is the gateway's stock view, the same
+//! figure the stock rule of `POST /v1/sales` applies. A vendor reads only
+//! their own: another vendor's id is 403.
 
 use std::collections::HashMap;
 
@@ -17,6 +19,7 @@ use crate::body::FieldError;
 use crate::domain::IsoWeek;
 use crate::errors::{ApiError, ToApiError};
 use crate::store::{self, StoreError};
+use crate::views::StockView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeError {
@@ -43,7 +46,7 @@ impl ToApiError for MeError {
 
 api_response_error!(MeError);
 
-async fn profile(pool: &PgPool, vendor_id: Uuid) -> Result<HttpResponse, MeError> {
+async fn profile(pool: &PgPool, stock: &StockView, vendor_id: Uuid) -> Result<HttpResponse, MeError> {
     let profile = store::members::profile(pool, vendor_id).await?.ok_or(MeError::NotFound)?;
     Ok(HttpResponse::Ok().json(json!({
         "member_id": profile.member_id,
@@ -52,25 +55,30 @@ async fn profile(pool: &PgPool, vendor_id: Uuid) -> Result<HttpResponse, MeError
         "comuna": profile.comuna,
         "cart_plate": profile.cart_plate,
         "paid": profile.paid,
-        "stock": profile.stock.unwrap_or(0),
+        "stock": stock.stock(vendor_id),
         "member_since": profile.member_since,
     })))
 }
 
 /// `GET /v1/me`.
 #[tracing::instrument(skip_all, fields(vendor_id = %vendor.vendor_id))]
-pub async fn me(vendor: Vendor, pool: web::Data<PgPool>) -> Result<HttpResponse, MeError> {
-    profile(&pool, vendor.vendor_id).await
+pub async fn me(vendor: Vendor, pool: web::Data<PgPool>, stock: web::Data<StockView>) -> Result<HttpResponse, MeError> {
+    profile(&pool, &stock, vendor.vendor_id).await
 }
 
 /// `GET /v1/vendors/{vendor_id}`: one's own profile; 403 for anyone else's.
 #[tracing::instrument(skip_all, fields(vendor_id = %vendor.vendor_id))]
-pub async fn vendor(vendor: Vendor, path: web::Path<String>, pool: web::Data<PgPool>) -> Result<HttpResponse, MeError> {
+pub async fn vendor(
+    vendor: Vendor,
+    path: web::Path<String>,
+    pool: web::Data<PgPool>,
+    stock: web::Data<StockView>,
+) -> Result<HttpResponse, MeError> {
     let requested = Uuid::parse_str(&path).map_err(|_| MeError::NotFound)?;
     if requested != vendor.vendor_id {
         return Err(MeError::Forbidden);
     }
-    profile(&pool, requested).await
+    profile(&pool, &stock, requested).await
 }
 
 /// `GET /v1/me/sales/summary?week=YYYY-Www` (default: this week in Santiago).

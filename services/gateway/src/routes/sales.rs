@@ -2,14 +2,28 @@
 //! `SaleRecorded` (keyed by vendor) once it passes validation and the stock
 //! rule; accounting and the distributor consume it.
 //!
-//! Idempotency: with an `Idempotency-Key`, the key is claimed in
-//! `sale_requests` before producing (see [`crate::store::sale_requests`]), so
-//! a repeated key records nothing and returns the first answer; the same key
-//! with a different body is refused.
+//! Hot path: no synchronous database statement of its own in the steady
+//! state. The key is checked against the in-memory key directory, the stock
+//! against the in-memory stock view ([`crate::views`]); only an
+//! `Idempotency-Key` costs a row, written with many others in one group
+//! commit ([`crate::store::sale_requests`]).
+//!
+//! Idempotency: with an `Idempotency-Key`, the key is claimed before
+//! producing, so a repeated key records nothing and returns the first answer;
+//! the same key with a different body is refused (422); a repeat while the
+//! first is still being produced is told to retry (409). The sale id is
+//! derived from (vendor, key, request): a retry after an ambiguous failure
+//! (the broker wrote the sale but its acknowledgement was lost, so the claim
+//! was released and the client got 503) produces the same sale id again, and
+//! accounting and the distributor apply each sale id once. So a sale retried
+//! with its key is counted once however its first attempt failed. A key
+//! names one sale: use a fresh one (a UUID) for every sale. Answers are kept
+//! for `gateway.idempotency_retention_hours` (24 h by default).
 //!
 //! Stock rule: a sale larger than the cart's current stock is refused (409).
-//! The check reads the distributor's projection, so two concurrent sales can
-//! both pass it; the distributor then clamps the stock at zero and restocks.
+//! The stock view lags the distributor's commits by milliseconds, so two
+//! concurrent sales can both pass it; the distributor then floors the stock
+//! at zero and restocks.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -23,13 +37,15 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::registrations::millis;
+use crate::admission::Admitted;
 use crate::api_response_error;
 use crate::auth::Vendor;
 use crate::body::{FieldError, JsonObject};
 use crate::domain::{secret, IdempotencyKey, NewSale, PaymentMethod};
 use crate::errors::{ApiError, ToApiError};
-use crate::store::sale_requests::{self, Claim, DONE};
+use crate::store::sale_requests::{self, Claim, ClaimBook, NewClaim, DONE};
 use crate::store::StoreError;
+use crate::views::StockView;
 use mamochi_events::publish::Publisher;
 
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -117,6 +133,15 @@ impl SaleAnswer {
     }
 }
 
+/// Namespace of sale ids derived from an Idempotency-Key.
+const SALE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d61_6d6f_6368_5a1e_8000_6964_656d_0001);
+
+/// The sale id of a keyed request: the same vendor, key and request always
+/// give the same id, so every retry of a sale is the same event.
+pub fn derived_sale_id(vendor_id: Uuid, key: &str, request_sha256: &str) -> Uuid {
+    Uuid::new_v5(&SALE_ID_NAMESPACE, format!("{vendor_id}:{request_sha256}:{key}").as_bytes())
+}
+
 /// Digest of the request as parsed (field order and spacing do not matter;
 /// an absent `occurred_at` stays absent, so a retry matches).
 fn request_digest(sale: &NewSale) -> String {
@@ -130,12 +155,16 @@ fn request_digest(sale: &NewSale) -> String {
 }
 
 /// `POST /v1/sales`.
+#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(skip_all, fields(vendor_id = %vendor.vendor_id, sale_id))]
 pub async fn record(
+    _admitted: Admitted,
     vendor: Vendor,
     body: Result<web::Json<Map<String, Value>>, actix_web::Error>,
     request: HttpRequest,
     publisher: web::Data<Publisher>,
+    claims: web::Data<ClaimBook>,
+    stock: web::Data<StockView>,
     pool: web::Data<PgPool>,
     clock: web::Data<Clock>,
 ) -> Result<HttpResponse, SaleError> {
@@ -153,7 +182,10 @@ pub async fn record(
     let vendor_id = vendor.vendor_id;
 
     let answer = SaleAnswer {
-        sale_id: Uuid::new_v4(),
+        sale_id: match &key {
+            Some(key) => derived_sale_id(vendor_id, key.as_str(), &digest),
+            None => Uuid::new_v4(),
+        },
         vendor_id,
         quantity: sale.quantity.get(),
         unit_price_clp: sale.unit_price_clp.get(),
@@ -164,29 +196,34 @@ pub async fn record(
     tracing::Span::current().record("sale_id", tracing::field::display(answer.sale_id));
     let stored = serde_json::to_value(&answer).map_err(|_| SaleError::CorruptClaim)?;
     if let Some(key) = &key {
-        // Claim first: a new key, the usual case, costs one write; only a
-        // key already on record (a repeat, or a concurrent twin) is read, and
-        // answered from its claim whatever the stock is now.
-        let claimed = sale_requests::claim(&pool, vendor_id, key.as_str(), &digest, answer.sale_id, &stored)
-            .await
-            .map_err(SaleError::Store)?;
-        if !claimed {
+        // Claim first: a new key, the usual case, costs its share of one
+        // group commit; only a key already on record (a repeat, or a
+        // concurrent twin) is read, and answered from its claim whatever
+        // the stock is now.
+        let claim = NewClaim {
+            vendor_id,
+            key: key.as_str().to_string(),
+            request_sha256: digest.clone(),
+            sale_id: answer.sale_id,
+            body: stored.clone(),
+        };
+        if !claims.claim(claim).await.map_err(SaleError::Store)? {
             let claim = sale_requests::find(&pool, vendor_id, key.as_str()).await.map_err(SaleError::Store)?;
             return match claim {
-                Some(claim) => replay(claim, &digest, vendor_id, key, &publisher, &pool, now).await,
+                Some(claim) => replay(claim, &digest, vendor_id, key, &publisher, &claims, &pool, now).await,
                 None => Err(SaleError::KeyInFlight),
             };
         }
     }
-    let stock = vendor.stock;
+    let stock = stock.stock(vendor_id);
     if stock < sale.quantity.get() {
         if let Some(key) = &key {
             // Nothing was recorded: free the key for a retry after a restock.
-            sale_requests::release(&pool, vendor_id, key.as_str()).await.map_err(SaleError::Store)?;
+            claims.release(vendor_id, key.as_str()).await.map_err(SaleError::Store)?;
         }
         return Err(SaleError::InsufficientStock { stock });
     }
-    produce(&answer, key.as_ref(), &stored, &publisher, &pool, now).await?;
+    produce(&answer, key.as_ref(), &stored, &publisher, &claims, now).await?;
     Ok(HttpResponse::Created().json(&answer))
 }
 
@@ -196,7 +233,7 @@ async fn produce(
     key: Option<&IdempotencyKey>,
     stored: &Value,
     publisher: &Publisher,
-    pool: &PgPool,
+    claims: &ClaimBook,
     now: DateTime<Utc>,
 ) -> Result<(), SaleError> {
     let event = answer.event(now)?;
@@ -204,17 +241,14 @@ async fn produce(
     match (sent, key) {
         (Ok(_), None) => Ok(()),
         (Ok(_), Some(key)) => {
-            // The sale is recorded; if marking the claim fails, the claim goes
-            // stale and a later repeat re-produces the same sale id, which
-            // consumers deduplicate.
-            if let Err(error) = sale_requests::complete(pool, answer.vendor_id, key.as_str(), stored).await {
-                tracing::warn!(%error, "sale recorded but its idempotency claim was not marked done");
-            }
+            claims.settle(answer.vendor_id, key.as_str(), stored.clone());
             Ok(())
         }
         (Err(error), key) => {
+            // The failure may be ambiguous (written, acknowledgement lost):
+            // releasing is still safe, since a retry derives the same sale id.
             if let Some(key) = key {
-                if let Err(release) = sale_requests::release(pool, answer.vendor_id, key.as_str()).await {
+                if let Err(release) = claims.release(answer.vendor_id, key.as_str()).await {
                     tracing::warn!(error = %release, "could not release the idempotency claim of a failed sale");
                 }
             }
@@ -224,12 +258,14 @@ async fn produce(
 }
 
 /// Answers a repeated key from its claim.
+#[allow(clippy::too_many_arguments)]
 async fn replay(
     claim: Claim,
     digest: &str,
     vendor_id: Uuid,
     key: &IdempotencyKey,
     publisher: &Publisher,
+    claims: &ClaimBook,
     pool: &PgPool,
     now: DateTime<Utc>,
 ) -> Result<HttpResponse, SaleError> {
@@ -246,7 +282,7 @@ async fn replay(
         .map_err(SaleError::Store)?
     {
         tracing::warn!(sale_id = %answer.sale_id, "re-producing a sale whose request was abandoned");
-        produce(&answer, Some(key), &stored, publisher, pool, now).await?;
+        produce(&answer, Some(key), &stored, publisher, claims, now).await?;
         return Ok(HttpResponse::Created().json(&answer));
     }
     Err(SaleError::KeyInFlight)

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::registrations::millis;
+use crate::admission::Admitted;
 use crate::api_response_error;
 use crate::auth::Vendor;
 use crate::body::{FieldError, JsonObject};
@@ -68,6 +69,7 @@ fn parse_note(bytes: &[u8]) -> Result<Option<String>, DepletionError> {
 /// `POST /v1/stock/depletions`.
 #[tracing::instrument(skip_all, fields(vendor_id = %vendor.vendor_id, event_id))]
 pub async fn deplete(
+    _admitted: Admitted,
     vendor: Vendor,
     body: web::Bytes,
     publisher: web::Data<Publisher>,

@@ -1,29 +1,25 @@
-//! Reads of the `members` and `carts` projections (written by approval and
-//! distributor): who holds an API key, a member's profile and cart stock.
+//! Reads of the `members` projection (written by approval): who holds an API
+//! key, and a member's profile.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use mamochi_common::db::PgPool;
-use mamochi_common::schema::{carts, members};
+use mamochi_common::schema::members;
 use uuid::Uuid;
 
 use super::{connection, StoreError};
 
-/// The member whose API key hashes to `sha256_hex`, if any, and their
-/// cart's stock (0 when they have no cart yet).
-pub async fn by_key_digest(pool: &PgPool, sha256_hex: &str) -> Result<Option<(Uuid, i32)>, StoreError> {
+/// The member whose API key hashes to `sha256_hex`, if any (read through
+/// [`crate::views::KeyDirectory`], which remembers the answer for a while).
+pub async fn by_key_digest(pool: &PgPool, sha256_hex: &str) -> Result<Option<Uuid>, StoreError> {
     let mut conn = connection(pool).await?;
-    // One round trip answers both questions a sale asks (who, and how much
-    // stock): the cart comes along by primary key.
-    let found: Option<(Uuid, Option<i32>)> = members::table
-        .left_join(carts::table.on(carts::vendor_id.eq(members::member_id)))
+    Ok(members::table
         .filter(members::api_key_sha256.eq(sha256_hex))
-        .select((members::member_id, carts::stock.nullable()))
+        .select(members::member_id)
         .first(&mut conn)
         .await
-        .optional()?;
-    Ok(found.map(|(member_id, stock)| (member_id, stock.unwrap_or(0))))
+        .optional()?)
 }
 
 /// A member as `GET /v1/me` shows them.
@@ -36,14 +32,11 @@ pub struct Profile {
     pub cart_plate: String,
     pub paid: bool,
     pub member_since: DateTime<Utc>,
-    /// `None` when the member has no cart row yet.
-    pub stock: Option<i32>,
 }
 
 pub async fn profile(pool: &PgPool, member_id: Uuid) -> Result<Option<Profile>, StoreError> {
     let mut conn = connection(pool).await?;
     Ok(members::table
-        .left_join(carts::table)
         .filter(members::member_id.eq(member_id))
         .select((
             members::member_id,
@@ -53,7 +46,6 @@ pub async fn profile(pool: &PgPool, member_id: Uuid) -> Result<Option<Profile>, 
             members::cart_plate,
             members::paid,
             members::created_at,
-            carts::stock.nullable(),
         ))
         .first::<Profile>(&mut conn)
         .await

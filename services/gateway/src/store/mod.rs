@@ -1,12 +1,17 @@
 //! The gateway's PostgreSQL work. It writes only two things: the
 //! `registrations` row of a form it just published (the approval service
 //! upserts the same row from the event) and the `sale_requests` idempotency
-//! claims it owns. Everything else is a read of another service's projection.
+//! claims it owns. Everything else is a read of another service's projection
+//! (the write path reads them through the in-memory views in
+//! [`crate::views`]). Every wait for a connection is bounded, so a saturated
+//! pool answers 503 instead of queueing requests.
 
 pub mod accounting;
 pub mod members;
 pub mod registrations;
 pub mod sale_requests;
+
+use std::time::Duration;
 
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::AsyncPgConnection;
@@ -19,11 +24,23 @@ pub enum StoreError {
     Pool(String),
     #[error("query failed: {0}")]
     Query(#[from] diesel::result::Error),
+    /// A batched statement failed for every request in it.
+    #[error("batched write failed: {0}")]
+    Failed(String),
+    /// Over capacity: the request was not queued, or not answered in time.
+    #[error("over capacity: {0}")]
+    Busy(String),
 }
 
-/// A pooled connection.
+/// Longest wait for a pooled connection.
+const CONNECTION_WAIT: Duration = Duration::from_secs(2);
+
+/// A pooled connection, or [`StoreError::Busy`] after [`CONNECTION_WAIT`].
 pub async fn connection(pool: &PgPool) -> Result<Object<AsyncPgConnection>, StoreError> {
-    pool.get().await.map_err(|error| StoreError::Pool(error.to_string()))
+    match tokio::time::timeout(CONNECTION_WAIT, pool.get()).await {
+        Ok(connection) => connection.map_err(|error| StoreError::Pool(error.to_string())),
+        Err(_) => Err(StoreError::Busy(format!("no database connection within {} ms", CONNECTION_WAIT.as_millis()))),
+    }
 }
 
 /// Whether PostgreSQL answers a trivial query (readiness).

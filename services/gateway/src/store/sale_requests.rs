@@ -1,20 +1,41 @@
-//! Idempotency claims of `POST /v1/sales`, in `sale_requests`.
+//! Idempotency claims of `POST /v1/sales`, in `sale_requests`, written with
+//! group commit.
 //!
 //! A request with an `Idempotency-Key` claims (vendor, key) with a row
 //! holding its body's digest, its sale id and the answer it will give, marked
-//! `pending`; only when the insert finds the key taken is the claim on record
-//! read. Only the request that inserted the row produces the sale; once
-//! Kafka acknowledged it the row becomes `done`, and a repeat of the key gets
-//! the stored answer. If producing fails the claim is released so a retry can
-//! record the sale. A `pending` claim left by a crashed gateway is taken over
-//! after `stale_after_secs` and re-produced with the same sale id.
+//! `pending`; only the request whose insert created the row produces the
+//! sale. Once Kafka acknowledged it the row becomes `done` and a repeat of the
+//! key gets the stored answer; if producing fails (or the stock rule refuses
+//! the sale) the claim is released so a retry can record it. A `pending`
+//! claim left by a crashed gateway is taken over after a while and
+//! re-produced with the same sale id.
+//!
+//! Speed: claims, settlements and releases are not written one statement per
+//! request. Requests hand them to [`ClaimBook`], whose single writer task
+//! takes everything queued since its last statement and writes each kind as
+//! one multi-row statement (PostgreSQL's and Kafka's own group commit): under
+//! load one flush serves hundreds of requests, and an idle gateway still
+//! writes at once. Every wait is bounded: a full queue answers
+//! [`StoreError::Busy`] at once and a claim not written within the configured
+//! wait answers it too, so overload becomes 503 rather than a queue.
+//!
+//! Durability: a claim is committed (flushed) before its sale is produced. A
+//! settlement is committed without waiting for the flush: losing it leaves
+//! the claim `pending`, a repeat later takes it over and re-produces the same
+//! sale id, which consumers deduplicate. Claims are kept for the configured
+//! retention (24 h by default) and pruned after it.
+
+use std::collections::HashSet;
+use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use mamochi_common::db::PgPool;
 use mamochi_common::schema::sale_requests;
+use mamochi_common::shutdown::Shutdown;
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{connection, StoreError};
@@ -22,6 +43,11 @@ use super::{connection, StoreError};
 /// `response` JSON: `{"state": "pending"|"done", "body": {...}}`.
 pub const PENDING: &str = "pending";
 pub const DONE: &str = "done";
+
+/// Most rows one statement writes; a longer queue takes several statements.
+const MAX_BATCH: usize = 2_000;
+/// Most expired claims one pruning statement deletes.
+const PRUNE_CHUNK: i32 = 10_000;
 
 /// A claim already on record for (vendor, key).
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -46,68 +72,246 @@ pub fn response(state: &str, body: &Value) -> Value {
     serde_json::json!({ "state": state, "body": body })
 }
 
+/// A claim to write.
+#[derive(Debug, Clone)]
+pub struct NewClaim {
+    pub vendor_id: Uuid,
+    pub key: String,
+    pub request_sha256: String,
+    pub sale_id: Uuid,
+    /// The answer the request will give once the sale is recorded.
+    pub body: Value,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// One request's part in the next batch.
+enum Op {
+    Claim(NewClaim, Reply<bool>),
+    Settle { vendor_id: Uuid, key: String, body: Value },
+    Release { vendor_id: Uuid, key: String, reply: Reply<()> },
+}
+
+/// The requests' side of the group-commit writer.
+#[derive(Debug, Clone)]
+pub struct ClaimBook {
+    queue: mpsc::Sender<Op>,
+    wait: Duration,
+}
+
+impl ClaimBook {
+    /// Starts the writer task (it ends when every `ClaimBook` clone is
+    /// dropped) and the hourly pruning of claims older than `retention`.
+    /// `capacity` bounds the queue, `wait` bounds each request's wait.
+    pub fn start(pool: PgPool, capacity: usize, wait: Duration, retention: Duration, shutdown: Shutdown) -> Self {
+        let (queue, receiver) = mpsc::channel(capacity.max(1));
+        tokio::spawn(write_batches(pool.clone(), receiver));
+        tokio::spawn(prune_expired(pool, retention, shutdown));
+        Self { queue, wait }
+    }
+
+    /// Inserts a pending claim; `false` if the key is already held.
+    pub async fn claim(&self, claim: NewClaim) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Op::Claim(claim, reply))?;
+        self.await_reply(answer).await
+    }
+
+    /// Marks a claim done, without waiting (see the module doc).
+    pub fn settle(&self, vendor_id: Uuid, key: &str, body: Value) {
+        let op = Op::Settle { vendor_id, key: key.to_string(), body };
+        if let Err(error) = self.enqueue(op) {
+            // The claim stays pending; a repeat re-produces the same sale id.
+            tracing::warn!(%error, "sale recorded but its idempotency claim could not be queued as done");
+        }
+    }
+
+    /// Drops a pending claim whose sale was not recorded.
+    pub async fn release(&self, vendor_id: Uuid, key: &str) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Op::Release { vendor_id, key: key.to_string(), reply })?;
+        self.await_reply(answer).await
+    }
+
+    fn enqueue(&self, op: Op) -> Result<(), StoreError> {
+        self.queue.try_send(op).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy("the idempotency queue is full".into()),
+            mpsc::error::TrySendError::Closed(_) => StoreError::Busy("the idempotency writer stopped".into()),
+        })
+    }
+
+    async fn await_reply<T>(&self, answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.wait, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(StoreError::Busy("the idempotency writer dropped the request".into())),
+            Err(_) => Err(StoreError::Busy(format!("no idempotency answer within {} ms", self.wait.as_millis()))),
+        }
+    }
+}
+
+/// The writer: everything queued since the last statement, one statement per kind.
+async fn write_batches(pool: PgPool, mut receiver: mpsc::Receiver<Op>) {
+    let mut ops = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut ops, MAX_BATCH).await > 0 {
+        write_batch(&pool, std::mem::take(&mut ops)).await;
+    }
+}
+
+async fn write_batch(pool: &PgPool, ops: Vec<Op>) {
+    let mut claims = Vec::new();
+    let mut settles = Vec::new();
+    let mut releases = Vec::new();
+    for op in ops {
+        match op {
+            Op::Claim(claim, reply) => claims.push((claim, reply)),
+            Op::Settle { vendor_id, key, body } => settles.push((vendor_id, key, body)),
+            Op::Release { vendor_id, key, reply } => releases.push((vendor_id, key, reply)),
+        }
+    }
+    // Settlements and releases first: they concern claims made in earlier
+    // batches, and a release must land before the retry it makes possible.
+    if !settles.is_empty() {
+        if let Err(error) = settle_all(pool, &settles).await {
+            tracing::warn!(%error, count = settles.len(), "idempotency claims not marked done; they stay pending");
+        }
+    }
+    if !releases.is_empty() {
+        let keys: Vec<(Uuid, String)> = releases.iter().map(|(vendor, key, _)| (*vendor, key.clone())).collect();
+        let result = release_all(pool, &keys).await.map_err(|error| error.to_string());
+        for (_, _, reply) in releases {
+            let _ = reply.send(result.clone().map_err(StoreError::Failed));
+        }
+    }
+    if !claims.is_empty() {
+        claim_all(pool, claims).await;
+    }
+}
+
+async fn claim_all(pool: &PgPool, claims: Vec<(NewClaim, Reply<bool>)>) {
+    // Twins inside one batch: the first is the candidate, the others find
+    // the key held, exactly as if they had come a moment later.
+    let mut seen = HashSet::new();
+    let (candidates, twins): (Vec<_>, Vec<_>) =
+        claims.into_iter().partition(|(claim, _)| seen.insert((claim.vendor_id, claim.key.clone())));
+    for (_, reply) in twins {
+        let _ = reply.send(Ok(false));
+    }
+    let rows: Vec<&NewClaim> = candidates.iter().map(|(claim, _)| claim).collect();
+    match insert_claims(pool, &rows).await {
+        Ok(inserted) => {
+            for (claim, reply) in candidates {
+                let _ = reply.send(Ok(inserted.contains(&(claim.vendor_id, claim.key))));
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            for (_, reply) in candidates {
+                let _ = reply.send(Err(StoreError::Failed(message.clone())));
+            }
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = SqlUuid)]
+    vendor_id: Uuid,
+    #[diesel(sql_type = Text)]
+    idempotency_key: String,
+}
+
+/// One INSERT for every claim; returns the (vendor, key) pairs it inserted.
+async fn insert_claims(pool: &PgPool, rows: &[&NewClaim]) -> Result<HashSet<(Uuid, String)>, StoreError> {
+    let mut conn = connection(pool).await?;
+    let inserted = diesel::sql_query(
+        "INSERT INTO sale_requests (vendor_id, idempotency_key, request_sha256, sale_id, response) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::jsonb[]) \
+         ON CONFLICT DO NOTHING RETURNING vendor_id, idempotency_key",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|row| row.vendor_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|row| row.key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|row| row.request_sha256.as_str()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|row| row.sale_id).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|row| response(PENDING, &row.body)).collect::<Vec<_>>())
+    .load::<ClaimedRow>(&mut conn)
+    .await?;
+    Ok(inserted.into_iter().map(|row| (row.vendor_id, row.idempotency_key)).collect())
+}
+
+/// One UPDATE marking every settled claim done, without waiting for the flush.
+async fn settle_all(pool: &PgPool, settles: &[(Uuid, String, Value)]) -> Result<(), StoreError> {
+    let mut conn = connection(pool).await?;
+    diesel::sql_query(
+        "UPDATE sale_requests AS r SET response = jsonb_build_object('state', 'done', 'body', u.body) \
+         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed, \
+              unnest($1::uuid[], $2::text[], $3::jsonb[]) AS u(vendor_id, idempotency_key, body) \
+         WHERE r.vendor_id = u.vendor_id AND r.idempotency_key = u.idempotency_key",
+    )
+    .bind::<Array<SqlUuid>, _>(settles.iter().map(|(vendor, _, _)| *vendor).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(settles.iter().map(|(_, key, _)| key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(settles.iter().map(|(_, _, body)| body.clone()).collect::<Vec<_>>())
+    .execute(&mut conn)
+    .await?;
+    Ok(())
+}
+
+/// One DELETE dropping every released claim that is still pending.
+async fn release_all(pool: &PgPool, keys: &[(Uuid, String)]) -> Result<(), StoreError> {
+    let mut conn = connection(pool).await?;
+    diesel::sql_query(
+        "DELETE FROM sale_requests AS r USING unnest($1::uuid[], $2::text[]) AS u(vendor_id, idempotency_key) \
+         WHERE r.vendor_id = u.vendor_id AND r.idempotency_key = u.idempotency_key \
+           AND r.response->>'state' = 'pending'",
+    )
+    .bind::<Array<SqlUuid>, _>(keys.iter().map(|(vendor, _)| *vendor).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(keys.iter().map(|(_, key)| key.as_str()).collect::<Vec<_>>())
+    .execute(&mut conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes claims older than `retention`, in chunks, every hour (and once
+/// at start-up), until `shutdown`.
+async fn prune_expired(pool: PgPool, retention: Duration, shutdown: Shutdown) {
+    let mut every = tokio::time::interval(Duration::from_secs(3_600));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match prune(&pool, retention).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired idempotency claims pruned"),
+            Err(error) => tracing::warn!(%error, "could not prune expired idempotency claims"),
+        }
+    }
+}
+
+/// Deletes every claim older than `retention`; returns how many.
+pub async fn prune(pool: &PgPool, retention: Duration) -> Result<usize, StoreError> {
+    let mut conn = connection(pool).await?;
+    let seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    let mut total = 0;
+    loop {
+        let deleted = diesel::sql_query(
+            "DELETE FROM sale_requests WHERE ctid IN ( \
+               SELECT ctid FROM sale_requests \
+               WHERE created_at < now() - make_interval(secs => $1::float8) LIMIT $2)",
+        )
+        .bind::<BigInt, _>(seconds)
+        .bind::<Integer, _>(PRUNE_CHUNK)
+        .execute(&mut conn)
+        .await?;
+        total += deleted;
+        if deleted < usize::try_from(PRUNE_CHUNK).unwrap_or(usize::MAX) {
+            return Ok(total);
+        }
+    }
+}
+
 pub async fn find(pool: &PgPool, vendor_id: Uuid, key: &str) -> Result<Option<Claim>, StoreError> {
     let mut conn = connection(pool).await?;
     Ok(sale_requests::table.find((vendor_id, key)).select(Claim::as_select()).first(&mut conn).await.optional()?)
-}
-
-/// Inserts a pending claim; `false` if another request holds the key.
-pub async fn claim(
-    pool: &PgPool,
-    vendor_id: Uuid,
-    key: &str,
-    request_sha256: &str,
-    sale_id: Uuid,
-    body: &Value,
-) -> Result<bool, StoreError> {
-    let mut conn = connection(pool).await?;
-    let inserted = diesel::insert_into(sale_requests::table)
-        .values((
-            sale_requests::vendor_id.eq(vendor_id),
-            sale_requests::idempotency_key.eq(key),
-            sale_requests::request_sha256.eq(request_sha256),
-            sale_requests::sale_id.eq(sale_id),
-            sale_requests::response.eq(response(PENDING, body)),
-        ))
-        .on_conflict_do_nothing()
-        .execute(&mut conn)
-        .await?;
-    Ok(inserted == 1)
-}
-
-/// Marks the claim done: from now on a repeat gets the stored answer.
-///
-/// Committed without waiting for the log flush (`synchronous_commit` off for
-/// this one statement's transaction; PostgreSQL applies the value in force
-/// at commit). Losing the mark in a database crash is safe: the claim stays
-/// `pending`, goes stale, and a repeat re-produces the same sale id, which
-/// consumers deduplicate. It saves the sale's second flush wait.
-pub async fn complete(pool: &PgPool, vendor_id: Uuid, key: &str, body: &Value) -> Result<(), StoreError> {
-    let mut conn = connection(pool).await?;
-    diesel::sql_query(
-        "UPDATE sale_requests SET response = $3 \
-         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed \
-         WHERE vendor_id = $1 AND idempotency_key = $2",
-    )
-    .bind::<SqlUuid, _>(vendor_id)
-    .bind::<Text, _>(key)
-    .bind::<Jsonb, _>(response(DONE, body))
-    .execute(&mut conn)
-    .await?;
-    Ok(())
-}
-
-/// Drops a pending claim whose sale was not recorded.
-pub async fn release(pool: &PgPool, vendor_id: Uuid, key: &str) -> Result<(), StoreError> {
-    let mut conn = connection(pool).await?;
-    diesel::sql_query(
-        "DELETE FROM sale_requests WHERE vendor_id = $1 AND idempotency_key = $2 AND response->>'state' = 'pending'",
-    )
-    .bind::<SqlUuid, _>(vendor_id)
-    .bind::<Text, _>(key)
-    .execute(&mut conn)
-    .await?;
-    Ok(())
 }
 
 /// Takes over a pending claim older than `stale_after_secs` (its gateway

@@ -8,8 +8,9 @@ use mamochi_common::db::PgPool;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{db, kafka, Settings};
 use mamochi_events::codec::EventCodec;
-use mamochi_events::topics::Topic;
-use mamochi_events::AvroSchemaSource;
+use mamochi_events::publish::publish;
+use mamochi_events::topics::{self, Topic};
+use mamochi_events::{AvroSchemaSource, CartStockLevel, VendorKey};
 use mamochi_gateway::Application;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -59,8 +60,12 @@ impl Drop for TestApp {
 
 /// Starts the gateway on port 0 and waits until /readyz says ready.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(settings()).await
+}
+
+/// [`spawn_app`] with settings of the test's own (start from [`settings`]).
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
     prepared().await;
-    let settings = settings();
     let application = Application::build(&settings).await.expect("the gateway builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let shutdown = Shutdown::new();
@@ -138,7 +143,9 @@ impl TestApp {
     }
 
     /// A member with a cart of `stock` servings and a fresh API key, written
-    /// in SQL the way the approval service would.
+    /// in SQL the way the approval service would; the cart's level is
+    /// published as the distributor would, and the call returns once the
+    /// gateway's stock view shows it.
     pub async fn create_vendor(&self, stock: i32) -> TestVendor {
         let member_id = Uuid::new_v4();
         let registration_id = Uuid::new_v4();
@@ -177,7 +184,28 @@ impl TestApp {
             .execute(&mut conn)
             .await
             .expect("cart row");
-        TestVendor { member_id, api_key, email: format!("rosa.{tag}@example.cl") }
+        let vendor = TestVendor { member_id, api_key, email: format!("rosa.{tag}@example.cl") };
+        self.set_stock(&vendor, stock).await;
+        vendor
+    }
+
+    /// Publishes the cart's level on `mamochi.cart-stock`, as the distributor
+    /// does after a change, and waits until `GET /v1/me` shows it.
+    pub async fn set_stock(&self, vendor: &TestVendor, stock: i32) {
+        let level = CartStockLevel { vendor_id: vendor.member_id, stock, restocks: 0, updated_at: chrono::Utc::now() };
+        let producer = kafka::producer(&self.settings.kafka, "gateway-test").expect("producer");
+        publish(&producer, &self.codec, &topics::CART_STOCK, &VendorKey { vendor_id: vendor.member_id }, &level, None)
+            .await
+            .expect("level published");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let me = self.get("/v1/me", Some(&vendor.api_key)).await;
+            if me.body["stock"] == stock {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the stock view never showed {stock}: {:?}", me.body);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Runs one SQL statement (test setup).

@@ -5,6 +5,7 @@
 mod admin;
 mod bad_input;
 mod helpers;
+mod hot_path;
 mod openapi;
 mod ops;
 mod registrations;

@@ -175,9 +175,9 @@ async fn a_key_refused_for_stock_stays_free_and_a_recorded_key_is_answered_whate
     let refused = sell(&app, &vendor.api_key, &too_many, Some(&refused_key)).await;
     let first = sell(&app, &vendor.api_key, &two, Some(&recorded_key)).await;
     // The distributor would take the cart to 0 after that sale.
-    app.sql(&format!("UPDATE carts SET stock = 0 WHERE vendor_id = '{}'", vendor.member_id)).await;
+    app.set_stock(&vendor, 0).await;
     let repeat = sell(&app, &vendor.api_key, &two, Some(&recorded_key)).await;
-    app.sql(&format!("UPDATE carts SET stock = 5 WHERE vendor_id = '{}'", vendor.member_id)).await;
+    app.set_stock(&vendor, 5).await;
     let retried = sell(&app, &vendor.api_key, &too_many, Some(&refused_key)).await;
 
     // Assert

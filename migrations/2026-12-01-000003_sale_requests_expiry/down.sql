@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS sale_requests_created_at;
