@@ -47,8 +47,8 @@ pub struct GatewaySettings {
     /// How long the gateway trusts what it read about an API key: a key
     /// revoked in the database stops working within this bound.
     pub key_cache_ttl_ms: u64,
-    /// Longest wait for a database connection or an idempotency claim
-    /// before the request is answered 503.
+    /// Longest wait for a key look-up, an idempotency claim or room in the
+    /// producer's queue before the request is answered 503.
     pub db_wait_ms: u64,
     /// How long an Idempotency-Key's answer is kept; older claims are pruned.
     pub idempotency_retention_hours: u32,

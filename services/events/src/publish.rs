@@ -34,6 +34,9 @@ pub struct Delivered {
     pub offset: i64,
 }
 
+/// How long a send waits for room in the producer's local queue by default.
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Publishes `value` under `key` on `topic`; `partition` overrides the
 /// partitioner (the paid registration lane uses it).
 pub async fn publish<K, V>(
@@ -48,12 +51,31 @@ where
     K: AvroSchemaSource + Serialize,
     V: AvroSchemaSource + Serialize,
 {
+    publish_within(producer, codec, topic, key, value, partition, QUEUE_TIMEOUT).await
+}
+
+/// [`publish`], waiting at most `queue_timeout` for room in the producer's
+/// local queue (then `QueueFull`); the acknowledgement itself is bounded by
+/// the producer's `message.timeout.ms`.
+pub async fn publish_within<K, V>(
+    producer: &FutureProducer,
+    codec: &EventCodec,
+    topic: &Topic<K, V>,
+    key: &K,
+    value: &V,
+    partition: Option<i32>,
+    queue_timeout: Duration,
+) -> Result<Delivered, PublishError>
+where
+    K: AvroSchemaSource + Serialize,
+    V: AvroSchemaSource + Serialize,
+{
     let (key_bytes, value_bytes) = codec.encode(topic, key, value).await?;
     let mut record = FutureRecord::to(topic.name()).key(&key_bytes).payload(&value_bytes);
     if let Some(partition) = partition {
         record = record.partition(partition);
     }
-    let delivery = producer.send(record, Timeout::After(Duration::from_secs(60))).await.map_err(|(error, _)| error)?;
+    let delivery = producer.send(record, Timeout::After(queue_timeout)).await.map_err(|(error, _)| error)?;
     Ok(Delivered { partition: delivery.partition, offset: delivery.offset })
 }
 
@@ -64,6 +86,7 @@ pub struct Publisher {
     producer: FutureProducer,
     codec: Arc<EventCodec>,
     metrics: KafkaMetrics,
+    queue_timeout: Duration,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -74,7 +97,15 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     pub fn new(producer: FutureProducer, codec: Arc<EventCodec>, metrics: KafkaMetrics) -> Self {
-        Self { producer, codec, metrics }
+        Self { producer, codec, metrics, queue_timeout: QUEUE_TIMEOUT }
+    }
+
+    /// The same publisher, waiting at most `queue_timeout` for room in the
+    /// producer's local queue: a request path answers "busy" rather than
+    /// wait out a full queue.
+    pub fn with_queue_timeout(mut self, queue_timeout: Duration) -> Self {
+        self.queue_timeout = queue_timeout;
+        self
     }
 
     /// The producer, for writers outside the catalog (dead letters).
@@ -100,7 +131,8 @@ impl Publisher {
         V: AvroSchemaSource + Serialize,
     {
         let started = Instant::now();
-        let result = publish(&self.producer, &self.codec, topic, key, value, partition).await;
+        let result =
+            publish_within(&self.producer, &self.codec, topic, key, value, partition, self.queue_timeout).await;
         let labels = [topic.name()];
         match &result {
             Ok(_) => {

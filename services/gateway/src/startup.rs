@@ -64,9 +64,9 @@ impl Application {
         let metrics = Metrics::new().context("while registering metrics")?;
         let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
         let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
-        let publisher = Publisher::new(producer.clone(), codec.clone(), kafka_metrics);
         let gateway = &settings.gateway;
         let wait = Duration::from_millis(gateway.db_wait_ms);
+        let publisher = Publisher::new(producer.clone(), codec.clone(), kafka_metrics).with_queue_timeout(wait);
         let tasks = Shutdown::new();
         let keys = KeyDirectory::new(pool.clone(), Duration::from_millis(gateway.key_cache_ttl_ms), wait);
         let stock = Arc::new(StockView::new(settings.distributor.initial_stock));
