@@ -3,8 +3,10 @@
 //!
 //! An id is a UUID v5 over `"<label>:<source id>"`, so handling the same
 //! source event again (a redelivery after a crash before commit) produces
-//! records with the same ids, which their consumers apply once. Email texts
-//! are Spanish, for the guild's vendors.
+//! records with the same ids, and an outbox row produced twice (a crash
+//! after Kafka's acknowledgement, before the row's delete) carries the same
+//! id twice; either way their consumers apply it once. Email texts are
+//! Spanish, for the guild's vendors.
 
 use chrono::{DateTime, Utc};
 use mamochi_events::{EmailRequested, StockEvent, StockEventKind};

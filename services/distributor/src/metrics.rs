@@ -16,6 +16,10 @@ pub struct Metrics {
     /// By `topic`: `sales` or `stock`.
     pub duplicates: IntCounterVec,
     pub end_to_end_seconds: Histogram,
+    /// Sales per database transaction.
+    pub batch_sales: Histogram,
+    /// Outbox records produced to Kafka and deleted.
+    pub outbox_relayed: IntCounter,
 }
 
 impl Metrics {
@@ -60,6 +64,15 @@ impl Metrics {
             .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         )?;
         registry.register(Box::new(end_to_end_seconds.clone()))?;
+        let batch_sales = Histogram::with_opts(
+            HistogramOpts::new("mamochi_distributor_batch_sales", "Sales applied per database transaction (a polled batch).")
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0]),
+        )?;
+        registry.register(Box::new(batch_sales.clone()))?;
+        let outbox_relayed = counter(
+            "mamochi_distributor_outbox_relayed_total",
+            "Outbox records (stock events, email requests, cart levels) produced to Kafka after their commit.",
+        )?;
         Ok(Self {
             registry,
             sales_applied,
@@ -69,6 +82,8 @@ impl Metrics {
             oversold_servings,
             duplicates,
             end_to_end_seconds,
+            batch_sales,
+            outbox_relayed,
         })
     }
 }

@@ -32,6 +32,7 @@ use mamochi_events::publish::PublishError;
 use mamochi_events::{CartStockLevel, EmailRequested, StockEvent};
 use tokio::sync::Notify;
 
+use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 
 /// How often the relay looks for rows nobody announced (another process's
@@ -141,6 +142,7 @@ struct Locked {
 pub struct Relay {
     pool: PgPool,
     publisher: Publisher,
+    metrics: Metrics,
     wake: Arc<Notify>,
 }
 
@@ -151,8 +153,8 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, publisher: Publisher) -> Self {
-        Self { pool, publisher, wake: Arc::new(Notify::new()) }
+    pub fn new(pool: PgPool, publisher: Publisher, metrics: Metrics) -> Self {
+        Self { pool, publisher, metrics, wake: Arc::new(Notify::new()) }
     }
 
     /// Says that a transaction with outbox rows just committed.
@@ -186,6 +188,7 @@ impl Relay {
         let mut total = 0;
         loop {
             let relayed = self.round().await?;
+            self.metrics.outbox_relayed.inc_by(relayed as u64);
             total += relayed;
             if relayed < RELAY_BATCH as usize {
                 return Ok(total);

@@ -225,6 +225,7 @@ impl SaleApplier {
     }
 
     fn count(&self, outcome: &BatchOutcome) {
+        self.metrics.batch_sales.observe((outcome.applied.len() + outcome.duplicates + outcome.unknown_vendor.len()) as f64);
         if outcome.duplicates > 0 {
             self.metrics.duplicates.with_label_values(&["sales"]).inc_by(outcome.duplicates as u64);
             tracing::info!(duplicates = outcome.duplicates, "sales already applied; skipped");

@@ -84,7 +84,7 @@ impl Distributor {
         let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
         let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
         let publisher = Publisher { producer: producer.clone(), codec: codec.clone(), metrics: kafka_metrics.clone() };
-        let relay = Relay::new(pool.clone(), publisher);
+        let relay = Relay::new(pool.clone(), publisher, metrics.clone());
 
         let consumer = |group: &str, role: &str| {
             kafka::measured_consumer(&settings.kafka, &settings.kafka.group(group), role, &kafka_metrics)

@@ -194,5 +194,16 @@ async fn a_backlog_of_sales_ends_exactly_as_the_rules_say() {
         let last = levels.iter().rev().find(|level| level.vendor_id == vendor.id).expect("a published level");
         assert_eq!((last.stock, last.restocks), (stock, restocks), "vendor {}: last published level is the cart", vendor.id);
     }
+    let (_, metrics) = support::get(service.ops_port, "/metrics").await;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let (transactions, batched) = (value("mamochi_distributor_batch_sales_count"), value("mamochi_distributor_batch_sales_sum"));
+    println!("{batched} sales in {transactions} transactions ({:.0} per transaction)", batched / transactions);
+    assert!(batched >= 10.0 * transactions, "the backlog is applied in batches, not one sale per transaction");
     service.stop().await;
 }
