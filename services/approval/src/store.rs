@@ -338,14 +338,16 @@ async fn stored_conflicts(conn: &mut AsyncPgConnection, rows: &[&FormRow]) -> Re
         .collect())
 }
 
-/// Sets every decided form's outcome in one statement.
+/// Sets every decided form's outcome in one statement. The `= ANY` lets the
+/// planner find the rows by primary key however large the table grows.
 const RECORD_DECISIONS: &str = "
 UPDATE registrations AS r
    SET status = d.status, reason = d.reason, decided_by = $1, member_id = d.member_id,
        decided_at = d.decided_at, published_at = NULL
   FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[])
        AS d(registration_id, status, reason, member_id, decided_at)
- WHERE r.registration_id = d.registration_id";
+ WHERE r.registration_id = d.registration_id
+   AND r.registration_id = ANY ($2)";
 
 /// Writes decisions; on approval creates the member (with a new API key,
 /// stored as a hash, and sealed until its email is requested) and the cart.
