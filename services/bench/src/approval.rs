@@ -7,6 +7,12 @@
 //! and clock. The backlog the paid forms had to overtake is measured too
 //! (standard forms still undecided when the first paid one was sent): a
 //! paid form that waited behind an empty queue proves nothing.
+//!
+//! The decision rate of the backlog counts until its last form: every
+//! submitted form over the time from the first submission to the poll
+//! ([`POLL`]) that first found none of them undecided, a moment after
+//! the last decision committed. A backlog not decided within the wait has
+//! no rate.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +27,9 @@ use crate::identity::Identities;
 use crate::progress::Progress;
 use crate::results::{ApprovalRun, FormWait, LaneWait};
 use crate::stats::Recorder;
+
+/// How often the bench looks for forms still undecided.
+pub const POLL: Duration = Duration::from_millis(100);
 
 /// Submits `forms` (index, paid) with `parallel` requests in flight;
 /// returns the accepted registration ids and the number refused.
@@ -92,20 +101,25 @@ pub async fn backlog(
     progress.set_length(all.len() as u64);
     progress.set_message("waiting for decisions");
     let deadline = Instant::now() + within;
+    let mut all_decided_after: Option<Duration> = None;
     loop {
         let undecided = effects::count_undecided(pool, &all).await?;
         progress.set_position(all.len() as u64 - undecided.min(all.len() as u64));
-        if undecided == 0 || Instant::now() > deadline {
+        if undecided == 0 {
+            // Taken after the answer: every decision had committed before.
+            all_decided_after = Some(submit_started.elapsed());
             break;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
     }
 
     let fates = effects::form_fates(pool, &all).await.context("while reading decisions")?;
     let first_submitted = fates.values().map(|fate| fate.submitted_at).min();
     let mut lanes = [LaneTally::default(), LaneTally::default()];
     let mut forms = Vec::with_capacity(all.len());
-    let mut last_decision: Option<chrono::DateTime<chrono::Utc>> = None;
     for id in &all {
         let Some(fate) = fates.get(id) else {
             lanes[usize::from(paid_ids.contains(id))].lane.undecided += 1;
@@ -123,9 +137,6 @@ pub async fn backlog(
             tally.lane.decided += 1;
             tally.waits.record_ms(wait);
         }
-        if let Some(decided) = fate.decided_at {
-            last_decision = Some(last_decision.map_or(decided, |last| last.max(decided)));
-        }
         forms.push(FormWait {
             paid: fate.paid,
             submitted_s: first_submitted.map_or(0.0, |first| millis_between(first, fate.submitted_at) / 1000.0),
@@ -133,14 +144,11 @@ pub async fn backlog(
             status: fate.status.clone(),
         });
     }
-    let decided: u64 = lanes.iter().map(|tally| tally.lane.decided).sum();
-    // Over the whole backlog: from the first submission to the last decision.
-    let decided_per_s = match (first_submitted, last_decision) {
-        (Some(first), Some(last)) if decided > 0 && last > first => {
-            Some(decided as f64 / (millis_between(first, last) / 1000.0))
-        }
-        _ => None,
-    };
+    // Over the whole backlog: from the first submission to the last
+    // decision seen committed (manual review is a decision too).
+    let decided_per_s = all_decided_after
+        .filter(|elapsed| !all.is_empty() && !elapsed.is_zero())
+        .map(|elapsed| all.len() as f64 / elapsed.as_secs_f64());
     let [standard_lane, paid_lane] = lanes;
     Ok(ApprovalRun {
         standard_submitted: standard_ids.len() as u64,

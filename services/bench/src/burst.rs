@@ -4,6 +4,13 @@
 //! the records the gateway would write) and the time until accounting and
 //! the distributor have applied all of it is measured.
 //!
+//! A drain rate counts until the **last** record is committed: the watch
+//! ([`crate::commits`]) looks for every record's row from before the first
+//! one is written, and a consumer's drain time runs from the first record
+//! written to the moment its last row was seen committed (at or after that
+//! commit). A consumer that did not commit every record within the wait has
+//! no rate, only a count.
+//!
 //! Over HTTP the consumers never see more than the gateway accepts, so this
 //! is the only stage that shows the consumers' own capacity (and the lag
 //! curve of a backlog being worked off).
@@ -18,6 +25,7 @@ use mamochi_events::topics;
 use rdkafka::producer::FutureProducer;
 use uuid::Uuid;
 
+use crate::commits::CommitWatch;
 use crate::effects;
 use crate::progress::Progress;
 use crate::raw_kafka;
@@ -46,6 +54,13 @@ pub async fn run(
     }
     let producer: FutureProducer =
         kafka::producer_config(&settings.kafka, "bench-burst").create().context("while creating the producer")?;
+    let consumers = [mamochi_accounting::store::CONSUMER, mamochi_distributor::store::SALES_CONSUMER];
+    let watch = CommitWatch::start(pool, &consumers);
+    let watcher = watch.watcher();
+    for id in &ids {
+        watcher.watch(*id);
+    }
+    drop(watcher);
     progress.set_length(count);
     progress.set_message("producing");
     let started_s = epoch.elapsed().as_secs_f64();
@@ -55,17 +70,13 @@ pub async fn run(
     let produce_s = started.elapsed().as_secs_f64();
 
     progress.set_message("waiting for accounting and distributor");
-    let consumers = [mamochi_accounting::store::CONSUMER, mamochi_distributor::store::SALES_CONSUMER];
-    effects::wait_applied(pool, &consumers, &ids, within).await?;
-    // Drain time: from the first record written to the last one applied,
-    // by the database's own timestamps (finer than the 250 ms polling).
-    let mut applied = Vec::with_capacity(consumers.len());
-    for consumer in consumers {
-        let times = effects::applied_at(pool, consumer, &ids).await?;
-        let last = times.values().max().map(|last| effects::millis_between(started_at, *last) / 1000.0);
-        let complete = if times.len() == ids.len() { last } else { None };
-        applied.push((times.len() as u64, complete));
-    }
+    let observed = watch.finish(within).await?;
+    let applied: Vec<(u64, Option<f64>)> = (0..consumers.len())
+        .map(|index| {
+            let last = observed.last_commit(index).map(|last| effects::millis_between(started_at, last) / 1000.0);
+            (observed.seen[index].len() as u64, last)
+        })
+        .collect();
     let rate = |seconds: Option<f64>| seconds.map(|seconds| produced.records as f64 / seconds.max(1e-9));
     let [(accounting_applied, accounting_s), (distributor_applied, distributor_s)] = [applied[0], applied[1]];
     Ok(Burst {
@@ -77,7 +88,9 @@ pub async fn run(
         distributor_applied,
         distributor_s,
         distributor_per_s: rate(distributor_s),
+        commit_poll: Some(observed.cycle),
         peak_lag: 0,
+        distributor_peak_lag: 0,
         started_s,
         ended_s: epoch.elapsed().as_secs_f64(),
     })

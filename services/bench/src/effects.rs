@@ -1,23 +1,17 @@
-//! When each sale took effect, and when each form was decided, read from
-//! the platform's own PostgreSQL tables after the fact.
+//! What the platform's own PostgreSQL tables say about the bench's vendors
+//! and forms, read after the fact.
 //!
-//! - A consumer's effect is its `processed_events` row (consumer
-//!   `accounting` or `distributor`, event id = sale id), inserted in the
-//!   same transaction as the effect. `processed_at` defaults to `now()`,
-//!   which in PostgreSQL is the start of that transaction: the commit comes
-//!   a few milliseconds later, so these latencies are short by the
-//!   transaction's own duration (and batched sales share one timestamp).
-//! - A sale's recorded time is the gateway's `recorded_at`, which equals the
-//!   `occurred_at` the 201 answer carries when the client sends none (the
-//!   bench never does), so no Kafka read is needed.
-//! - A form's decision is `registrations.decided_at` (approval's clock);
-//!   forms sent to manual review have none and are counted apart.
-//!
-//! Reading afterwards instead of polling during the load keeps the
-//! measurement from adding load to the database it measures.
+//! - Sales are not timed from here: `processed_events.processed_at` is
+//!   `now()`, the *start* of the consumer's transaction, so a latency or a
+//!   drain rate built on it would end before the commit. Sale commits are
+//!   observed while the load runs by [`crate::commits`] instead.
+//! - A form's decision is `registrations.decided_at`, stamped by the
+//!   approval service when it decides (its transaction commits after it);
+//!   forms sent to manual review have none and are counted apart. The
+//!   backlog's decision rate counts until the bench saw the last decision
+//!   committed ([`crate::approval`]).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -29,14 +23,6 @@ use uuid::Uuid;
 
 /// Ids per query: keeps each `= ANY($1)` array a reasonable size.
 const CHUNK: usize = 10_000;
-
-#[derive(QueryableByName)]
-struct AppliedRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    event_id: Uuid,
-    #[diesel(sql_type = Timestamptz)]
-    processed_at: DateTime<Utc>,
-}
 
 #[derive(QueryableByName)]
 struct CountRow {
@@ -79,66 +65,6 @@ async fn connection(
     pool: &PgPool,
 ) -> anyhow::Result<diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>> {
     pool.get().await.map_err(|error| anyhow::anyhow!("database pool: {error}"))
-}
-
-/// How many of `ids` `consumer` has applied.
-pub async fn count_applied(pool: &PgPool, consumer: &str, ids: &[Uuid]) -> anyhow::Result<u64> {
-    let mut conn = connection(pool).await?;
-    let mut total = 0;
-    for chunk in ids.chunks(CHUNK) {
-        let row: CountRow = diesel::sql_query(
-            "SELECT count(*) AS count FROM processed_events WHERE consumer = $1 AND event_id = ANY($2)",
-        )
-        .bind::<Text, _>(consumer)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(chunk)
-        .get_result(&mut conn)
-        .await
-        .context("while counting applied events")?;
-        total += row.count as u64;
-    }
-    Ok(total)
-}
-
-/// When `consumer` applied each of `ids` (those it has applied).
-pub async fn applied_at(pool: &PgPool, consumer: &str, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, DateTime<Utc>>> {
-    let mut conn = connection(pool).await?;
-    let mut applied = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<AppliedRow> = diesel::sql_query(
-            "SELECT event_id, processed_at FROM processed_events WHERE consumer = $1 AND event_id = ANY($2)",
-        )
-        .bind::<Text, _>(consumer)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(chunk)
-        .load(&mut conn)
-        .await
-        .context("while reading applied events")?;
-        applied.extend(rows.into_iter().map(|row| (row.event_id, row.processed_at)));
-    }
-    Ok(applied)
-}
-
-/// Waits until every consumer in `consumers` applied all `ids`, or `within`
-/// passes; polls every 250 ms. Returns, per consumer, when it was complete
-/// (seconds after the wait began), `None` if it never was.
-pub async fn wait_applied(
-    pool: &PgPool,
-    consumers: &[&str],
-    ids: &[Uuid],
-    within: Duration,
-) -> anyhow::Result<Vec<Option<f64>>> {
-    let started = Instant::now();
-    let mut done: Vec<Option<f64>> = vec![None; consumers.len()];
-    loop {
-        for (index, consumer) in consumers.iter().enumerate() {
-            if done[index].is_none() && count_applied(pool, consumer, ids).await? >= ids.len() as u64 {
-                done[index] = Some(started.elapsed().as_secs_f64());
-            }
-        }
-        if done.iter().all(Option::is_some) || started.elapsed() >= within {
-            return Ok(done);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Member ids of the bench vendors, by email.

@@ -24,6 +24,7 @@
 pub mod approval;
 pub mod batching;
 pub mod burst;
+pub mod commits;
 pub mod effects;
 pub mod identity;
 pub mod lag;
@@ -85,7 +86,8 @@ pub async fn run(settings: &Settings, args: BenchArgs, platform: impl Platform) 
     results.meta.db_pool_size = settings.database.pool_size;
     results.meta.kafka_linger_ms = settings.kafka.linger_ms;
     results.meta.stock_policy = format!(
-        "carts start with (and restock to) {} servings, so no sale is refused for stock; each sale is quantity 1 and takes the full path (stock read, produce, distributor decrement, accounting). The stock-out → restock → email path is not part of the load.",
+        "carts start with {} servings and a restock brings {} (distributor.initial_stock and restock_quantity, set for the bench's platform only); sales are quantity 1, so under load carts run out and depletion → restock → email runs alongside the sales; a sale refused while a cart waits for its restock is a 409 (refused)",
+        stats::fmt_count(f64::from(platform::BENCH_STOCK)),
         stats::fmt_count(f64::from(platform::BENCH_STOCK))
     );
     bars.say(format!(
@@ -353,13 +355,17 @@ async fn measure(
     .await;
     results.lag = lag.stop();
     if let Some(burst) = &mut results.burst {
-        burst.peak_lag = results
-            .lag
-            .iter()
-            .filter(|sample| sample.stage == "burst" && sample.group == mamochi_accounting::GROUP)
-            .map(|sample| sample.lag)
-            .max()
-            .unwrap_or(0);
+        let peak = |group: &str| {
+            results
+                .lag
+                .iter()
+                .filter(|sample| sample.stage == "burst" && sample.group == group)
+                .map(|sample| sample.lag)
+                .max()
+                .unwrap_or(0)
+        };
+        burst.peak_lag = peak(mamochi_accounting::GROUP);
+        burst.distributor_peak_lag = peak(mamochi_distributor::service::SALES_GROUP);
     }
     outcome
 }
@@ -381,7 +387,9 @@ fn add_notes(plan: &Plan, results: &mut Results) {
     let notes = [
         "(i) HTTP latency is measured by the client with an HDR histogram. In fixed-rate stages it runs from each request's scheduled send time, so time spent queued behind a slow server counts (no coordinated omission); requests still unanswered at the drain deadline are counted as unfinished, with the time waited so far as their latency (a lower bound).".to_string(),
         "(ii) Kafka acknowledgement inside the gateway comes from its produce histogram for the sales topic, scraped from /metrics before and after each stage; its percentiles are interpolated inside Prometheus buckets and its max is a bucket bound.".to_string(),
-        "(iii) Consumer effect: processed_events.processed_at (PostgreSQL now(), the start of the transaction that applied the sale; its commit follows within milliseconds) minus the sale's recorded_at stamped by the gateway. Sales applied in one batch share one timestamp.".to_string(),
+        format!("(iii) Committed: the moment the bench first saw the consumer's processed_events row from another session (it polls every {} ms while the load runs, longer when a poll takes longer), minus the sale's recorded_at stamped by the gateway. A row another session sees has committed, so this is at or after the commit, late by at most one poll cycle (the 'commit watcher poll' rows give its duration); the row's own processed_at is not used because PostgreSQL's now() is the transaction's start. Drain rates count until the last record was seen committed.", commits::POLL_INTERVAL.as_millis()),
+        format!("A 503 answer is the gateway shedding load (over capacity, with Retry-After): it is counted as shed, not as an error, does not stop the stage and is left out of the HTTP latency; the generator does not wait the Retry-After (a closed-loop worker pauses {} ms after a 503), so the offered load stays what the stage says.", load::SHED_PAUSE.as_millis()),
+        "Latency targets are read only from stages that accepted at least 99 % of the requests they sent; carts hold 100 servings and are restocked on depletion, so a few sales can be refused (409) while a restock is on its way.".to_string(),
         "(iv) Email: the credentials .eml file's modification time in the SMTP sink minus the client's submission time.".to_string(),
         "Lag is the broker's view (high watermark − committed offset), sampled every 250 ms. Services commit offsets every second in the background, so a group that keeps up still shows up to about one second of traffic.".to_string(),
         format!(

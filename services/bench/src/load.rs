@@ -12,6 +12,16 @@
 //! Closed loop: `connections` workers each send the next sale as soon as the
 //! previous one is answered; this finds the most the gateway accepts, and
 //! its latency is per request (from send to answer).
+//!
+//! Load shedding: a 503 is the gateway saying it is over capacity (with
+//! `Retry-After`), not a failure. It is counted apart (`shed`), does not
+//! enter the HTTP latency histogram (a fast refusal would make the accepted
+//! sales' latency look better than it is) and never aborts a stage. The
+//! generator does not wait the `Retry-After` seconds, so the offered load
+//! stays what the stage says; a closed-loop worker pauses [`SHED_PAUSE`]
+//! after a 503 so it does not spin on refusals.
+//! Every accepted sale is handed to a [`Watcher`], which looks for its
+//! committed rows while the load runs ([`crate::commits`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +33,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::commits::Watcher;
 use crate::progress::Progress;
 use crate::schedule::{vendor_for, Timetable};
 use crate::stats::Recorder;
+
+/// How long a closed-loop worker waits after a 503 before its next sale.
+pub const SHED_PAUSE: Duration = Duration::from_millis(10);
 
 /// A sale the gateway accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +55,8 @@ pub enum Answer {
     Accepted(Accepted),
     /// A 4xx: the request was refused (a 409 is a stock refusal).
     Refused(u16),
+    /// A 503: the gateway shed the request because it is over capacity.
+    Shed,
     /// A 5xx or no answer.
     Failed(String),
 }
@@ -63,6 +79,11 @@ pub struct SaleClient {
 impl SaleClient {
     pub fn new(http: reqwest::Client, api: &str, keys: Vec<String>, idempotency_keys: bool) -> Self {
         Self { http, url: format!("{api}/v1/sales"), keys: Arc::new(keys), idempotency_keys }
+    }
+
+    /// Whether each sale carries an Idempotency-Key header.
+    pub fn idempotency_keys(&self) -> bool {
+        self.idempotency_keys
     }
 
     /// Sale number `index`, sold by the vendor whose turn it is.
@@ -92,6 +113,7 @@ impl SaleClient {
                 Err(error) => Answer::Failed(format!("unreadable 201 answer: {error}")),
             },
             (code @ 400..=499, _) => Answer::Refused(code),
+            (503, _) => Answer::Shed,
             (code, _) => Answer::Failed(format!("HTTP {code}")),
         }
     }
@@ -103,6 +125,8 @@ pub struct Outcome {
     pub sent: u64,
     pub accepted: Vec<Accepted>,
     pub refused: u64,
+    /// 503 answers (load shed), not in `http`.
+    pub shed: u64,
     pub failed: u64,
     pub unfinished: u64,
     pub http: Recorder,
@@ -113,8 +137,13 @@ pub struct Outcome {
 
 impl Outcome {
     fn take(&mut self, latency: Duration, answer: Answer) {
+        if answer == Answer::Shed {
+            self.shed += 1;
+            return;
+        }
         self.http.record(latency);
         match answer {
+            Answer::Shed => {}
             Answer::Accepted(sale) => self.accepted.push(sale),
             Answer::Refused(code) => {
                 self.refused += 1;
@@ -129,9 +158,11 @@ impl Outcome {
 }
 
 /// Offers `rate` sales per second for `duration` on at most `connections`
-/// connections; waits at most `drain` after the last due time.
+/// connections; waits at most `drain` after the last due time. Accepted
+/// sales are handed to `watcher` as they are answered.
 pub async fn open_loop(
     client: &SaleClient,
+    watcher: &Watcher,
     rate: f64,
     duration: Duration,
     connections: usize,
@@ -148,6 +179,7 @@ pub async fn open_loop(
 
     let collector = {
         let progress = progress.clone();
+        let watcher = watcher.clone();
         tokio::spawn(async move {
             let mut outcome = Outcome::default();
             let mut answered = vec![false; table.count() as usize];
@@ -155,6 +187,9 @@ pub async fn open_loop(
             while let Some((index, latency, answer)) = received.recv().await {
                 answered[index as usize] = true;
                 last = last.max(start.elapsed());
+                if let Answer::Accepted(sale) = &answer {
+                    watcher.watch(sale.sale_id);
+                }
                 outcome.take(latency, answer);
                 progress.inc(1);
             }
@@ -192,8 +227,15 @@ pub async fn open_loop(
     outcome
 }
 
-/// `connections` workers selling back to back for `duration`.
-pub async fn closed_loop(client: &SaleClient, duration: Duration, connections: usize, progress: &Progress) -> Outcome {
+/// `connections` workers selling back to back for `duration`; accepted
+/// sales are handed to `watcher`.
+pub async fn closed_loop(
+    client: &SaleClient,
+    watcher: &Watcher,
+    duration: Duration,
+    connections: usize,
+    progress: &Progress,
+) -> Outcome {
     let start = Instant::now();
     let end = start + duration;
     let (answers, mut received) = mpsc::unbounded_channel::<(Duration, Answer)>();
@@ -205,8 +247,12 @@ pub async fn closed_loop(client: &SaleClient, duration: Duration, connections: u
             while Instant::now() < end {
                 let sent = Instant::now();
                 let answer = client.sell(index).await;
+                let shed = answer == Answer::Shed;
                 let _ = answers.send((sent.elapsed(), answer));
                 index += connections as u64;
+                if shed {
+                    tokio::time::sleep(SHED_PAUSE).await;
+                }
             }
         });
     }
@@ -214,6 +260,9 @@ pub async fn closed_loop(client: &SaleClient, duration: Duration, connections: u
     let mut outcome = Outcome::default();
     while let Some((latency, answer)) = received.recv().await {
         outcome.sent += 1;
+        if let Answer::Accepted(sale) = &answer {
+            watcher.watch(sale.sale_id);
+        }
         outcome.take(latency, answer);
         progress.set_position(start.elapsed().as_millis() as u64);
     }
@@ -233,10 +282,11 @@ mod tests {
 
         outcome.take(Duration::from_millis(3), Answer::Accepted(sale));
         outcome.take(Duration::from_millis(4), Answer::Refused(409));
-        outcome.take(Duration::from_millis(5), Answer::Failed("HTTP 503".into()));
+        outcome.take(Duration::from_millis(5), Answer::Failed("HTTP 500".into()));
+        outcome.take(Duration::from_millis(1), Answer::Shed);
 
-        assert_eq!((outcome.accepted.len(), outcome.refused, outcome.failed), (1, 1, 1));
-        assert_eq!(outcome.http.count(), 3);
+        assert_eq!((outcome.accepted.len(), outcome.refused, outcome.failed, outcome.shed), (1, 1, 1, 1));
+        assert_eq!(outcome.http.count(), 3, "a shed request is not in the HTTP latency");
         assert_eq!(outcome.first_error.as_deref(), Some("HTTP 409"));
     }
 }

@@ -88,6 +88,9 @@ pub struct SalesStage {
     pub name: String,
     /// `open` (fixed rate, timetable) or `closed` (saturation).
     pub mode: String,
+    /// Whether every sale carried an Idempotency-Key (the keyed path).
+    #[serde(default)]
+    pub idempotency_keys: bool,
     /// Requests per second offered; `None` for the closed loop.
     pub offered_per_s: Option<f64>,
     pub connections: usize,
@@ -95,8 +98,13 @@ pub struct SalesStage {
     pub sent: u64,
     /// 201 Created.
     pub accepted: u64,
-    /// Other 4xx (a 409 would be a stock refusal).
+    /// Other 4xx (a 409 is a stock refusal: the cart ran out before its
+    /// restock arrived).
     pub refused: u64,
+    /// 503 answers: the gateway shed the request (over capacity). Not in
+    /// the HTTP latency.
+    #[serde(default)]
+    pub shed: u64,
     /// 5xx and transport errors.
     pub failed: u64,
     /// Still unanswered when the drain deadline passed; counted in the
@@ -110,19 +118,40 @@ pub struct SalesStage {
     /// The gateway's produce histogram for the sales topic, diffed around
     /// the stage (bucket-interpolated).
     pub kafka_ack: Option<Latency>,
-    /// Sale recorded (gateway clock) to its accounting row committed.
+    /// Sale recorded (gateway clock) to its accounting row seen committed
+    /// (see [`crate::commits`]: at or after the commit, at most one poll late).
     pub accounting: Option<Latency>,
-    /// Sale recorded to its distributor (stock) row committed.
+    /// Sale recorded to its distributor (stock) row seen committed.
     pub distributor: Option<Latency>,
-    /// Accepted sales accounting had applied when the wait ended.
+    /// Accepted sales accounting had committed when the wait ended.
     pub accounting_applied: u64,
-    /// Accounting rows per second over the stage (first to last row).
+    /// Accepted sales the distributor had committed when the wait ended.
+    #[serde(default)]
+    pub distributor_applied: u64,
+    /// Accounting rows per second over the stage (first to last row seen
+    /// committed; only when every accepted sale was).
     pub accounting_applied_per_s: Option<f64>,
-    /// Seconds after the last answer until accounting had applied everything.
+    /// Seconds after the last answer until accounting's last row was seen committed.
     pub accounting_drain_s: Option<f64>,
+    /// How long each poll of the commit watcher took (its resolution).
+    #[serde(default)]
+    pub commit_poll: Option<Latency>,
     /// Bench-clock seconds when the stage started and ended (for the lag plot).
     pub started_s: f64,
     pub ended_s: f64,
+}
+
+impl SalesStage {
+    /// Accepted (201) sales as a share of the requests sent, 0–1; `None`
+    /// when nothing was sent.
+    pub fn accepted_share(&self) -> Option<f64> {
+        (self.sent > 0).then(|| self.accepted as f64 / self.sent as f64)
+    }
+
+    /// 503 answers as a share of the requests sent, 0–1.
+    pub fn shed_share(&self) -> Option<f64> {
+        (self.sent > 0).then(|| self.shed as f64 / self.sent as f64)
+    }
 }
 
 /// Sales written straight to the sales topic in one burst, to measure how
@@ -132,12 +161,22 @@ pub struct Burst {
     pub records: u64,
     pub produce_s: f64,
     pub accounting_applied: u64,
+    /// From the first record written to the last one seen committed; `None`
+    /// when not all of them were within the wait.
     pub accounting_s: Option<f64>,
+    /// `records / accounting_s`.
     pub accounting_per_s: Option<f64>,
     pub distributor_applied: u64,
     pub distributor_s: Option<f64>,
     pub distributor_per_s: Option<f64>,
+    /// How long each poll of the commit watcher took (its resolution).
+    #[serde(default)]
+    pub commit_poll: Option<Latency>,
+    /// Peak lag of accounting's group during the burst.
     pub peak_lag: i64,
+    /// Peak lag of the distributor's sales group during the burst.
+    #[serde(default)]
+    pub distributor_peak_lag: i64,
     pub started_s: f64,
     pub ended_s: f64,
 }
@@ -180,7 +219,9 @@ pub struct ApprovalRun {
     pub backlog_when_paid: u64,
     pub standard: LaneWait,
     pub paid: LaneWait,
-    /// Forms decided per second by the approval service over the run.
+    /// Forms decided per second: decided forms over the time from the first
+    /// submission to the moment the bench saw the last decision committed
+    /// (polled every [`crate::approval::POLL`]).
     pub decided_per_s: Option<f64>,
     /// Every form: lane, submission offset and wait, for the plot and CSV.
     pub forms: Vec<FormWait>,

@@ -1,7 +1,10 @@
 //! One sales stage, measured at every step a sale goes through:
 //! (i) the client's 201, (ii) Kafka's acknowledgement inside the gateway
 //! (its produce histogram, scraped before and after the stage), (iii) the
-//! accounting and distributor rows committed (from PostgreSQL, per sale).
+//! accounting and distributor rows committed, per sale: observed from
+//! outside the consumers' transactions by [`crate::commits`] while the load
+//! runs, so each time is at or after the commit (an upper bound, late by at
+//! most one poll cycle), never the transaction's start.
 //!
 //! Each stage waits for the consumers to apply its sales before the next
 //! begins, so a stage's figures are its own and not the previous stage's
@@ -13,7 +16,8 @@ use chrono::Utc;
 use mamochi_common::db::PgPool;
 use mamochi_events::topics;
 
-use crate::effects::{self, millis_between};
+use crate::commits::{CommitWatch, Observed};
+use crate::effects::millis_between;
 use crate::load::{self, Outcome, SaleClient};
 use crate::progress::Bars;
 use crate::results::SalesStage;
@@ -55,17 +59,20 @@ pub async fn run(ctx: &Context<'_>, name: &str, load: Load) -> anyhow::Result<Sa
     let produce_before = scrape_produce(ctx, &metrics_url, &sales_label).await;
     let started_s = ctx.epoch.elapsed().as_secs_f64();
     let started_at = Utc::now();
+    let consumers = [mamochi_accounting::store::CONSUMER, mamochi_distributor::store::SALES_CONSUMER];
+    let watch = CommitWatch::start(ctx.pool, &consumers);
+    let watcher = watch.watcher();
 
     let (outcome, mode, offered, connections, duration) = match load {
         Load::Open { rate, duration, connections } => {
             let bar = ctx.bars.stage(name, Some(0));
-            let outcome = load::open_loop(ctx.sales, rate, duration, connections, ctx.drain, &bar).await;
+            let outcome = load::open_loop(ctx.sales, &watcher, rate, duration, connections, ctx.drain, &bar).await;
             bar.finish(format!("{} accepted", outcome.accepted.len()));
             (outcome, "open", Some(rate), connections, duration)
         }
         Load::Closed { duration, connections } => {
             let bar = ctx.bars.stage(name, Some(duration.as_millis() as u64));
-            let outcome = load::closed_loop(ctx.sales, duration, connections, &bar).await;
+            let outcome = load::closed_loop(ctx.sales, &watcher, duration, connections, &bar).await;
             bar.finish(format!("{} accepted", outcome.accepted.len()));
             (outcome, "closed", None, connections, duration)
         }
@@ -77,18 +84,22 @@ pub async fn run(ctx: &Context<'_>, name: &str, load: Load) -> anyhow::Result<Sa
 
     let bar = ctx.bars.stage(&format!("{name} apply"), None);
     bar.set_message("waiting for accounting and distributor");
-    let effects = consumer_effects(ctx, &outcome, answered_at).await?;
+    drop(watcher);
+    let observed = watch.finish(ctx.drain).await?;
+    let effects = consumer_effects(&outcome, &observed, answered_at);
     bar.finish("applied");
 
     let stage = SalesStage {
         name: name.to_string(),
         mode: mode.to_string(),
+        idempotency_keys: ctx.sales.idempotency_keys(),
         offered_per_s: offered,
         connections,
         duration_s: duration.as_secs_f64(),
         sent: outcome.sent,
         accepted: outcome.accepted.len() as u64,
         refused: outcome.refused,
+        shed: outcome.shed,
         failed: outcome.failed,
         unfinished: outcome.unfinished,
         accepted_per_s: outcome.accepted.len() as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
@@ -97,6 +108,8 @@ pub async fn run(ctx: &Context<'_>, name: &str, load: Load) -> anyhow::Result<Sa
         accounting: effects.accounting,
         distributor: effects.distributor,
         accounting_applied: effects.accounting_applied,
+        distributor_applied: effects.distributor_applied,
+        commit_poll: (observed.watched > 0).then_some(observed.cycle),
         accounting_applied_per_s: effects.accounting_per_s,
         accounting_drain_s: effects.accounting_drain_s,
         started_s,
@@ -116,48 +129,39 @@ struct Effects {
     accounting: Option<Latency>,
     distributor: Option<Latency>,
     accounting_applied: u64,
+    distributor_applied: u64,
     accounting_per_s: Option<f64>,
     accounting_drain_s: Option<f64>,
 }
 
-/// Waits for both consumers, then reads when each accepted sale was applied.
-async fn consumer_effects(
-    ctx: &Context<'_>,
-    outcome: &Outcome,
-    answered_at: chrono::DateTime<Utc>,
-) -> anyhow::Result<Effects> {
-    let ids: Vec<uuid::Uuid> = outcome.accepted.iter().map(|sale| sale.sale_id).collect();
-    if ids.is_empty() {
-        return Ok(Effects::default());
-    }
-    let consumers = [mamochi_accounting::store::CONSUMER, mamochi_distributor::store::SALES_CONSUMER];
-    effects::wait_applied(ctx.pool, &consumers, &ids, ctx.drain).await?;
+/// Per accepted sale, recorded → commit observed, for both consumers (in
+/// the order [`run`] started the watch: accounting, then distributor).
+fn consumer_effects(outcome: &Outcome, observed: &Observed, answered_at: chrono::DateTime<Utc>) -> Effects {
     let mut result = Effects::default();
-    for consumer in consumers {
-        let applied = effects::applied_at(ctx.pool, consumer, &ids).await?;
+    for (index, seen) in observed.seen.iter().enumerate() {
         let mut latencies = Recorder::new();
         for sale in &outcome.accepted {
-            if let Some(at) = applied.get(&sale.sale_id) {
+            if let Some(at) = seen.get(&sale.sale_id) {
                 latencies.record_ms(millis_between(sale.recorded_at, *at));
             }
         }
         let summary = (latencies.count() > 0).then(|| latencies.summary());
-        if consumer == mamochi_accounting::store::CONSUMER {
+        if index == 0 {
             result.accounting = summary;
-            result.accounting_applied = applied.len() as u64;
-            let first = applied.values().min();
-            let last = applied.values().max();
-            if let (Some(first), Some(last)) = (first, last) {
-                let span = millis_between(*first, *last) / 1000.0;
-                // One batch has one timestamp; a span under 10 ms says nothing about a rate.
-                result.accounting_per_s = (span > 0.01).then(|| applied.len() as f64 / span);
-                result.accounting_drain_s = Some((millis_between(answered_at, *last) / 1000.0).max(0.0));
+            result.accounting_applied = seen.len() as u64;
+            let first = seen.values().min();
+            if let (Some(first), Some(last)) = (first, observed.last_commit(index)) {
+                let span = millis_between(*first, last) / 1000.0;
+                // A span under 10 ms says nothing about a rate.
+                result.accounting_per_s = (span > 0.01).then(|| seen.len() as f64 / span);
+                result.accounting_drain_s = Some((millis_between(answered_at, last) / 1000.0).max(0.0));
             }
         } else {
             result.distributor = summary;
+            result.distributor_applied = seen.len() as u64;
         }
     }
-    Ok(result)
+    result
 }
 
 /// One line per stage for the log.
@@ -167,7 +171,7 @@ fn summary_line(stage: &SalesStage, first_error: Option<&str>) -> String {
         .map_or_else(|| format!("closed loop ×{}", stage.connections), |rate| format!("{}/s offered", fmt_count(rate)));
     let accounting = stage.accounting.map_or_else(|| "–".to_string(), |latency| fmt_ms(latency.p99_ms));
     let mut line = format!(
-        "{:<14} {:<18} accepted {:>7}/s  HTTP p50 {} p99 {} ms  accounting p99 {} ms  ({} sent, {} refused, {} failed, {} unfinished)",
+        "{:<14} {:<18} accepted {:>7}/s  HTTP p50 {} p99 {} ms  accounting p99 {} ms  ({} sent, {} refused, {} shed (503), {} failed, {} unfinished)",
         stage.name,
         offered,
         fmt_count(stage.accepted_per_s),
@@ -176,6 +180,7 @@ fn summary_line(stage: &SalesStage, first_error: Option<&str>) -> String {
         accounting,
         stage.sent,
         stage.refused,
+        stage.shed,
         stage.failed,
         stage.unfinished,
     );
