@@ -1,4 +1,4 @@
-//! The distributor draining a backlog of sales in batches: thousands of
+//! The distributor draining a backlog of sales in batches: ten thousand
 //! sales of several vendors, already in `mamochi.sales` when it starts, end
 //! in exactly the stock, alerts, depletions and restocks the stock rules
 //! give when applied one sale at a time; refused sales are parked without
@@ -20,7 +20,7 @@ use mamochi_events::{PaymentMethod, SaleRecorded, StockEventKind, VendorKey};
 use support::{applied_count, cart, eventually, read_to_end, Running, SERIAL};
 use uuid::Uuid;
 
-const SALES_PER_VENDOR: usize = 1_000;
+const SALES_PER_VENDOR: usize = 2_500;
 const WAIT: Duration = Duration::from_secs(180);
 
 fn sale(vendor_id: Uuid, quantity: i32) -> SaleRecorded {
@@ -68,7 +68,7 @@ fn oracle(initial: i32, sales: &[&SaleRecorded], threshold: i32) -> Expected {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_of_sales_ends_exactly_as_the_rules_say() {
     let _serial = SERIAL.lock().await;
-    // Arrange: four vendors, a thousand sales each of 1 to 3 servings; carts
+    // Arrange: four vendors, 2,500 sales each of 1 to 3 servings; carts
     // holding exactly their sales (depleted by the last one), or 1, 2 or 7
     // servings more. One sale of a stranger and one of zero servings in the
     // middle of the stream.
