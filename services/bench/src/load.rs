@@ -125,6 +125,8 @@ pub struct Outcome {
     pub sent: u64,
     pub accepted: Vec<Accepted>,
     pub refused: u64,
+    /// Of `refused`, the 409s: the cart was empty until its restock landed.
+    pub refused_stock: u64,
     /// 503 answers (load shed), not in `http`.
     pub shed: u64,
     pub failed: u64,
@@ -147,6 +149,9 @@ impl Outcome {
             Answer::Accepted(sale) => self.accepted.push(sale),
             Answer::Refused(code) => {
                 self.refused += 1;
+                if code == 409 {
+                    self.refused_stock += 1;
+                }
                 self.first_error.get_or_insert_with(|| format!("HTTP {code}"));
             }
             Answer::Failed(error) => {
@@ -282,11 +287,13 @@ mod tests {
 
         outcome.take(Duration::from_millis(3), Answer::Accepted(sale));
         outcome.take(Duration::from_millis(4), Answer::Refused(409));
+        outcome.take(Duration::from_millis(4), Answer::Refused(422));
         outcome.take(Duration::from_millis(5), Answer::Failed("HTTP 500".into()));
         outcome.take(Duration::from_millis(1), Answer::Shed);
 
-        assert_eq!((outcome.accepted.len(), outcome.refused, outcome.failed, outcome.shed), (1, 1, 1, 1));
-        assert_eq!(outcome.http.count(), 3, "a shed request is not in the HTTP latency");
+        assert_eq!((outcome.accepted.len(), outcome.refused, outcome.failed, outcome.shed), (1, 2, 1, 1));
+        assert_eq!(outcome.refused_stock, 1, "only the 409 is a stock refusal");
+        assert_eq!(outcome.http.count(), 4, "a shed request is not in the HTTP latency");
         assert_eq!(outcome.first_error.as_deref(), Some("HTTP 409"));
     }
 }

@@ -101,6 +101,9 @@ pub struct SalesStage {
     /// Other 4xx (a 409 is a stock refusal: the cart ran out before its
     /// restock arrived).
     pub refused: u64,
+    /// Of `refused`, the 409s (no stock until the restock lands).
+    #[serde(default)]
+    pub refused_stock: u64,
     /// 503 answers: the gateway shed the request (over capacity). Not in
     /// the HTTP latency.
     #[serde(default)]
@@ -142,10 +145,13 @@ pub struct SalesStage {
 }
 
 impl SalesStage {
-    /// Accepted (201) sales as a share of the requests sent, 0–1; `None`
-    /// when nothing was sent.
+    /// Accepted (201) sales as a share of the sales the gateway could take:
+    /// the requests sent less the 409s for an empty cart, which are the
+    /// right answer to those sales rather than a failure to take them;
+    /// 0–1, `None` when there was nothing to take.
     pub fn accepted_share(&self) -> Option<f64> {
-        (self.sent > 0).then(|| self.accepted as f64 / self.sent as f64)
+        let takeable = self.sent.saturating_sub(self.refused_stock);
+        (takeable > 0).then(|| self.accepted as f64 / takeable as f64)
     }
 
     /// 503 answers as a share of the requests sent, 0–1.

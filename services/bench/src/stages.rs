@@ -99,6 +99,7 @@ pub async fn run(ctx: &Context<'_>, name: &str, load: Load) -> anyhow::Result<Sa
         sent: outcome.sent,
         accepted: outcome.accepted.len() as u64,
         refused: outcome.refused,
+        refused_stock: outcome.refused_stock,
         shed: outcome.shed,
         failed: outcome.failed,
         unfinished: outcome.unfinished,
@@ -171,7 +172,7 @@ fn summary_line(stage: &SalesStage, first_error: Option<&str>) -> String {
         .map_or_else(|| format!("closed loop ×{}", stage.connections), |rate| format!("{}/s offered", fmt_count(rate)));
     let accounting = stage.accounting.map_or_else(|| "–".to_string(), |latency| fmt_ms(latency.p99_ms));
     let mut line = format!(
-        "{:<14} {:<18} accepted {:>7}/s  HTTP p50 {} p99 {} ms  accounting p99 {} ms  ({} sent, {} refused, {} shed (503), {} failed, {} unfinished)",
+        "{:<14} {:<18} accepted {:>7}/s  HTTP p50 {} p99 {} ms  accounting p99 {} ms  ({} sent, {} refused ({} for stock), {} shed (503), {} failed, {} unfinished)",
         stage.name,
         offered,
         fmt_count(stage.accepted_per_s),
@@ -180,6 +181,7 @@ fn summary_line(stage: &SalesStage, first_error: Option<&str>) -> String {
         accounting,
         stage.sent,
         stage.refused,
+        stage.refused_stock,
         stage.shed,
         stage.failed,
         stage.unfinished,
