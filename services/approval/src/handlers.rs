@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_events::runner::{Envelope, Handler, HandlerError};
@@ -54,12 +55,19 @@ pub enum BatchError {
     Publish(#[from] PublishStepError),
 }
 
+/// A batch whose decisions committed and whose events are still to be sent.
+#[derive(Debug, Clone)]
+pub struct Unpublished {
+    /// Every form of the batch, redelivered ones included.
+    pub ids: Vec<Uuid>,
+    pub decided_at: DateTime<Utc>,
+}
+
 impl Approval {
-    /// Decides a batch of forms (in the order given) in one transaction, then
-    /// publishes every decision of the batch not yet published — also those
-    /// of redelivered forms, whose publication a crash may have cut short.
+    /// Decides a batch of forms (in the order given) in one transaction. What
+    /// it returns must then go to [`Approval::publish_batch`].
     #[instrument(name = "decide_forms", skip_all, fields(forms = forms.len(), paid = forms.iter().filter(|form| form.paid).count()))]
-    pub async fn decide_batch(&self, forms: &[RegistrationSubmitted]) -> Result<(), BatchError> {
+    pub async fn decide_batch(&self, forms: &[RegistrationSubmitted]) -> Result<Unpublished, BatchError> {
         let now = self.clock.now();
         let applied = {
             let mut conn = self.pool.get().await.map_err(|error| BatchError::Pool(error.to_string()))?;
@@ -79,8 +87,15 @@ impl Approval {
                 Applied::AlreadyDecided | Applied::UnknownRegistration => {}
             }
         }
-        let ids: Vec<Uuid> = forms.iter().map(|form| form.registration_id).collect();
-        self.publisher.publish_pending_many(&ids, now).await?;
+        Ok(Unpublished { ids: forms.iter().map(|form| form.registration_id).collect(), decided_at: now })
+    }
+
+    /// Publishes every decision of a decided batch not yet published — also
+    /// those of redelivered forms, whose publication a crash may have cut
+    /// short.
+    #[instrument(name = "publish_decisions", skip_all, fields(forms = batch.ids.len()))]
+    pub async fn publish_batch(&self, batch: &Unpublished) -> Result<(), BatchError> {
+        self.publisher.publish_pending_many(&batch.ids, batch.decided_at).await?;
         Ok(())
     }
 }

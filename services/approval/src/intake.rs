@@ -1,13 +1,17 @@
-//! One batch of registration records: decode each (or park it in the dead
-//! letters), then decide every form of the batch at once through
-//! [`Approval::decide_batch`], in the batch's order.
+//! One batch of registration records, in two steps: [`decide`] decodes each
+//! record (or parks it in the dead letters) and decides every form of the
+//! batch at once through [`Approval::decide_batch`], in the batch's order;
+//! [`publish`] then sends the batch's decisions. The lanes loop runs the
+//! publication of one batch while it decides the next.
 //!
-//! Guarantee: `process` returns `true` only once every record of the batch is
-//! dealt with — decided and published, or parked — so the caller may store
-//! the batch's offsets. A transient failure (database, registry, broker)
-//! retries the same batch with capped exponential backoff; the batch's
-//! transaction either committed whole (the retry finds every form a
-//! duplicate and finishes its publication) or not at all.
+//! Guarantee: `decide` returns only once the batch's transaction committed
+//! (or every record was parked), `publish` only once every decision of the
+//! batch is published; only then may the caller store the batch's offsets. A
+//! transient failure (database, registry, broker) retries the same step with
+//! capped exponential backoff; the batch's transaction either committed whole
+//! (a redelivery finds every form a duplicate and finishes its publication)
+//! or not at all. Both return `None`/`false` if shutdown interrupted them:
+//! nothing of the batch may then be stored.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -19,36 +23,47 @@ use mamochi_events::runner::{Backoff, Runner};
 use mamochi_events::{topics, RegistrationSubmitted};
 use rdkafka::message::BorrowedMessage;
 
-use crate::handlers::Approval;
+use crate::handlers::{Approval, Unpublished};
 
-/// Decodes and decides a batch; `false` if shutdown interrupted it (nothing
-/// of it may then be stored).
+/// A batch decided and committed, its events not yet published.
+#[derive(Debug)]
+pub struct Decided {
+    pub unpublished: Unpublished,
+    pub records: usize,
+    pub started: Instant,
+}
+
+/// Decodes and decides a batch; `None` if shutdown interrupted it.
 #[tracing::instrument(name = "decide_forms_batch", skip_all, fields(records = batch.len()))]
-pub async fn process(batch: &[BorrowedMessage<'_>], runner: &Runner, approval: &Approval, shutdown: &Shutdown) -> bool {
-    if batch.is_empty() {
-        return true;
-    }
+pub async fn decide(
+    batch: &[BorrowedMessage<'_>],
+    runner: &Runner,
+    approval: &Approval,
+    shutdown: &Shutdown,
+) -> Option<Decided> {
     let started = Instant::now();
-    let topic = topics::REGISTRATIONS.name();
-    runner.metrics.consumed.with_label_values(&[topic]).inc_by(batch.len() as u64);
+    runner.metrics.consumed.with_label_values(&[topics::REGISTRATIONS.name()]).inc_by(batch.len() as u64);
     let mut forms = Vec::with_capacity(batch.len());
     for message in batch {
         let decode = || decode_or_park::<RegistrationSubmitted>(&runner.codec, &runner.dead_letters, message);
-        let Some(decoded) = retry(runner.backoff, shutdown, "decode a form", decode).await else {
-            return false;
-        };
-        if let Decoded::Event(form) = decoded {
+        if let Decoded::Event(form) = retry(runner.backoff, shutdown, "decode a form", decode).await? {
             forms.push(form);
         }
     }
-    if !forms.is_empty()
-        && retry(runner.backoff, shutdown, "decide a batch of forms", || approval.decide_batch(&forms)).await.is_none()
-    {
+    let unpublished =
+        retry(runner.backoff, shutdown, "decide a batch of forms", || approval.decide_batch(&forms)).await?;
+    Some(Decided { unpublished, records: batch.len(), started })
+}
+
+/// Publishes a decided batch's decisions; `false` if shutdown interrupted it.
+pub async fn publish(decided: &Decided, runner: &Runner, approval: &Approval, shutdown: &Shutdown) -> bool {
+    let publish = || approval.publish_batch(&decided.unpublished);
+    if retry(runner.backoff, shutdown, "publish a batch of decisions", publish).await.is_none() {
         return false;
     }
-    let handle_seconds = runner.metrics.handle_seconds.with_label_values(&[topic]);
-    let elapsed = started.elapsed().as_secs_f64();
-    for _ in batch {
+    let handle_seconds = runner.metrics.handle_seconds.with_label_values(&[topics::REGISTRATIONS.name()]);
+    let elapsed = decided.started.elapsed().as_secs_f64();
+    for _ in 0..decided.records {
         handle_seconds.observe(elapsed);
     }
     true

@@ -2,11 +2,13 @@
 //! and every batch takes paid forms before standard ones.
 //!
 //! A batch is what the consumer has already buffered, up to a limit, never
-//! waiting for more: first every paid form waiting in the paid queue, then —
-//! only once the paid queue is empty — standard forms to fill the batch. The
-//! batch is decided in that order (see [`crate::intake`]), so no standard
-//! form is ever put ahead of a paid form that was waiting when the batch was
-//! taken.
+//! waiting for more: every paid form waiting in the paid queue first; standard
+//! forms only when there is no paid one (a batch opened by a standard form
+//! that then finds paid ones decides the paid ones first and takes no more
+//! standard ones). So no standard form is ever put ahead of a paid form that
+//! was waiting when the batch was taken, and a paid form's batch stays small
+//! and quick. While a batch is decided, the previous batch's decisions are
+//! published.
 //!
 //! librdkafka keeps fetching the paid partition while standard partitions
 //! have a backlog (their local queues fill, the paid one stays empty), so a
@@ -15,7 +17,9 @@
 //! behind ten thousand standard ones is decided in well under a second.
 //!
 //! Guarantee: at least once, exactly once in effect. A batch's offsets are
-//! stored only after its decisions committed and were published; a crash
+//! stored only after its decisions committed and were published, and in
+//! batch order (a batch's offsets never get ahead of an earlier batch's
+//! unfinished publication); a crash
 //! re-delivers at most the records whose offsets were not yet committed, and
 //! the dedupe in [`crate::store`] makes their second decision a no-op.
 
@@ -31,7 +35,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::handlers::Approval;
-use crate::intake;
+use crate::intake::{self, Decided};
 
 /// Most forms decided in one transaction. Bounds how long a paid form that
 /// arrives just after a batch was taken waits for that batch to finish, and
@@ -40,6 +44,10 @@ pub const MAX_BATCH: usize = 500;
 
 /// Consumes registrations, paid lane first, in batches of at most
 /// `max_batch` forms, until shutdown; then commits.
+///
+/// One batch's decisions are published while the next batch is decided (its
+/// transaction sees the previous batch committed); a batch's offsets are
+/// stored once its publication is done, so always in batch order.
 pub async fn run(
     consumer: Arc<CommittingConsumer>,
     runner: &Runner,
@@ -51,26 +59,33 @@ pub async fn run(
         .split_partition_queue(REGISTRATIONS.name(), PAID_REGISTRATION_PARTITION)
         .ok_or(KafkaError::Subscription("cannot split the paid partition's queue".into()))?;
     let max_batch = max_batch.max(1);
+    let mut unpublished: Option<(Vec<BorrowedMessage<'_>>, Decided)> = None;
     loop {
-        let (first, first_is_paid) = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            message = paid.recv() => (message, true),
-            message = consumer.recv() => (message, false),
-        };
-        let first = match first {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
-                continue;
+        let mut batch = Batch::default();
+        // With decisions waiting to be published, take only what is already
+        // buffered: their publication must not wait for new forms.
+        if unpublished.is_none() {
+            let (first, first_is_paid) = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                message = paid.recv() => (message, true),
+                message = consumer.recv() => (message, false),
+            };
+            match first {
+                Ok(message) if first_is_paid => batch.paid.push(message),
+                Ok(message) => batch.standard.push(message),
+                Err(error) => {
+                    tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
+                    continue;
+                }
             }
-        };
-        let (mut paid_forms, mut standard_forms) =
-            if first_is_paid { (vec![first], Vec::new()) } else { (Vec::new(), vec![first]) };
+        }
+        // Once shutdown is requested, only the batch in hand is finished.
+        let max_batch = if shutdown.is_cancelled() { 0 } else { max_batch };
         // Paid forms first: everything already waiting on the paid lane...
-        while paid_forms.len() + standard_forms.len() < max_batch {
+        while batch.len() < max_batch {
             match paid.recv().now_or_never() {
-                Some(Ok(message)) => paid_forms.push(message),
+                Some(Ok(message)) => batch.paid.push(message),
                 Some(Err(error)) => {
                     tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
                     break;
@@ -78,10 +93,12 @@ pub async fn run(
                 None => break,
             }
         }
-        // ...then, the paid queue being empty, standard forms to fill up.
-        while paid_forms.len() + standard_forms.len() < max_batch {
+        // ...then standard forms, only in a batch without paid ones: a paid
+        // form's batch stays small, so its decision is not held up by
+        // hundreds of standard ones.
+        while batch.paid.is_empty() && batch.len() < max_batch {
             match consumer.recv().now_or_never() {
-                Some(Ok(message)) => standard_forms.push(message),
+                Some(Ok(message)) => batch.standard.push(message),
                 Some(Err(error)) => {
                     tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
                     break;
@@ -89,18 +106,58 @@ pub async fn run(
                 None => break,
             }
         }
-        let batch: Vec<BorrowedMessage<'_>> = paid_forms.into_iter().chain(standard_forms).collect();
-        if !intake::process(&batch, runner, approval, shutdown).await {
+        let batch: Vec<BorrowedMessage<'_>> = batch.paid.into_iter().chain(batch.standard).collect();
+        let previous = unpublished.take();
+        let (published, decided) = tokio::join!(
+            async {
+                match &previous {
+                    Some((_, decided)) => intake::publish(decided, runner, approval, shutdown).await,
+                    None => true,
+                }
+            },
+            async {
+                if batch.is_empty() {
+                    return Some(None);
+                }
+                intake::decide(&batch, runner, approval, shutdown).await.map(Some)
+            },
+        );
+        if !published {
             break;
         }
-        for message in &batch {
-            if let Err(error) = consumer.store_offset_from_message(message) {
-                // The partition moved to another consumer during the batch;
-                // it re-reads from the last commit and the dedupe skips ours.
-                tracing::warn!(%error, partition = message.partition(), offset = message.offset(), "offset not stored");
-            }
+        if let Some((messages, _)) = previous {
+            store_offsets(&consumer, &messages);
+        }
+        match decided {
+            Some(Some(decided)) => unpublished = Some((batch, decided)),
+            Some(None) => {}
+            None => break,
         }
     }
     kafka::commit_stored_offsets(&consumer);
     Ok(())
+}
+
+/// The records taken for one batch, by lane.
+#[derive(Default)]
+struct Batch<'a> {
+    paid: Vec<BorrowedMessage<'a>>,
+    standard: Vec<BorrowedMessage<'a>>,
+}
+
+impl Batch<'_> {
+    fn len(&self) -> usize {
+        self.paid.len() + self.standard.len()
+    }
+}
+
+/// Stores the offsets of a batch whose effects are durable and published.
+fn store_offsets(consumer: &CommittingConsumer, messages: &[BorrowedMessage<'_>]) {
+    for message in messages {
+        if let Err(error) = consumer.store_offset_from_message(message) {
+            // The partition moved to another consumer during the batch;
+            // it re-reads from the last commit and the dedupe skips ours.
+            tracing::warn!(%error, partition = message.partition(), offset = message.offset(), "offset not stored");
+        }
+    }
 }
