@@ -46,7 +46,8 @@ enum Action {
     Check(SourceArgs),
     /// Check, then set every subject's level and register every schema file.
     Register(SourceArgs),
-    /// Show what each schema file changes against its subject's latest version, field by field.
+    /// Show what each schema file changes against its subject's latest version, field by field
+    /// (subjects whose file is unchanged are only counted).
     Diff(SourceArgs),
     /// Write every registered version of every subject to files under --dir.
     Download(DownloadArgs),
@@ -87,7 +88,7 @@ pub async fn run(registry_url: &str, args: SchemasArgs) -> anyhow::Result<()> {
 
 async fn check(registry: &Registry, source: &SourceArgs) -> anyhow::Result<()> {
     let set = source.load()?;
-    let judgements = judge_all(registry, &set).await?;
+    let judgements = judge_all(registry, &set, Show::Every).await?;
     let failed = judgements.iter().filter(|(_, judgement)| !judgement.verdict.passes()).count();
     if failed > 0 {
         bail!("{failed} of {} schemas would not be accepted by the registry; see docs/schemas.md", judgements.len());
@@ -98,12 +99,13 @@ async fn check(registry: &Registry, source: &SourceArgs) -> anyhow::Result<()> {
 
 async fn register(registry: &Registry, source: &SourceArgs) -> anyhow::Result<()> {
     let set = source.load()?;
-    let judgements = judge_all(registry, &set).await?;
+    // Nothing is written unless every file passes, so a refused edit never
+    // leaves the registry half updated.
+    let judgements = judge_all(registry, &set, Show::Refused).await?;
     let failed = judgements.iter().filter(|(_, judgement)| !judgement.verdict.passes()).count();
     if failed > 0 {
         bail!("{failed} of {} schemas would not be accepted; nothing was registered", judgements.len());
     }
-    println!("registering:");
     for (candidate, judgement) in &judgements {
         let level = match &set.levels {
             Some(levels) => {
@@ -130,13 +132,26 @@ async fn register(registry: &Registry, source: &SourceArgs) -> anyhow::Result<()
     Ok(())
 }
 
-/// Judges every candidate, printing one verdict per subject as it goes.
-async fn judge_all(registry: &Registry, set: &source::SchemaSet) -> anyhow::Result<Vec<(Candidate, Judgement)>> {
+/// Which verdicts `judge_all` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Show {
+    Every,
+    Refused,
+}
+
+/// Judges every candidate, printing verdicts as it goes.
+async fn judge_all(
+    registry: &Registry,
+    set: &source::SchemaSet,
+    show: Show,
+) -> anyhow::Result<Vec<(Candidate, Judgement)>> {
     let mut judgements = Vec::new();
     for candidate in &set.candidates {
         let wanted = set.levels.as_ref().map(|levels| levels.level_for(&candidate.subject));
         let judgement = judge(registry, &candidate.subject, &candidate.text, wanted).await?;
-        print_judgement(&candidate.subject, &candidate.file, &judgement);
+        if show == Show::Every || !judgement.verdict.passes() {
+            print_judgement(&candidate.subject, &candidate.file, &judgement);
+        }
         judgements.push((candidate.clone(), judgement));
     }
     Ok(judgements)
@@ -171,7 +186,7 @@ fn summary(judgements: &[(Candidate, Judgement)]) -> String {
     let count =
         |wanted: fn(&Verdict) -> bool| judgements.iter().filter(|(_, judgement)| wanted(&judgement.verdict)).count();
     format!(
-        "{} schemas: {} unchanged, {} new versions, {} new subjects",
+        "{} schemas: {} unchanged, {} changed compatibly, {} new subjects",
         judgements.len(),
         count(|verdict| matches!(verdict, Verdict::Unchanged { .. })),
         count(|verdict| matches!(verdict, Verdict::Compatible { .. })),
@@ -191,7 +206,7 @@ async fn diff(registry: &Registry, source: &SourceArgs) -> anyhow::Result<()> {
         };
         let lines = diff::diff(&document_of(&latest.schema), &document_of(&candidate.text));
         if lines.is_empty() {
-            println!("{subject:<SUBJECT_WIDTH$} unchanged ({file} is version {})", latest.version);
+            // Only what differs is worth reading; the summary counts the rest.
             continue;
         }
         changed += 1;
@@ -200,7 +215,8 @@ async fn diff(registry: &Registry, source: &SourceArgs) -> anyhow::Result<()> {
             println!("    {line}");
         }
     }
-    println!("{} schemas, {changed} differ from the registry", set.candidates.len());
+    let total = set.candidates.len();
+    println!("{total} schemas: {} unchanged, {changed} changed or new", total - changed);
     Ok(())
 }
 
@@ -230,7 +246,13 @@ async fn download(registry: &Registry, args: &DownloadArgs) -> anyhow::Result<()
         }
         println!("{subject:<SUBJECT_WIDTH$} {}/{}", dir.display(), names.join(", "));
     }
-    println!("{written} versions of {} subjects written under {}", subjects.len(), args.dir.display());
+    let plural = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+    println!(
+        "{} of {} written under {}",
+        plural(written, "version"),
+        plural(subjects.len(), "subject"),
+        args.dir.display()
+    );
     Ok(())
 }
 

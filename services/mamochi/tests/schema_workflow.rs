@@ -92,6 +92,8 @@ impl Workdir {
             .args(args)
             .current_dir(cwd)
             .env("MAMOCHI__REGISTRY__URL", &registry.url)
+            // Errors print as users see them, without a backtrace.
+            .env_remove("RUST_BACKTRACE")
             .output()
             .await
             .expect("mamochi runs");
@@ -174,13 +176,15 @@ const DEFAULT_TIP: &str =
 const LAST_SALE_FIELD: &str = r#""doc": "When the gateway accepted it; start of the end-to-end latency."}"#;
 
 /// The registry as a running stack has it: every schema of the previous
-/// release registered, which did not have the cart-stock topic yet.
+/// release registered, a release without the cart-stock topic and without
+/// `compatibility.toml` (so every subject is at the registry's default level).
 async fn registry_with_previous_release(work: &Workdir) -> PrivateRegistry {
     let registry = PrivateRegistry::start().await;
     let previous = work.root.join("previous-release");
     copy_dir(&work.schemas(), &previous);
     std::fs::remove_file(previous.join("cart_stock_level.avsc"))
         .expect("the previous release had no cart-stock schema");
+    std::fs::remove_file(previous.join("compatibility.toml")).expect("nor levels: its subjects are at the registry's");
     let previous = previous.to_string_lossy().into_owned();
     work.mamochi(&registry, &["schemas", "register", "--dir", &previous]).await.assert_success();
     registry
@@ -195,7 +199,7 @@ async fn the_documented_workflow_refuses_a_field_without_default_and_registers_i
     // A new schema file (a new topic's) is a new subject; the untouched ones are unchanged.
     let untouched = work.mamochi(&registry, &["schemas", "check"]).await;
     untouched.assert_success();
-    assert!(untouched.stdout.starts_with("schemas: ../schemas (nearest schemas/"), "{}", untouched.stdout);
+    assert!(untouched.stdout.starts_with("schemas: ../schemas (nearest schemas/ at or above"), "{}", untouched.stdout);
     assert!(untouched.stdout.contains("levels:  ../schemas/compatibility.toml"), "{}", untouched.stdout);
     assert!(untouched.line("mamochi.cart-stock-value").contains("new subject (cart_stock_level.avsc)"));
     assert!(untouched.line("mamochi.sales-value").contains("unchanged (sale_recorded.avsc is version 1)"));
@@ -331,6 +335,85 @@ async fn the_level_in_compatibility_toml_decides_against_which_versions_a_schema
     assert!(latest_only
         .details("mamochi.sales-value")
         .contains("level: the registry holds this subject at BACKWARD_TRANSITIVE"));
+
+    registry.stop().await;
+}
+
+/// One block of docs/schemas.md's worked example, in document order.
+#[derive(Debug)]
+enum Step {
+    /// A field to add as the last of `sale_recorded.avsc`'s (or, after the
+    /// first, to put in place of the one added before).
+    Field(String),
+    /// `$ mamochi …` and what it prints (stdout, then stderr).
+    Command { args: Vec<String>, output: String },
+}
+
+fn worked_example() -> Vec<Step> {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas.md"))
+        .expect("docs/schemas.md");
+    let section =
+        docs.split("\n## ").find(|section| section.starts_with("Worked example")).expect("a Worked example section");
+    let mut steps = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        let kind = match line.trim() {
+            "```json" => "json",
+            "```console" => "console",
+            _ => continue,
+        };
+        let block: Vec<&str> = lines.by_ref().take_while(|line| line.trim() != "```").collect();
+        if kind == "json" {
+            steps.push(Step::Field(block.join("\n").trim().to_string()));
+            continue;
+        }
+        let (command, output) = block.split_first().expect("a console block starts with its command");
+        let args = command.strip_prefix("$ mamochi ").expect("the command is `$ mamochi …`");
+        steps.push(Step::Command {
+            args: args.split_whitespace().map(str::to_string).collect(),
+            output: output.join("\n"),
+        });
+    }
+    steps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worked_example_in_the_docs_prints_what_the_docs_show() {
+    // Arrange: the docs start from a stack that holds the current schemas, at
+    // their levels; commands run from the repository root.
+    let work = Workdir::new();
+    let registry = PrivateRegistry::start().await;
+    work.mamochi_in(&work.root, &registry, &["schemas", "register"]).await.assert_success();
+    let steps = worked_example();
+    assert!(steps.iter().filter(|step| matches!(step, Step::Command { .. })).count() >= 4, "{steps:?}");
+
+    // Act and assert, block by block.
+    let mut added: Option<String> = None;
+    for step in steps {
+        match step {
+            Step::Field(field) => {
+                match &added {
+                    None => {
+                        work.edit("sale_recorded.avsc", LAST_SALE_FIELD, &format!("{LAST_SALE_FIELD},\n    {field}"))
+                    }
+                    Some(before) => work.edit("sale_recorded.avsc", before, &field),
+                }
+                added = Some(field);
+            }
+            Step::Command { args, output } => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let run = work.mamochi_in(&work.root, &registry, &args).await;
+                let printed = format!("{}{}", run.stdout, run.stderr);
+                assert!(
+                    printed.trim_end() == output.trim_end(),
+                    "docs/schemas.md shows other output for `{}`; it prints:\n{printed}",
+                    run.command
+                );
+                let failed = output.lines().any(|line| line.starts_with("Error: "));
+                assert_eq!(run.success, !failed, "exit status of {}", run.command);
+            }
+        }
+    }
 
     registry.stop().await;
 }

@@ -102,8 +102,8 @@ fn find_from_current_dir() -> anyhow::Result<Directory> {
     for (depth, ancestor) in cwd.ancestors().enumerate() {
         let path = ancestor.join("schemas");
         if holds_avsc(&path) {
-            let shown = format!("{}schemas", "../".repeat(depth));
-            return Ok(Directory { path, shown, how: "nearest schemas/ from the current directory" });
+            let shown = if depth == 0 { "./schemas".to_string() } else { format!("{}schemas", "../".repeat(depth)) };
+            return Ok(Directory { path, shown, how: "nearest schemas/ at or above the current directory" });
         }
     }
     bail!(
