@@ -115,7 +115,10 @@ impl Handler<RegistrationReviewed> for Approval {
                 tracing::info!(?decision, reviewer = %review.reviewer, "staff review applied");
             }
             Applied::UnknownRegistration => {
-                return Err(HandlerError::Rejected(format!("review of unknown registration {}", review.registration_id)));
+                return Err(HandlerError::Rejected(format!(
+                    "review of unknown registration {}",
+                    review.registration_id
+                )));
             }
             Applied::Duplicate => self.metrics.duplicates.with_label_values(&["review"]).inc(),
             Applied::AlreadyDecided => tracing::warn!("review of a form already decided; ignored"),

@@ -153,7 +153,10 @@ mod tests {
         assert_eq!(decisions[0], Decision::Approved);
         assert!(matches!(&decisions[1], Decision::Rejected(reason) if reason.contains("correo")), "{decisions:?}");
         assert!(matches!(&decisions[2], Decision::ManualReview(reason) if reason.contains("patente")), "{decisions:?}");
-        assert!(matches!(&decisions[3], Decision::ManualReview(reason) if reason.contains("teléfono")), "{decisions:?}");
+        assert!(
+            matches!(&decisions[3], Decision::ManualReview(reason) if reason.contains("teléfono")),
+            "{decisions:?}"
+        );
     }
 
     #[test]

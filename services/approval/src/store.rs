@@ -16,7 +16,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid a
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use mamochi_common::schema::{carts, members, processed_events, registrations};
 use mamochi_common::seal::{SealError, Sealer};
-use mamochi_events::{RegistrationSubmitted, RegistrationReviewed, ReviewDecision};
+use mamochi_events::{RegistrationReviewed, RegistrationSubmitted, ReviewDecision};
 use uuid::Uuid;
 
 use crate::credentials::{self, RandomError};
@@ -207,34 +207,34 @@ pub async fn apply_review(
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
     conn.transaction::<_, StoreError, _>(async |conn| {
-            if first_times(conn, REVIEWS, [review.review_id]).await?.is_empty() {
-                return Ok(Applied::Duplicate);
-            }
-            let Some(row) = locked_forms(conn, &[review.registration_id]).await?.remove(&review.registration_id) else {
-                return Ok(Applied::UnknownRegistration);
-            };
-            if row.status != "received" && row.status != "manual_review" {
-                return Ok(Applied::AlreadyDecided);
-            }
-            let decision = match review.decision {
-                ReviewDecision::Approve => {
-                    let taken = members::table
-                        .filter(members::rut.eq(&row.rut).or(members::email.eq(&row.email)))
-                        .count()
-                        .get_result::<i64>(conn)
-                        .await?;
-                    if taken > 0 {
-                        Decision::Rejected("ya existe un socio con este RUT o correo".into())
-                    } else {
-                        Decision::Approved
-                    }
+        if first_times(conn, REVIEWS, [review.review_id]).await?.is_empty() {
+            return Ok(Applied::Duplicate);
+        }
+        let Some(row) = locked_forms(conn, &[review.registration_id]).await?.remove(&review.registration_id) else {
+            return Ok(Applied::UnknownRegistration);
+        };
+        if row.status != "received" && row.status != "manual_review" {
+            return Ok(Applied::AlreadyDecided);
+        }
+        let decision = match review.decision {
+            ReviewDecision::Approve => {
+                let taken = members::table
+                    .filter(members::rut.eq(&row.rut).or(members::email.eq(&row.email)))
+                    .count()
+                    .get_result::<i64>(conn)
+                    .await?;
+                if taken > 0 {
+                    Decision::Rejected("ya existe un socio con este RUT o correo".into())
+                } else {
+                    Decision::Approved
                 }
-                ReviewDecision::Reject | ReviewDecision::Unknown => Decision::Rejected(
-                    review.reason.clone().unwrap_or_else(|| "rechazada por la directiva del gremio".into()),
-                ),
-            };
-            apply(conn, &[(&row, &decision)], &review.reviewer, policy, now).await?;
-            Ok(Applied::Decided(decision))
+            }
+            ReviewDecision::Reject | ReviewDecision::Unknown => Decision::Rejected(
+                review.reason.clone().unwrap_or_else(|| "rechazada por la directiva del gremio".into()),
+            ),
+        };
+        apply(conn, &[(&row, &decision)], &review.reviewer, policy, now).await?;
+        Ok(Applied::Decided(decision))
     })
     .await
 }
@@ -312,7 +312,10 @@ SELECT f.position,
        WITH ORDINALITY AS f(registration_id, rut, email, cart_plate, phone, submitted_at, position)
  ORDER BY f.position";
 
-async fn stored_conflicts(conn: &mut AsyncPgConnection, rows: &[&FormRow]) -> Result<Vec<Conflicts>, diesel::result::Error> {
+async fn stored_conflicts(
+    conn: &mut AsyncPgConnection,
+    rows: &[&FormRow],
+) -> Result<Vec<Conflicts>, diesel::result::Error> {
     let column = |field: fn(&FormRow) -> &String| rows.iter().map(|row| field(row).clone()).collect::<Vec<String>>();
     let found: Vec<StoredConflicts> = diesel::sql_query(STORED_CONFLICTS)
         .bind::<Array<SqlUuid>, _>(rows.iter().map(|row| row.registration_id).collect::<Vec<_>>())

@@ -307,12 +307,15 @@ async fn thousands_of_forms_with_duplicates_are_decided_in_batches_as_the_rules_
     for (id, status, reason) in rows {
         let want = &expected[&id];
         *wanted.entry(want.clone()).or_default() += 1;
-        let actual = Expected { status: match status.as_str() {
-            "approved" => "approved",
-            "rejected" => "rejected",
-            "manual_review" => "manual_review",
-            _ => "received",
-        }, reason };
+        let actual = Expected {
+            status: match status.as_str() {
+                "approved" => "approved",
+                "rejected" => "rejected",
+                "manual_review" => "manual_review",
+                _ => "received",
+            },
+            reason,
+        };
         if &actual != want {
             wrong.push((id, want.clone(), actual.clone()));
         }
@@ -323,7 +326,12 @@ async fn thousands_of_forms_with_duplicates_are_decided_in_batches_as_the_rules_
     }
     assert_eq!(wanted.values().sum::<usize>() as i64, total, "every form was recorded");
     assert_eq!(got, wanted, "counts by outcome and cause");
-    assert!(wrong.is_empty(), "{} forms decided otherwise than expected, e.g. {:?}", wrong.len(), wrong.iter().next());
+    assert!(
+        wrong.is_empty(),
+        "{} forms decided otherwise than expected, e.g. {:?}",
+        wrong.len(),
+        wrong.as_slice().first()
+    );
     assert_eq!(published, total, "every decision published");
     let approved: Vec<Uuid> =
         expected.iter().filter(|(_, want)| want.status == "approved").map(|(id, _)| *id).collect();
