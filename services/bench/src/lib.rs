@@ -9,14 +9,16 @@
 //!    vendors registered over HTTP, keys read from their emails ([`setup`]);
 //! 3. sales over HTTP at fixed offered rates (open loop) and at saturation
 //!    (closed loop), each measured from the client's 201 to the consumers'
-//!    committed rows ([`stages`], [`load`]);
-//! 4. a burst written straight to the sales topic, to see the consumers
-//!    drain a backlog ([`burst`]), with consumer lag sampled throughout
-//!    ([`lag`]);
+//!    rows seen committed ([`stages`], [`load`], [`commits`]); 503s (load
+//!    shed) are counted apart;
+//! 4. a burst written straight to the sales topic, to see accounting and
+//!    the distributor drain a backlog, each until its last record is
+//!    committed ([`burst`]), with consumer lag sampled throughout ([`lag`]);
 //! 5. before and after: accounting's store one sale per transaction against
 //!    batched ([`batching`]), and saturation without Idempotency-Key headers;
 //! 6. paid forms behind a backlog of standard ones ([`approval`]);
-//! 7. results.json, CSV tables, report.md and SVG plots ([`report`], [`plots`]).
+//! 7. report.md, summary CSV tables and SVG plots to commit, and the raw
+//!    samples beside them, not committed ([`report`], [`plots`]).
 //!
 //! The figures are reported, never asserted: the bench fails only when it
 //! cannot measure (the stack is down, a service does not start).
