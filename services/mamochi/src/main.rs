@@ -29,7 +29,8 @@ enum Command {
     Migrate,
     /// Creates every topic of the catalog that does not exist yet.
     Topics,
-    /// Checks or registers the event schemas against the schema registry.
+    /// The schema-evolution workflow: check, diff, register, download and
+    /// test-compatibility of the event schemas against the schema registry.
     Schemas(schemas::SchemasArgs),
     /// Runs the schema registry (Confluent-compatible REST API) until stopped.
     Registry,
