@@ -80,7 +80,13 @@ pub fn restock_email(source: Uuid, to: &Recipient, added: i32, stock_after: i32,
 }
 
 /// The email warning a vendor that their stock is low.
-pub fn low_stock_email(source: Uuid, to: &Recipient, stock_after: i32, threshold: i32, now: DateTime<Utc>) -> EmailRequested {
+pub fn low_stock_email(
+    source: Uuid,
+    to: &Recipient,
+    stock_after: i32,
+    threshold: i32,
+    now: DateTime<Utc>,
+) -> EmailRequested {
     EmailRequested {
         message_id: derived_id("low_stock", source),
         to: to.email.clone(),

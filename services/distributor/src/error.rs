@@ -26,7 +26,9 @@ impl From<ApplyError> for HandlerError {
     /// record is parked. Everything else (database, outbox) is retried.
     fn from(error: ApplyError) -> Self {
         match error {
-            ApplyError::Store(StoreError::UnknownVendor(_)) | ApplyError::Rule(_) => HandlerError::Rejected(error.to_string()),
+            ApplyError::Store(StoreError::UnknownVendor(_)) | ApplyError::Rule(_) => {
+                HandlerError::Rejected(error.to_string())
+            }
             other => HandlerError::Transient(anyhow::Error::new(other)),
         }
     }

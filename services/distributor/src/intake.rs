@@ -83,7 +83,12 @@ pub async fn run(
     records = batch.len(),
     first_offset = batch.first().map(|m| m.offset()).unwrap_or_default(),
 ))]
-async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, applier: &SaleApplier, shutdown: &Shutdown) -> bool {
+async fn apply_batch(
+    batch: &[BorrowedMessage<'_>],
+    runner: &Runner,
+    applier: &SaleApplier,
+    shutdown: &Shutdown,
+) -> bool {
     let started = Instant::now();
     let topic = topics::SALES.name();
     runner.metrics.consumed.with_label_values(&[topic]).inc_by(batch.len() as u64);
@@ -107,7 +112,8 @@ async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, applier: &S
         sales.push(sale);
         sources.push(message);
     }
-    let Some(outcome) = retry(runner.backoff, shutdown, "apply a batch of sales", || applier.apply(&sales)).await else {
+    let Some(outcome) = retry(runner.backoff, shutdown, "apply a batch of sales", || applier.apply(&sales)).await
+    else {
         return false;
     };
     for sale_id in &outcome.unknown_vendor {

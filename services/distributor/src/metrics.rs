@@ -44,7 +44,10 @@ impl Metrics {
             "Servings sold beyond a cart's stock (the sale is kept, the stock floors at zero).",
         )?;
         let restocks = IntCounterVec::new(
-            Opts::new("mamochi_distributor_restocks_total", "Carts restocked, by what asked for it (depleted, requested)."),
+            Opts::new(
+                "mamochi_distributor_restocks_total",
+                "Carts restocked, by what asked for it (depleted, requested).",
+            ),
             &["kind"],
         )?;
         registry.register(Box::new(restocks.clone()))?;
@@ -65,8 +68,11 @@ impl Metrics {
         )?;
         registry.register(Box::new(end_to_end_seconds.clone()))?;
         let batch_sales = Histogram::with_opts(
-            HistogramOpts::new("mamochi_distributor_batch_sales", "Sales applied per database transaction (a polled batch).")
-                .buckets(vec![1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0]),
+            HistogramOpts::new(
+                "mamochi_distributor_batch_sales",
+                "Sales applied per database transaction (a polled batch).",
+            )
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0]),
         )?;
         registry.register(Box::new(batch_sales.clone()))?;
         let outbox_relayed = counter(

@@ -42,6 +42,13 @@ pub const RELAY_INTERVAL: Duration = Duration::from_millis(500);
 const RELAY_BATCH: i64 = 10_000;
 /// Advisory lock key that lets one relay at a time produce ("mamochi" + 1).
 const RELAY_LOCK: i64 = 0x6d61_6d6f_6368_6901;
+/// PostgreSQL ends a relay's session that sits this long inside its round
+/// (a frozen or cut-off process), releasing the lock for the other relays.
+/// Longer than the producer's delivery timeout (`kafka.message_timeout_ms`,
+/// 120 s by default), so a healthy round waiting on Kafka fails by itself
+/// first, and records of an ended round cannot still be delivered after the
+/// next relay's.
+const RELAY_HOLD_LIMIT: &str = "300s";
 
 /// One derived record waiting to be produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,10 +210,14 @@ impl Relay {
     async fn round(&self) -> Result<usize, OutboxError> {
         let mut conn = self.pool.get().await.map_err(|error| OutboxError::Pool(error.to_string()))?;
         conn.transaction::<_, OutboxError, _>(async |conn| {
-            let lock = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                .bind::<BigInt, _>(RELAY_LOCK)
-                .get_result::<Locked>(conn)
-                .await?;
+            let lock = diesel::sql_query(
+                "SELECT set_config('idle_in_transaction_session_timeout', $2, true) IS NOT NULL \
+                 AND pg_try_advisory_xact_lock($1) AS locked",
+            )
+            .bind::<BigInt, _>(RELAY_LOCK)
+            .bind::<Text, _>(RELAY_HOLD_LIMIT)
+            .get_result::<Locked>(conn)
+            .await?;
             if !lock.locked {
                 return Ok(0);
             }

@@ -90,7 +90,12 @@ impl Handler<StockEvent> for RestockHandler {
 
 impl RestockHandler {
     /// The transaction; `None` when the event was applied before.
-    async fn apply(&self, event: &StockEvent, action: StockAction, reason: &str) -> Result<Option<Restocked>, ApplyError> {
+    async fn apply(
+        &self,
+        event: &StockEvent,
+        action: StockAction,
+        reason: &str,
+    ) -> Result<Option<Restocked>, ApplyError> {
         let mut conn = self.pool.get().await.map_err(|error| ApplyError::Pool(error.to_string()))?;
         let now = self.clock.now();
         let vendor_id = event.vendor_id;
@@ -104,8 +109,15 @@ impl RestockHandler {
             };
             let restocks = store::save_restock(conn, vendor_id, stock_after, now).await?;
             let recipient = store::recipient(conn, vendor_id).await?;
-            let replenished =
-                derived::stock_event(StockEventKind::Replenished, event.event_id, vendor_id, added, stock_after, reason, now);
+            let replenished = derived::stock_event(
+                StockEventKind::Replenished,
+                event.event_id,
+                vendor_id,
+                added,
+                stock_after,
+                reason,
+                now,
+            );
             let records = [
                 OutboxRecord::Stock(replenished),
                 OutboxRecord::Email(derived::restock_email(event.event_id, &recipient, added, stock_after, now)),

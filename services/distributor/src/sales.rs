@@ -90,7 +90,8 @@ impl SaleApplier {
         }
         let now = self.clock.now();
         let mut conn = self.pool.get().await.map_err(|error| ApplyError::Pool(error.to_string()))?;
-        let outcome = conn.transaction::<_, ApplyError, _>(async |conn| self.transaction(conn, sales, now).await).await?;
+        let outcome =
+            conn.transaction::<_, ApplyError, _>(async |conn| self.transaction(conn, sales, now).await).await?;
         if !outcome.applied.is_empty() {
             self.relay.committed();
         }
@@ -181,8 +182,7 @@ impl SaleApplier {
         for derivation in derivations {
             match *derivation {
                 Derivation::LowStock { sale_id, vendor_id, stock_after } => {
-                    let recipient =
-                        recipients.get(&vendor_id).ok_or(store::StoreError::UnknownVendor(vendor_id))?;
+                    let recipient = recipients.get(&vendor_id).ok_or(store::StoreError::UnknownVendor(vendor_id))?;
                     records.push(OutboxRecord::Stock(derived::stock_event(
                         StockEventKind::LowStock,
                         sale_id,
@@ -225,7 +225,9 @@ impl SaleApplier {
     }
 
     fn count(&self, outcome: &BatchOutcome) {
-        self.metrics.batch_sales.observe((outcome.applied.len() + outcome.duplicates + outcome.unknown_vendor.len()) as f64);
+        self.metrics
+            .batch_sales
+            .observe((outcome.applied.len() + outcome.duplicates + outcome.unknown_vendor.len()) as f64);
         if outcome.duplicates > 0 {
             self.metrics.duplicates.with_label_values(&["sales"]).inc_by(outcome.duplicates as u64);
             tracing::info!(duplicates = outcome.duplicates, "sales already applied; skipped");

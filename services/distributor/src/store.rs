@@ -80,7 +80,11 @@ pub async fn first_time(conn: &mut AsyncPgConnection, consumer: &str, event_id: 
 
 /// Records that `consumer` applied each of `event_ids`, in one statement;
 /// returns the ids it had not applied before.
-pub async fn first_times(conn: &mut AsyncPgConnection, consumer: &str, event_ids: &[Uuid]) -> QueryResult<HashSet<Uuid>> {
+pub async fn first_times(
+    conn: &mut AsyncPgConnection,
+    consumer: &str,
+    event_ids: &[Uuid],
+) -> QueryResult<HashSet<Uuid>> {
     if event_ids.is_empty() {
         return Ok(HashSet::new());
     }
@@ -144,7 +148,10 @@ pub async fn lock_carts(
     Ok(carts)
 }
 
-async fn select_for_update(conn: &mut AsyncPgConnection, vendor_ids: &[Uuid]) -> QueryResult<HashMap<Uuid, LockedCart>> {
+async fn select_for_update(
+    conn: &mut AsyncPgConnection,
+    vendor_ids: &[Uuid],
+) -> QueryResult<HashMap<Uuid, LockedCart>> {
     if vendor_ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -165,11 +172,12 @@ async fn select_for_update(conn: &mut AsyncPgConnection, vendor_ids: &[Uuid]) ->
 }
 
 /// Locks one vendor's cart, creating it if the member has none.
-pub async fn lock_cart(conn: &mut AsyncPgConnection, vendor_id: Uuid, initial_stock: i32) -> Result<LockedCart, StoreError> {
-    lock_carts(conn, &[vendor_id], initial_stock)
-        .await?
-        .remove(&vendor_id)
-        .ok_or(StoreError::UnknownVendor(vendor_id))
+pub async fn lock_cart(
+    conn: &mut AsyncPgConnection,
+    vendor_id: Uuid,
+    initial_stock: i32,
+) -> Result<LockedCart, StoreError> {
+    lock_carts(conn, &[vendor_id], initial_stock).await?.remove(&vendor_id).ok_or(StoreError::UnknownVendor(vendor_id))
 }
 
 /// Writes the sales' effect on every changed cart, in one statement.
@@ -200,7 +208,12 @@ pub async fn save_after_sales(
 
 /// Writes a restock: the new stock, one more restock, alert re-armed.
 /// Returns the cart's restock count after it.
-pub async fn save_restock(conn: &mut AsyncPgConnection, vendor_id: Uuid, stock: i32, now: DateTime<Utc>) -> QueryResult<i32> {
+pub async fn save_restock(
+    conn: &mut AsyncPgConnection,
+    vendor_id: Uuid,
+    stock: i32,
+    now: DateTime<Utc>,
+) -> QueryResult<i32> {
     diesel::update(carts::table.find(vendor_id))
         .set((
             carts::stock.eq(stock),

@@ -102,8 +102,11 @@ async fn a_backlog_of_sales_ends_exactly_as_the_rules_say() {
             (vendor.id, oracle(*initial, &own, threshold))
         })
         .collect();
-    let applicable: Vec<Uuid> =
-        sales.iter().filter(|sale| sale.sale_id != stranger.sale_id && sale.quantity > 0).map(|sale| sale.sale_id).collect();
+    let applicable: Vec<Uuid> = sales
+        .iter()
+        .filter(|sale| sale.sale_id != stranger.sale_id && sale.quantity > 0)
+        .map(|sale| sale.sale_id)
+        .collect();
     support::produce_in_order(&producer, &codec, &SALES, &sales, |sale| VendorKey { vendor_id: sale.vendor_id }).await;
 
     // Act: start the distributor on that backlog.
@@ -130,8 +133,7 @@ async fn a_backlog_of_sales_ends_exactly_as_the_rules_say() {
         Some(())
     })
     .await;
-    let want_stock_events: usize =
-        expected.values().map(|e| e.low_stock.len() + 2 * e.depleted.len()).sum();
+    let want_stock_events: usize = expected.values().map(|e| e.low_stock.len() + 2 * e.depleted.len()).sum();
     let stock_events = eventually(WAIT, "the derived stock events", || async {
         let events: Vec<_> = read_to_end(&settings, &codec, &STOCK)
             .await
@@ -164,7 +166,12 @@ async fn a_backlog_of_sales_ends_exactly_as_the_rules_say() {
             let restock = settings.distributor.restock_quantity;
             assert_eq!((stock, alerted, restocks), (restock, false, 1), "vendor {}: refilled once", vendor.id);
         } else {
-            assert_eq!((stock, alerted, restocks), (final_cart.stock, final_cart.low_stock_alerted, 0), "vendor {}", vendor.id);
+            assert_eq!(
+                (stock, alerted, restocks),
+                (final_cart.stock, final_cart.low_stock_alerted, 0),
+                "vendor {}",
+                vendor.id
+            );
         }
         let ids_of = |kind: StockEventKind| -> Vec<Uuid> {
             stock_events.iter().filter(|e| e.vendor_id == vendor.id && e.kind == kind).map(|e| e.event_id).collect()
@@ -178,8 +185,16 @@ async fn a_backlog_of_sales_ends_exactly_as_the_rules_say() {
             ids.sort();
             ids
         };
-        assert_eq!(sorted(ids_of(StockEventKind::LowStock)), derived("low_stock", &want.low_stock), "LOW_STOCK once per crossing");
-        assert_eq!(sorted(ids_of(StockEventKind::Depleted)), derived("depleted", &want.depleted), "DEPLETED once per trip to zero");
+        assert_eq!(
+            sorted(ids_of(StockEventKind::LowStock)),
+            derived("low_stock", &want.low_stock),
+            "LOW_STOCK once per crossing"
+        );
+        assert_eq!(
+            sorted(ids_of(StockEventKind::Depleted)),
+            derived("depleted", &want.depleted),
+            "DEPLETED once per trip to zero"
+        );
         let depleted_events: BTreeSet<Uuid> = want.depleted.iter().map(|sale| derived_id("depleted", *sale)).collect();
         assert_eq!(sorted(ids_of(StockEventKind::Replenished)), derived("replenished", &depleted_events));
         let mut restock_emails: Vec<Uuid> = emails
@@ -189,10 +204,16 @@ async fn a_backlog_of_sales_ends_exactly_as_the_rules_say() {
             .collect();
         restock_emails.sort();
         assert_eq!(restock_emails, derived("restock", &depleted_events), "one restock email per depletion");
-        let low_stock_emails = emails.iter().filter(|email| email.to == vendor.email && email.category == "low_stock").count();
+        let low_stock_emails =
+            emails.iter().filter(|email| email.to == vendor.email && email.category == "low_stock").count();
         assert_eq!(low_stock_emails, want.low_stock.len());
         let last = levels.iter().rev().find(|level| level.vendor_id == vendor.id).expect("a published level");
-        assert_eq!((last.stock, last.restocks), (stock, restocks), "vendor {}: last published level is the cart", vendor.id);
+        assert_eq!(
+            (last.stock, last.restocks),
+            (stock, restocks),
+            "vendor {}: last published level is the cart",
+            vendor.id
+        );
     }
     let (_, metrics) = support::get(service.ops_port, "/metrics").await;
     let value = |name: &str| -> f64 {
@@ -202,7 +223,8 @@ async fn a_backlog_of_sales_ends_exactly_as_the_rules_say() {
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name} in {metrics}"))
     };
-    let (transactions, batched) = (value("mamochi_distributor_batch_sales_count"), value("mamochi_distributor_batch_sales_sum"));
+    let (transactions, batched) =
+        (value("mamochi_distributor_batch_sales_count"), value("mamochi_distributor_batch_sales_sum"));
     println!("{batched} sales in {transactions} transactions ({:.0} per transaction)", batched / transactions);
     assert!(batched >= 10.0 * transactions, "the backlog is applied in batches, not one sale per transaction");
     service.stop().await;

@@ -68,8 +68,10 @@ async fn rows_left_by_a_crash_are_produced_in_order_at_start_up() {
 
     // Assert: the rows are produced, then deleted; levels in seq order, so
     // the newest is last.
-    eventually(WAIT, "the outbox rows to be relayed", || async { (rows_of(&pool, vendor_id).await == 0).then_some(()) })
-        .await;
+    eventually(WAIT, "the outbox rows to be relayed", || async {
+        (rows_of(&pool, vendor_id).await == 0).then_some(())
+    })
+    .await;
     let events: Vec<StockEvent> =
         read_to_end(&settings, &codec, &STOCK).await.into_iter().filter(|event| event.vendor_id == vendor_id).collect();
     assert_eq!(events, vec![alert], "the LOW_STOCK event, once");

@@ -62,7 +62,11 @@ impl Harness {
     }
 
     async fn stock_events(&self, vendor_id: Uuid) -> Vec<StockEvent> {
-        read_to_end(&self.settings, &self.codec, &STOCK).await.into_iter().filter(|e| e.vendor_id == vendor_id).collect()
+        read_to_end(&self.settings, &self.codec, &STOCK)
+            .await
+            .into_iter()
+            .filter(|e| e.vendor_id == vendor_id)
+            .collect()
     }
 
     async fn email_requests(&self, to: &str) -> Vec<EmailRequested> {
@@ -169,8 +173,10 @@ async fn a_redelivered_sale_is_applied_once() {
 
     // Assert: the marker applied after both copies (same partition, in order),
     // and the stock counts the duplicated sale once: 10 - 3 - 1.
-    eventually(WAIT, "the marker sale to apply", || async { h.applied("distributor", marker.sale_id).await.then_some(()) })
-        .await;
+    eventually(WAIT, "the marker sale to apply", || async {
+        h.applied("distributor", marker.sale_id).await.then_some(())
+    })
+    .await;
     assert_eq!(cart(&h.pool, vendor.id).await, Some((6, false, 0)));
     let (status, metrics) = support::get(service.ops_port, "/metrics").await;
     assert_eq!(status, 200);
@@ -279,12 +285,8 @@ async fn a_restock_request_adds_the_requested_quantity_and_a_member_without_cart
         cart(&h.pool, vendor.id).await.filter(|(_, _, restocks)| *restocks >= 1)
     })
     .await;
-    let replenished: Vec<_> = h
-        .stock_events(vendor.id)
-        .await
-        .into_iter()
-        .filter(|event| event.kind == StockEventKind::Replenished)
-        .collect();
+    let replenished: Vec<_> =
+        h.stock_events(vendor.id).await.into_iter().filter(|event| event.kind == StockEventKind::Replenished).collect();
     assert_eq!(state, (17, false, 1));
     assert_eq!(replenished.len(), 1, "{replenished:?}");
     assert_eq!((replenished[0].quantity, replenished[0].stock_after), (7, 17));

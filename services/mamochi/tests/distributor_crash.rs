@@ -177,7 +177,8 @@ where
     let mut assignment = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for partition in 0..topic.info.partitions {
-        let (low, high) = consumer.fetch_watermarks(topic.name(), partition, Duration::from_secs(10)).expect("watermarks");
+        let (low, high) =
+            consumer.fetch_watermarks(topic.name(), partition, Duration::from_secs(10)).expect("watermarks");
         if high > low {
             ends.insert(partition, high);
             assignment.add_partition_offset(topic.name(), partition, Offset::Beginning).expect("assign");
@@ -221,7 +222,10 @@ async fn produce_in_order(settings: &Settings, codec: &EventCodec, sales: &[Sale
                     deliveries.push(delivery);
                     break;
                 }
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::error::RDKafkaErrorCode::QueueFull), _)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::error::RDKafkaErrorCode::QueueFull),
+                    _,
+                )) => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err((error, _)) => panic!("sale not enqueued: {error}"),
@@ -322,7 +326,10 @@ async fn sigkill_while_draining_sales_then_restart_gives_exact_stock_and_derived
     first.wait().expect("reaped");
     let at_kill = applied(&pool, &sale_ids).await;
     let outbox_at_kill = outbox_rows(&pool, &vendor_ids, &emails).await;
-    println!("killed the distributor with {at_kill} of {} sales applied, {outbox_at_kill} outbox rows pending", sales.len());
+    println!(
+        "killed the distributor with {at_kill} of {} sales applied, {outbox_at_kill} outbox rows pending",
+        sales.len()
+    );
     let restarted = Instant::now();
     let mut second = start_distributor(&settings);
     let deadline = Instant::now() + WAIT;
@@ -356,12 +363,18 @@ async fn sigkill_while_draining_sales_then_restart_gives_exact_stock_and_derived
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let final_carts = carts_of(&pool, &vendor_ids).await;
-    let stock_events: Vec<_> =
-        read_to_end(&settings, &codec, &STOCK).await.into_iter().filter(|e| vendor_ids.contains(&e.vendor_id)).collect();
+    let stock_events: Vec<_> = read_to_end(&settings, &codec, &STOCK)
+        .await
+        .into_iter()
+        .filter(|e| vendor_ids.contains(&e.vendor_id))
+        .collect();
     let email_requests: Vec<_> =
         read_to_end(&settings, &codec, &EMAIL_REQUESTS).await.into_iter().filter(|e| emails.contains(&e.to)).collect();
-    let levels: Vec<_> =
-        read_to_end(&settings, &codec, &CART_STOCK).await.into_iter().filter(|l| vendor_ids.contains(&l.vendor_id)).collect();
+    let levels: Vec<_> = read_to_end(&settings, &codec, &CART_STOCK)
+        .await
+        .into_iter()
+        .filter(|l| vendor_ids.contains(&l.vendor_id))
+        .collect();
     kill(Pid::from_raw(second.id() as i32), Signal::SIGTERM).expect("SIGTERM");
     let status = second.wait().expect("reaped");
 
@@ -381,13 +394,21 @@ async fn sigkill_while_draining_sales_then_restart_gives_exact_stock_and_derived
         let want = &expected[vendor];
         let (stock, alerted, restocks) = final_carts[vendor];
         if want.depleted.is_empty() {
-            assert_eq!((stock, alerted, restocks), (want.cart.stock, want.cart.low_stock_alerted, 0), "vendor {vendor}");
+            assert_eq!(
+                (stock, alerted, restocks),
+                (want.cart.stock, want.cart.low_stock_alerted, 0),
+                "vendor {vendor}"
+            );
         } else {
             assert_eq!((stock, alerted, restocks), (restock_quantity, false, 1), "vendor {vendor}: restocked once");
         }
         let depleted_events = derive("depleted", &want.depleted);
         assert_eq!(distinct(StockEventKind::Depleted, *vendor), depleted_events, "vendor {vendor}: DEPLETED");
-        assert_eq!(distinct(StockEventKind::LowStock, *vendor), derive("low_stock", &want.low_stock), "vendor {vendor}: LOW_STOCK");
+        assert_eq!(
+            distinct(StockEventKind::LowStock, *vendor),
+            derive("low_stock", &want.low_stock),
+            "vendor {vendor}: LOW_STOCK"
+        );
         assert_eq!(distinct(StockEventKind::Replenished, *vendor), derive("replenished", &depleted_events));
         let restock_emails: BTreeSet<Uuid> = email_requests
             .iter()
@@ -402,7 +423,11 @@ async fn sigkill_while_draining_sales_then_restart_gives_exact_stock_and_derived
             .collect();
         assert_eq!(low_stock_emails, derive("low_stock", &want.low_stock), "vendor {vendor}: low-stock emails");
         let last = levels.iter().rev().find(|level| level.vendor_id == *vendor).expect("a published level");
-        assert_eq!((last.stock, last.restocks), (stock, restocks), "vendor {vendor}: the last published level is the cart");
+        assert_eq!(
+            (last.stock, last.restocks),
+            (stock, restocks),
+            "vendor {vendor}: the last published level is the cart"
+        );
         depleted_total += depleted_events.len();
         restock_emails_total += restock_emails.len();
     }

@@ -43,8 +43,18 @@ pub fn settings() -> Settings {
         let prefix = format!("test-{}-", Uuid::new_v4().simple());
         let mut kafka_settings = settings.kafka.clone();
         kafka_settings.group_prefix = prefix.clone();
-            kafka::start_group_at_end(&kafka_settings, &kafka_settings.group(mamochi_distributor::service::SALES_GROUP), mamochi_events::topics::SALES.name()).expect("group starts at the end");
-            kafka::start_group_at_end(&kafka_settings, &kafka_settings.group(mamochi_distributor::service::STOCK_GROUP), mamochi_events::topics::STOCK.name()).expect("group starts at the end");
+        kafka::start_group_at_end(
+            &kafka_settings,
+            &kafka_settings.group(mamochi_distributor::service::SALES_GROUP),
+            mamochi_events::topics::SALES.name(),
+        )
+        .expect("group starts at the end");
+        kafka::start_group_at_end(
+            &kafka_settings,
+            &kafka_settings.group(mamochi_distributor::service::STOCK_GROUP),
+            mamochi_events::topics::STOCK.name(),
+        )
+        .expect("group starts at the end");
         prefix
     });
     settings.kafka.group_prefix = prefix.clone();
@@ -242,7 +252,10 @@ pub async fn produce_in_order<K, V>(
                     deliveries.push(delivery);
                     break;
                 }
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::error::RDKafkaErrorCode::QueueFull), _)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::error::RDKafkaErrorCode::QueueFull),
+                    _,
+                )) => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err((error, _)) => panic!("record not enqueued: {error}"),
