@@ -25,7 +25,7 @@ pub struct Settings {
     pub approval: ServiceSettings,
     pub distributor: DistributorSettings,
     pub accounting: AccountingSettings,
-    pub notifier: ServiceSettings,
+    pub notifier: NotifierSettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
 }
@@ -58,6 +58,18 @@ pub struct GatewaySettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ServiceSettings {
     pub ops_listen: String,
+}
+
+/// Email delivery, and when the notifier gives up on one email.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NotifierSettings {
+    pub ops_listen: String,
+    /// Most SMTP attempts for one email: when this many have failed (relay
+    /// down, 4xx), the email is marked `failed` and its partition moves on.
+    pub max_attempts: u32,
+    /// Real seconds after an email was requested: a failed attempt later than
+    /// this is its last, whatever the attempt count.
+    pub give_up_after_secs: u64,
 }
 
 /// Stock and restocking rules.
@@ -238,6 +250,8 @@ max_batch = 5000
 
 [notifier]
 ops_listen = "127.0.0.1:9104"
+max_attempts = 100
+give_up_after_secs = 86400
 
 [secrets]
 # Development key for the loopback-only local stack; set

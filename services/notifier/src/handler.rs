@@ -4,9 +4,14 @@
 //! The claim (insert-if-new, then `SELECT … FOR UPDATE`), the SMTP
 //! conversation and the status update happen inside one database
 //! transaction, so a message id is sent by one handler at a time and a `sent`
-//! row is never sent again. A failed attempt is committed (attempts + 1,
-//! last_error) before the handler asks the runner to retry; a request that
-//! can never be sent is marked `failed` and parked in the dead letters.
+//! row is never sent again. A transient failure (relay down, 4xx) is committed
+//! (attempts + 1, last_error) and returned as a transient error: the shared
+//! consumer loop retries the record with backoff, and this handler never
+//! waits or loops itself. The failed attempt that exhausts the retry budget
+//! (`notifier.max_attempts`, `notifier.give_up_after_secs`), a permanent
+//! refusal (5xx) and a request that can never make a message are marked
+//! `failed`, counted by reason, and rejected, so the loop parks the record in
+//! the dead letters with the reason and the partition moves on.
 
 use std::time::Instant;
 
@@ -18,18 +23,28 @@ use mamochi_events::runner::{Envelope, Handler, HandlerError};
 use mamochi_events::EmailRequested;
 use tracing::instrument;
 
+use crate::budget::RetryBudget;
 use crate::compose::Email;
 use crate::mailer::{MailError, Mailer};
-use crate::metrics::{category_label, Metrics};
+use crate::metrics::{category_label, reason, Metrics};
 use crate::store::{self, Claim, NewEmail};
 
 /// What one delivery attempt came to, decided inside the transaction.
 #[derive(Debug)]
 enum Outcome {
-    Sent { after_failures: i32 },
+    Sent {
+        after_failures: i32,
+    },
     Duplicate,
+    /// Failed; worth another attempt.
     Failed(MailError),
-    Refused(MailError),
+    /// Failed for the last time: the row is `failed`. `reason` is a
+    /// [`reason`] label, `detail` what goes to the dead letters.
+    GaveUp {
+        transient: bool,
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 /// The notifier's record handler.
@@ -39,6 +54,8 @@ pub struct EmailHandler<M> {
     pub sealer: Sealer,
     pub clock: Clock,
     pub metrics: Metrics,
+    /// When a transiently failing email is given up.
+    pub budget: RetryBudget,
 }
 
 impl<M: std::fmt::Debug> std::fmt::Debug for EmailHandler<M> {
@@ -66,18 +83,19 @@ impl<M: Mailer> Handler<EmailRequested> for EmailHandler<M> {
             attempts: 0,
             requested_at: request.requested_at,
         };
-        let mut conn = self.pool.get().await.map_err(|error| transient(error, "while getting a database connection"))?;
+        let mut conn =
+            self.pool.get().await.map_err(|error| transient(error, "while getting a database connection"))?;
 
         let secret = match request.sealed_secret.as_deref().map(|sealed| self.sealer.open(sealed)).transpose() {
             Ok(secret) => secret,
             Err(error) => {
                 // The reason names the failure, never the bytes.
-                let reason = format!("sealed secret does not open: {error}");
-                store::record_rejected(&mut conn, &row, &reason)
+                let detail = format!("sealed secret does not open: {error}");
+                store::record_rejected(&mut conn, &row, &detail)
                     .await
                     .map_err(|error| transient(error, "while recording a rejected email"))?;
-                self.metrics.rejected.with_label_values(&[category]).inc();
-                return Err(HandlerError::Rejected(reason));
+                self.metrics.failed.with_label_values(&[category, reason::INVALID]).inc();
+                return Err(HandlerError::Rejected(detail));
             }
         };
         let email = Email {
@@ -106,12 +124,33 @@ impl<M: Mailer> Handler<EmailRequested> for EmailHandler<M> {
                         Outcome::Sent { after_failures }
                     }
                     Err(error) if error.is_transient() => {
-                        store::record_failure(conn, row.message_id, &error.to_string()).await?;
-                        Outcome::Failed(error)
+                        let failed = u32::try_from(after_failures).unwrap_or(0).saturating_add(1);
+                        // requested_at is platform time; the budget is in real time.
+                        let waited = self.clock.real_duration(self.clock.now() - request.requested_at);
+                        match self.budget.after_failure(failed, waited) {
+                            None => {
+                                store::record_failure(conn, row.message_id, &error.to_string()).await?;
+                                Outcome::Failed(error)
+                            }
+                            Some(exhausted) => {
+                                let detail = format!(
+                                    "gave up after {failed} failed attempts over {}s: {error}",
+                                    waited.as_secs()
+                                );
+                                store::record_given_up(conn, row.message_id, &detail).await?;
+                                Outcome::GaveUp { transient: true, reason: exhausted.label(), detail }
+                            }
+                        }
+                    }
+                    Err(MailError::Compose(error)) => {
+                        let detail = error.to_string();
+                        store::record_rejected(conn, &row, &detail).await?;
+                        Outcome::GaveUp { transient: false, reason: reason::INVALID, detail }
                     }
                     Err(error) => {
-                        store::record_rejected(conn, &row, &error.to_string()).await?;
-                        Outcome::Refused(error)
+                        let detail = error.to_string();
+                        store::record_given_up(conn, row.message_id, &detail).await?;
+                        Outcome::GaveUp { transient: false, reason: reason::REFUSED, detail }
                     }
                 })
             })
@@ -136,9 +175,13 @@ impl<M: Mailer> Handler<EmailRequested> for EmailHandler<M> {
                 self.metrics.failures.with_label_values(&[category]).inc();
                 Err(HandlerError::Transient(anyhow::Error::new(error).context("while sending over SMTP")))
             }
-            Outcome::Refused(error) => {
-                self.metrics.rejected.with_label_values(&[category]).inc();
-                Err(HandlerError::Rejected(error.to_string()))
+            Outcome::GaveUp { transient, reason, detail } => {
+                if transient {
+                    self.metrics.failures.with_label_values(&[category]).inc();
+                }
+                self.metrics.failed.with_label_values(&[category, reason]).inc();
+                tracing::warn!(reason, error = %detail, "email marked failed; parked");
+                Err(HandlerError::Rejected(detail))
             }
         }
     }

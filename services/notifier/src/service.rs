@@ -19,6 +19,7 @@ use mamochi_events::topics::{self, DEAD_LETTERS, EMAIL_REQUESTS};
 use mamochi_events::EmailRequested;
 use rdkafka::consumer::Consumer;
 
+use crate::budget::RetryBudget;
 use crate::handler::EmailHandler;
 use crate::mailer::SmtpMailer;
 use crate::metrics::Metrics;
@@ -75,7 +76,8 @@ impl Notifier {
         let ops = Ops { service: "notifier", readiness: readiness.clone(), registry: metrics.registry.clone() };
         let (server, ops_port) = ops::serve(&settings.notifier.ops_listen, ops)
             .with_context(|| format!("while binding {}", settings.notifier.ops_listen))?;
-        let handler = EmailHandler { pool, mailer, sealer, clock, metrics };
+        let budget = RetryBudget::from_settings(&settings.notifier);
+        let handler = EmailHandler { pool, mailer, sealer, clock, metrics, budget };
         Ok(Self { consumer, runner, handler, server, ops_port, readiness })
     }
 

@@ -45,12 +45,8 @@ pub enum Claim {
 /// says whether it still has to be sent.
 pub async fn claim(conn: &mut AsyncPgConnection, new: &NewEmail<'_>) -> QueryResult<Claim> {
     diesel::insert_into(emails::table).values(new).on_conflict_do_nothing().execute(conn).await?;
-    let (current, attempts): (String, i32) = emails::table
-        .find(new.message_id)
-        .select((emails::status, emails::attempts))
-        .for_update()
-        .first(conn)
-        .await?;
+    let (current, attempts): (String, i32) =
+        emails::table.find(new.message_id).select((emails::status, emails::attempts)).for_update().first(conn).await?;
     Ok(if current == status::SENT { Claim::AlreadySent } else { Claim::Send { attempts } })
 }
 
@@ -66,18 +62,29 @@ pub async fn record_failure(conn: &mut AsyncPgConnection, message_id: Uuid, erro
 /// The relay accepted it: `sent`, when, and the attempt that did it.
 pub async fn record_sent(conn: &mut AsyncPgConnection, message_id: Uuid, sent_at: DateTime<Utc>) -> QueryResult<()> {
     diesel::update(emails::table.find(message_id))
+        .set((emails::status.eq(status::SENT), emails::sent_at.eq(sent_at), emails::attempts.eq(emails::attempts + 1)))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The attempt that failed was its last (the relay refused it for good, or
+/// its retry budget ran out): `failed`, one more attempt, and why. A row
+/// that is already `sent` stays `sent`.
+pub async fn record_given_up(conn: &mut AsyncPgConnection, message_id: Uuid, error: &str) -> QueryResult<()> {
+    diesel::update(emails::table.find(message_id).filter(emails::status.ne(status::SENT)))
         .set((
-            emails::status.eq(status::SENT),
-            emails::sent_at.eq(sent_at),
+            emails::status.eq(status::FAILED),
             emails::attempts.eq(emails::attempts + 1),
+            emails::last_error.eq(error),
         ))
         .execute(conn)
         .await
         .map(drop)
 }
 
-/// It will never be sent (a bad address, a secret that does not open, a
-/// permanent refusal). A row that is already `sent` stays `sent`.
+/// It can never make a message (a bad address, a secret that does not open),
+/// so no attempt was made. A row that is already `sent` stays `sent`.
 pub async fn record_rejected(conn: &mut AsyncPgConnection, new: &NewEmail<'_>, error: &str) -> QueryResult<()> {
     diesel::insert_into(emails::table).values(new).on_conflict_do_nothing().execute(conn).await?;
     diesel::update(emails::table.find(new.message_id).filter(emails::status.ne(status::SENT)))

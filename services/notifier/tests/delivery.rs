@@ -25,7 +25,8 @@ async fn an_email_request_arrives_once_with_its_headers_and_the_opened_secret() 
     let codec = EventCodec::new(&settings.registry.url);
     let secret = format!("mamochi_{}", uuid::Uuid::new_v4().simple());
     let sealed = Sealer::from_hex(&settings.secrets.email_seal_key).expect("key").seal(&secret).expect("seals");
-    let request = email_request("credentials", "Hola:\nTu clave de API es {secret}\nGuárdala bien.\n", Some(sealed.clone()));
+    let request =
+        email_request("credentials", "Hola:\nTu clave de API es {secret}\nGuárdala bien.\n", Some(sealed.clone()));
     let service = Running::start(&settings).await;
 
     // Act

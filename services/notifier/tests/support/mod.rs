@@ -1,7 +1,12 @@
 //! Helpers for the notifier's tests on the real stack: settings, a running
-//! notifier, producing email requests, the consumer group's progress, the
-//! `emails` table and the SMTP sink's `.eml` files.
+//! notifier, producing email requests, the consumer group's progress and
+//! members, the dead letters, the `emails` table, the SMTP sink's `.eml`
+//! files, and an SMTP relay the tests control ([`relay`]).
 #![allow(dead_code)]
+
+pub mod relay;
+
+use std::collections::HashMap;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,12 +19,14 @@ use mamochi_common::schema::emails;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::Settings;
 use mamochi_events::codec::EventCodec;
+use mamochi_events::dead_letter::headers;
 use mamochi_events::publish::{publish, Delivered};
-use mamochi_events::topics::EMAIL_REQUESTS;
+use mamochi_events::topics::{DEAD_LETTERS, EMAIL_REQUESTS};
 use mamochi_events::{EmailRequested, MessageKey};
 use mamochi_notifier::service::GROUP;
 use mamochi_notifier::Notifier;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
@@ -42,7 +49,12 @@ pub fn settings() -> Settings {
         let prefix = format!("test-{}-", Uuid::new_v4().simple());
         let mut kafka_settings = settings.kafka.clone();
         kafka_settings.group_prefix = prefix.clone();
-            kafka::start_group_at_end(&kafka_settings, &kafka_settings.group(GROUP), mamochi_events::topics::EMAIL_REQUESTS.name()).expect("group starts at the end");
+        kafka::start_group_at_end(
+            &kafka_settings,
+            &kafka_settings.group(GROUP),
+            mamochi_events::topics::EMAIL_REQUESTS.name(),
+        )
+        .expect("group starts at the end");
         prefix
     });
     settings.kafka.group_prefix = prefix.clone();
@@ -73,6 +85,11 @@ impl Running {
             .expect("stops in time")
             .expect("task joins")
             .expect("run returns Ok");
+    }
+
+    /// The service has not returned (it neither failed nor stopped).
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
     }
 
     pub async fn metrics(&self) -> String {
@@ -109,7 +126,8 @@ pub fn email_request(category: &str, body: &str, sealed_secret: Option<Vec<u8>>)
 /// Offset the `notifier` group has committed on `partition` (-1 for none).
 pub fn committed(settings: &Settings, partition: i32) -> i64 {
     // Only reads the group's offsets; never joins the group.
-    let probe: BaseConsumer = kafka::consumer_config(&settings.kafka, &settings.kafka.group(GROUP), "test-probe").create().expect("probe");
+    let probe: BaseConsumer =
+        kafka::consumer_config(&settings.kafka, &settings.kafka.group(GROUP), "test-probe").create().expect("probe");
     let mut wanted = TopicPartitionList::new();
     wanted.add_partition(EMAIL_REQUESTS.name(), partition);
     let offsets = probe.committed_offsets(wanted, Duration::from_secs(10)).expect("committed offsets");
@@ -121,7 +139,8 @@ pub fn committed(settings: &Settings, partition: i32) -> i64 {
 
 /// Whether the `notifier` group has committed every partition to its end.
 pub fn caught_up(settings: &Settings) -> bool {
-    let probe: BaseConsumer = kafka::consumer_config(&settings.kafka, &settings.kafka.group(GROUP), "test-probe").create().expect("probe");
+    let probe: BaseConsumer =
+        kafka::consumer_config(&settings.kafka, &settings.kafka.group(GROUP), "test-probe").create().expect("probe");
     (0..EMAIL_REQUESTS.info.partitions).all(|partition| {
         let (low, high) =
             probe.fetch_watermarks(EMAIL_REQUESTS.name(), partition, Duration::from_secs(10)).expect("watermarks");
@@ -129,12 +148,84 @@ pub fn caught_up(settings: &Settings) -> bool {
     })
 }
 
+/// Member ids of the `notifier` group now (a member the group evicted comes
+/// back under a new id).
+pub fn group_members(settings: &Settings) -> Vec<String> {
+    let probe: BaseConsumer =
+        kafka::consumer_config(&settings.kafka, &settings.kafka.group(GROUP), "test-probe").create().expect("probe");
+    let group = settings.kafka.group(GROUP);
+    let list = probe.fetch_group_list(Some(group.as_str()), Duration::from_secs(10)).expect("group list");
+    list.groups().iter().flat_map(|group| group.members()).map(|member| member.id().to_string()).collect()
+}
+
+/// The dead-letter topic's end now: dead letters parked from here on are
+/// the test's.
+pub fn dead_letters_end(settings: &Settings) -> i64 {
+    let probe: BaseConsumer =
+        kafka::consumer_config(&settings.kafka, "test-probe", "test-probe").create().expect("probe");
+    probe.fetch_watermarks(DEAD_LETTERS.name, 0, Duration::from_secs(10)).expect("watermarks").1
+}
+
+/// The headers of the dead letter parked for the email request at
+/// `source`, read from offset `from` of the dead-letter topic; waits up to
+/// `within` for it.
+pub async fn dead_letter_of(
+    settings: &Settings,
+    from: i64,
+    source: &Delivered,
+    within: Duration,
+) -> HashMap<String, String> {
+    let reader =
+        kafka::consumer(&settings.kafka, &format!("test.dlq.{}", Uuid::new_v4().simple()), "test").expect("reader");
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset(DEAD_LETTERS.name, 0, Offset::Offset(from)).expect("tpl");
+    reader.assign(&at).expect("assign");
+    let (partition, offset) = (source.partition.to_string(), source.offset.to_string());
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let record = tokio::time::timeout_at(deadline, reader.recv())
+            .await
+            .expect("the dead letter to be parked in time")
+            .expect("dead letters readable");
+        let found: HashMap<String, String> = record
+            .headers()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|header| {
+                        Some((header.key.to_string(), String::from_utf8_lossy(header.value?).into_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let from_source = found.get(headers::SOURCE_TOPIC).map(String::as_str) == Some(EMAIL_REQUESTS.name())
+            && found.get(headers::SOURCE_PARTITION) == Some(&partition)
+            && found.get(headers::SOURCE_OFFSET) == Some(&offset);
+        if from_source {
+            return found;
+        }
+    }
+}
+
+/// The `emails` row's status, attempts and last error.
+pub async fn failure_row(pool: &PgPool, message_id: Uuid) -> Option<(String, i32, Option<String>)> {
+    let mut conn = pool.get().await.expect("connection");
+    emails::table
+        .find(message_id)
+        .select((emails::status, emails::attempts, emails::last_error))
+        .first(&mut conn)
+        .await
+        .optional()
+        .expect("emails query")
+}
+
 /// Lets a notifier on the shared sink send whatever earlier tests and runs
 /// left in the topic, so a test starts with the group at the end.
 pub async fn drain_backlog(settings: &Settings) {
     let running = Running::start(settings).await;
-    eventually(Duration::from_secs(120), "the notifier group to catch up", || async { caught_up(settings).then_some(()) })
-        .await;
+    eventually(Duration::from_secs(120), "the notifier group to catch up", || async {
+        caught_up(settings).then_some(())
+    })
+    .await;
     running.stop().await;
 }
 
