@@ -241,7 +241,7 @@ impl SaleApplier {
             }
             if effect.oversold > 0 {
                 self.metrics.oversold_servings.inc_by(effect.oversold.unsigned_abs().into());
-                tracing::warn!(sale_id = %applied.sale_id, oversold = effect.oversold, "sale exceeded the cart's stock; stock floored at zero");
+                tracing::debug!(sale_id = %applied.sale_id, oversold = effect.oversold, "sale exceeded the cart's stock; stock floored at zero");
             }
             // recorded_at is platform time; the histogram wants real seconds.
             let latency = self.clock.real_duration(now - applied.recorded_at);

@@ -11,21 +11,30 @@
 //! re-produced with the same sale id.
 //!
 //! Speed: claims, settlements and releases are not written one statement per
-//! request. Requests hand them to [`ClaimBook`], whose single writer task
-//! takes everything queued since its last statement and writes each kind as
+//! request. Requests hand them to [`ClaimBook`], whose writer tasks take
+//! everything queued since the last batch was taken and write each kind as
 //! one multi-row statement (PostgreSQL's and Kafka's own group commit): under
 //! load one flush serves hundreds of requests, and an idle gateway still
 //! writes at once. Every wait is bounded: a full queue answers
 //! [`StoreError::Busy`] at once and a claim not written within the configured
 //! wait answers it too, so overload becomes 503 rather than a queue.
 //!
-//! Durability: a claim is committed (flushed) before its sale is produced. A
-//! settlement is committed without waiting for the flush: losing it leaves
-//! the claim `pending`, a repeat later takes it over and re-produces the same
-//! sale id, which consumers deduplicate. Claims are kept for the configured
-//! retention (24 h by default) and pruned after it.
+//! Durability: every claim write is committed without waiting for the log
+//! flush (`synchronous_commit` off for that statement; PostgreSQL flushes
+//! within `wal_writer_delay`, 200 ms by default). That is safe because the
+//! sale id is derived from (vendor, key, request), not stored only here: if
+//! a database crash loses a claim whose sale was produced, a repeat of the
+//! request claims the key again and re-produces the same sale id, which
+//! consumers deduplicate, so the sale is still counted once. What a crash
+//! can lose is only the stored answer (a repeat gets a fresh `occurred_at`
+//! when the client sent none) and, for the last fraction of a second of
+//! claims, the 422 for a key reused with another body. Waiting for the
+//! flush instead would put a disk flush on every keyed sale's path. Claims
+//! are kept for the configured retention (24 h by default) and pruned after
+//! it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -35,7 +44,7 @@ use mamochi_common::db::PgPool;
 use mamochi_common::schema::sale_requests;
 use mamochi_common::shutdown::Shutdown;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use super::{connection, StoreError};
@@ -46,6 +55,10 @@ pub const DONE: &str = "done";
 
 /// Most rows one statement writes; a longer queue takes several statements.
 const MAX_BATCH: usize = 2_000;
+/// Writer tasks taking batches from the queue: while one waits for its
+/// statements, the next gathers the following batch, so a request waits
+/// for at most one batch ahead of its own.
+const WRITERS: usize = 2;
 /// Most expired claims one pruning statement deletes.
 const PRUNE_CHUNK: i32 = 10_000;
 
@@ -105,7 +118,10 @@ impl ClaimBook {
     /// `capacity` bounds the queue, `wait` bounds each request's wait.
     pub fn start(pool: PgPool, capacity: usize, wait: Duration, retention: Duration, shutdown: Shutdown) -> Self {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
-        tokio::spawn(write_batches(pool.clone(), receiver));
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..WRITERS {
+            tokio::spawn(write_batches(pool.clone(), receiver.clone()));
+        }
         tokio::spawn(prune_expired(pool, retention, shutdown));
         Self { queue, wait }
     }
@@ -149,10 +165,17 @@ impl ClaimBook {
     }
 }
 
-/// The writer: everything queued since the last statement, one statement per kind.
-async fn write_batches(pool: PgPool, mut receiver: mpsc::Receiver<Op>) {
+/// A writer: everything queued since the last batch was taken, one
+/// statement per kind. Batches may be written concurrently: operations on
+/// one key never race, because a request awaits its claim and its release,
+/// and a client retries only after its answer.
+async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Op>>>) {
     let mut ops = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut ops, MAX_BATCH).await > 0 {
+    loop {
+        let taken = receiver.lock().await.recv_many(&mut ops, MAX_BATCH).await;
+        if taken == 0 {
+            return;
+        }
         write_batch(&pool, std::mem::take(&mut ops)).await;
     }
 }
@@ -221,11 +244,14 @@ struct ClaimedRow {
 }
 
 /// One INSERT for every claim; returns the (vendor, key) pairs it inserted.
+/// (Every statement here sets `synchronous_commit` off for its own implicit
+/// transaction: see the module doc.)
 async fn insert_claims(pool: &PgPool, rows: &[&NewClaim]) -> Result<HashSet<(Uuid, String)>, StoreError> {
     let mut conn = connection(pool).await?;
     let inserted = diesel::sql_query(
-        "INSERT INTO sale_requests (vendor_id, idempotency_key, request_sha256, sale_id, response) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::jsonb[]) \
+        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+         INSERT INTO sale_requests (vendor_id, idempotency_key, request_sha256, sale_id, response) \
+         SELECT u.* FROM relaxed, unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::jsonb[]) AS u \
          ON CONFLICT DO NOTHING RETURNING vendor_id, idempotency_key",
     )
     .bind::<Array<SqlUuid>, _>(rows.iter().map(|row| row.vendor_id).collect::<Vec<_>>())
@@ -238,7 +264,7 @@ async fn insert_claims(pool: &PgPool, rows: &[&NewClaim]) -> Result<HashSet<(Uui
     Ok(inserted.into_iter().map(|row| (row.vendor_id, row.idempotency_key)).collect())
 }
 
-/// One UPDATE marking every settled claim done, without waiting for the flush.
+/// One UPDATE marking every settled claim done.
 async fn settle_all(pool: &PgPool, settles: &[(Uuid, String, Value)]) -> Result<(), StoreError> {
     let mut conn = connection(pool).await?;
     diesel::sql_query(
@@ -259,7 +285,9 @@ async fn settle_all(pool: &PgPool, settles: &[(Uuid, String, Value)]) -> Result<
 async fn release_all(pool: &PgPool, keys: &[(Uuid, String)]) -> Result<(), StoreError> {
     let mut conn = connection(pool).await?;
     diesel::sql_query(
-        "DELETE FROM sale_requests AS r USING unnest($1::uuid[], $2::text[]) AS u(vendor_id, idempotency_key) \
+        "DELETE FROM sale_requests AS r \
+         USING (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed, \
+               unnest($1::uuid[], $2::text[]) AS u(vendor_id, idempotency_key) \
          WHERE r.vendor_id = u.vendor_id AND r.idempotency_key = u.idempotency_key \
            AND r.response->>'state' = 'pending'",
     )
