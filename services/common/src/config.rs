@@ -26,6 +26,8 @@ pub struct Settings {
     pub distributor: DistributorSettings,
     pub accounting: AccountingSettings,
     pub notifier: NotifierSettings,
+    /// How often expired dedupe and email rows are pruned (see `retention`).
+    pub retention: crate::retention::RetentionSettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
 }
@@ -252,6 +254,12 @@ max_batch = 5000
 ops_listen = "127.0.0.1:9104"
 max_attempts = 100
 give_up_after_secs = 86400
+
+[retention]
+# How long rows are kept is derived from the topic catalog (`mamochi`'s
+# retention policy); these only pace the pruning.
+prune_interval_secs = 3600
+chunk_rows = 10000
 
 [secrets]
 # Development key for the loopback-only local stack; set

@@ -10,6 +10,7 @@ pub mod db;
 pub mod kafka;
 pub mod kafka_metrics;
 pub mod ops;
+pub mod retention;
 pub mod seal;
 /// Diesel's description of the tables, generated from `migrations/` by
 /// `diesel print-schema` (see `diesel.toml`); never edited by hand.

@@ -3,7 +3,7 @@
 //! Thin on purpose: it parses the command line, loads settings, installs
 //! logging and hands over to the code that does the work.
 
-use mamochi::{bench_cmd, demo, run, schemas, topics_cmd};
+use mamochi::{bench_cmd, dead_letters_cmd, demo, run, schemas, topics_cmd};
 
 use std::path::PathBuf;
 
@@ -36,6 +36,9 @@ enum Command {
     Registry,
     /// Runs platform services until stopped.
     Run(run::RunArgs),
+    /// Lists records parked in the dead-letter topic, or replays chosen ones
+    /// to their source topic.
+    DeadLetters(dead_letters_cmd::DeadLettersArgs),
     /// Shows events flowing through Kafka on the running stack.
     Demo(demo::DemoArgs),
     /// Benchmarks the platform on the running stack and writes a report.
@@ -76,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown::on_signals()).await
         }
         Command::Run(args) => run::run(&settings, args).await,
+        Command::DeadLetters(args) => dead_letters_cmd::run(&settings, args).await,
         Command::Demo(args) => demo::run(&settings, args).await.map(|_| ()),
         Command::Bench(args) => bench_cmd::run(&settings, args).await,
     }

@@ -4,6 +4,9 @@
 //! Each service is also a library with its own `run`, so production can run
 //! each in its own process (`mamochi run approval`) and scale them apart; the
 //! local stack and the demo run them together (`mamochi run all`).
+//!
+//! Each process also prunes the expired dedupe and email rows of the services
+//! it runs, one pruning task per process (see [`crate::retention`]).
 
 use anyhow::Context;
 use futures::future::try_join_all;
@@ -43,6 +46,7 @@ pub async fn run_services(settings: &Settings, services: &[Service], shutdown: S
     let mut chosen: Vec<Service> =
         if services.contains(&Service::All) { Service::EVERY.to_vec() } else { services.to_vec() };
     chosen.dedup();
+    crate::retention::start(settings, &chosen, shutdown.clone())?;
     let tasks = chosen.into_iter().map(|service| {
         let settings = settings.clone();
         let shutdown = shutdown.clone();
