@@ -1,31 +1,35 @@
 //! The sales consumer loop: takes what the consumer has already buffered (up
 //! to a batch limit, never waiting for more) and applies it in one database
-//! transaction; a lone record goes through the shared [`Runner`] instead.
+//! transaction, under the platform's one error policy
+//! ([`mamochi_events::failure`], [`Poller`]).
 //!
 //! Guarantee: at least once, exactly once in effect. Offsets are stored only
 //! after the batch's transaction committed (or its records were parked in
-//! the dead letters); a failure retries the same batch with backoff, so a
-//! partition never skips ahead. A crash re-delivers at most the records whose
-//! offsets were not yet committed, and the dedupe in [`crate::store`] makes
-//! their second application a no-op. Throughput comes from amortising one
-//! commit over many records: one dedupe insert, one row lock and one update
-//! statement per batch, not per sale.
+//! the dead letters). A transient failure retries the same batch with
+//! backoff while the assignment is paused and the consumer keeps polling, so
+//! a partition never skips ahead and the group never evicts us. A batch that
+//! fails permanently (a value PostgreSQL refuses, a constraint violation) is
+//! split until the poison sale is alone; it is parked (reason and provenance
+//! headers, counted) and every other sale applies. A crash re-delivers at
+//! most the records whose offsets were not yet committed, and the dedupe in
+//! [`crate::store`] makes their second application a no-op. Throughput comes
+//! from amortising one commit over many records: one dedupe insert, one row
+//! lock and one update statement per batch, not per sale.
 
-use std::fmt::Display;
-use std::future::Future;
 use std::time::Instant;
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use mamochi_common::kafka::{self, CommittingConsumer};
 use mamochi_common::shutdown::Shutdown;
-use mamochi_events::consume::{decode_or_park, Decoded};
-use mamochi_events::runner::{Backoff, Runner};
+use mamochi_events::failure::{self, reasons, Failure};
+use mamochi_events::poller::Poller;
+use mamochi_events::runner::{store_offset, Runner};
 use mamochi_events::{topics, SaleRecorded};
-use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::ledger::Ledger;
 use crate::sale::SaleFacts;
+use crate::store::StoreError;
 
 /// Consumes sales until `shutdown` is cancelled, then commits and returns;
 /// applies at most `max_batch` records per transaction.
@@ -36,48 +40,34 @@ pub async fn run(
     max_batch: usize,
     shutdown: &Shutdown,
 ) {
-    let mut stream = consumer.stream();
-    loop {
-        let first = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            next = stream.next() => next,
-        };
-        let first = match first {
-            Some(Ok(message)) => message,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
-                continue;
-            }
-            None => break,
-        };
+    let max_batch = max_batch.max(1);
+    let poller = Poller::new(consumer);
+    while let Some(first) = poller.next(shutdown).await {
         let mut batch = vec![first];
         while batch.len() < max_batch {
-            match stream.next().now_or_never() {
-                Some(Some(Ok(message))) => batch.push(message),
-                Some(Some(Err(error))) => {
-                    tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
-                    break;
-                }
-                _ => break,
+            match poller.next_buffered() {
+                Some(message) => batch.push(message),
+                None => break,
             }
         }
-        let finished = match batch.as_slice() {
-            [single] => runner.process::<SaleRecorded, _>(single, ledger, shutdown).await,
-            _ => apply_batch(&batch, runner, ledger, shutdown).await,
-        };
-        if !finished {
+        if !apply_batch(&batch, runner, ledger, &poller, shutdown).await {
             break;
         }
         for message in &batch {
-            if let Err(error) = consumer.store_offset_from_message(message) {
-                // The partition moved to another consumer during the batch;
-                // it re-reads from the last commit and the dedupe skips ours.
-                tracing::warn!(%error, partition = message.partition(), offset = message.offset(), "offset not stored");
-            }
+            store_offset(consumer, message);
         }
     }
     kafka::commit_stored_offsets(consumer);
+}
+
+/// The platform's error policy applied to accounting's store.
+pub fn classify(error: &StoreError) -> Failure {
+    match error {
+        StoreError::Database(error) => failure::database(error),
+        // A pool timeout, or a week closed by the closer while a late sale
+        // was moved into it: the next try sees the new state.
+        other => Failure::transient(other),
+    }
 }
 
 /// Decodes, validates and applies a batch; `false` if shutdown interrupted
@@ -87,18 +77,23 @@ pub async fn run(
     records = batch.len(),
     first_offset = batch.first().map(|m| m.offset()).unwrap_or_default(),
 ))]
-async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, ledger: &Ledger, shutdown: &Shutdown) -> bool {
+async fn apply_batch(
+    batch: &[BorrowedMessage<'_>],
+    runner: &Runner,
+    ledger: &Ledger,
+    poller: &Poller<'_>,
+    shutdown: &Shutdown,
+) -> bool {
     let started = Instant::now();
     let topic = topics::SALES.name();
     runner.metrics.consumed.with_label_values(&[topic]).inc_by(batch.len() as u64);
     let mut sales = Vec::with_capacity(batch.len());
     let mut sources = Vec::with_capacity(batch.len());
     for message in batch {
-        let decode = || decode_or_park::<SaleRecorded>(&runner.codec, &runner.dead_letters, message);
-        let Some(decoded) = retry(runner.backoff, shutdown, "decode a sale", decode).await else {
+        let Some(decoded) = runner.decode::<SaleRecorded>(poller, shutdown, message).await else {
             return false;
         };
-        let Decoded::Event(sale) = decoded else {
+        let Some(sale) = decoded else {
             continue;
         };
         match SaleFacts::from_event(&sale) {
@@ -108,21 +103,41 @@ async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, ledger: &Le
             }
             Err(invalid) => {
                 ledger.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
-                if !park(runner, shutdown, message, &invalid).await {
+                if !runner.park(poller, shutdown, message, reasons::INVALID_DATA, &invalid).await {
                     return false;
                 }
             }
         }
     }
-    let Some(outcome) = retry(runner.backoff, shutdown, "apply a batch of sales", || ledger.apply(&sales)).await else {
+    let what = "apply a batch of sales";
+    let isolated = poller
+        .isolate(runner.backoff, shutdown, what, &sales, |chunk| {
+            ledger.apply(chunk).map(|result| result.map_err(|error| classify(&error)))
+        })
+        .await;
+    let Some(isolated) = isolated else {
         return false;
     };
-    for sale_id in &outcome.overflowed {
-        ledger.metrics.sales_rejected.with_label_values(&["overflow"]).inc();
-        let source = sales.iter().position(|sale| sale.sale_id == *sale_id).and_then(|index| sources.get(index));
-        if let Some(message) = source {
-            if !park(runner, shutdown, message, &"the week's totals would overflow 64-bit integers").await {
-                return false;
+    for (index, failure) in &isolated.poison {
+        let Some(message) = sources.get(*index) else { continue };
+        ledger.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
+        let reason = match failure {
+            Failure::Permanent { reason, .. } => reason,
+            Failure::Transient(_) => reasons::HANDLER_REJECTED,
+        };
+        if !runner.park(poller, shutdown, message, reason, failure).await {
+            return false;
+        }
+    }
+    for (_, outcome) in &isolated.done {
+        for sale_id in &outcome.overflowed {
+            ledger.metrics.sales_rejected.with_label_values(&["overflow"]).inc();
+            let source = sales.iter().position(|sale| sale.sale_id == *sale_id).and_then(|index| sources.get(index));
+            if let Some(message) = source {
+                let reason = "the week's totals would overflow 64-bit integers";
+                if !runner.park(poller, shutdown, message, reasons::INVALID_DATA, &reason).await {
+                    return false;
+                }
             }
         }
     }
@@ -132,39 +147,4 @@ async fn apply_batch(batch: &[BorrowedMessage<'_>], runner: &Runner, ledger: &Le
         handle_seconds.observe(elapsed);
     }
     true
-}
-
-/// Parks a record the handler refuses, as the shared runner does.
-async fn park(
-    runner: &Runner,
-    shutdown: &Shutdown,
-    message: &BorrowedMessage<'_>,
-    reason: &(dyn Display + Sync),
-) -> bool {
-    tracing::warn!(partition = message.partition(), offset = message.offset(), %reason, "sale refused; parking it");
-    let attempt = || runner.dead_letters.park(message, "handler_rejected", reason);
-    retry(runner.backoff, shutdown, "park a refused sale", attempt).await.is_some()
-}
-
-/// Retries `attempt` with capped exponential backoff until it succeeds
-/// (`Some`) or shutdown is requested (`None`).
-async fn retry<T, E, F>(backoff: Backoff, shutdown: &Shutdown, what: &str, mut attempt: impl FnMut() -> F) -> Option<T>
-where
-    E: Display,
-    F: Future<Output = Result<T, E>>,
-{
-    let mut delay = backoff.first;
-    loop {
-        match attempt().await {
-            Ok(value) => return Some(value),
-            Err(error) => {
-                tracing::warn!(%error, what, retry_in_ms = delay.as_millis() as u64, "failed; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {},
-                }
-                delay = (delay * 2).min(backoff.max);
-            }
-        }
-    }
 }

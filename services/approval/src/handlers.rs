@@ -107,7 +107,11 @@ impl Handler<RegistrationReviewed> for Approval {
         let now = self.clock.now();
         let applied = {
             let mut conn = self.pool.get().await.map_err(transient)?;
-            store::apply_review(&mut conn, &review, &self.policy, now).await.map_err(transient)?
+            store::apply_review(&mut conn, &review, &self.policy, now)
+                .await
+                // The one error policy: a value or constraint the database
+                // refuses parks the review; an outage is retried.
+                .map_err(|error| HandlerError::from(crate::intake::classify(&BatchError::Store(error))))?
         };
         match &applied {
             Applied::Decided(decision) => {

@@ -2,35 +2,55 @@
 //! record (or parks it in the dead letters) and decides every form of the
 //! batch at once through [`Approval::decide_batch`], in the batch's order;
 //! [`publish`] then sends the batch's decisions. The lanes loop runs the
-//! publication of one batch while it decides the next.
+//! publication of one batch while it decides the next. Both follow the
+//! platform's one error policy ([`mamochi_events::failure`], [`Poller`]).
 //!
-//! Guarantee: `decide` returns only once the batch's transaction committed
-//! (or every record was parked), `publish` only once every decision of the
+//! Guarantee: `decide` returns only once the batch's transactions committed
+//! (or their records were parked), `publish` only once every decision of the
 //! batch is published; only then may the caller store the batch's offsets. A
 //! transient failure (database, registry, broker) retries the same step with
-//! capped exponential backoff; the batch's transaction either committed whole
-//! (a redelivery finds every form a duplicate and finishes its publication)
-//! or not at all. Both return `None`/`false` if shutdown interrupted them:
-//! nothing of the batch may then be stored.
+//! capped exponential backoff while the assignment is paused and the
+//! consumer keeps polling, so the group never evicts us; a transaction
+//! either committed whole (a redelivery finds every form a duplicate and
+//! finishes its publication) or not at all. A batch that fails permanently
+//! (a value PostgreSQL refuses, a constraint violation) is split, in order,
+//! until the poison form is alone: it is parked (reason and provenance
+//! headers, counted) and every other form is decided. Both return
+//! `None`/`false` if shutdown interrupted them: nothing of the batch may
+//! then be stored.
 
-use std::fmt::Display;
-use std::future::Future;
 use std::time::Instant;
 
+use futures::FutureExt;
 use mamochi_common::shutdown::Shutdown;
-use mamochi_events::consume::{decode_or_park, Decoded};
-use mamochi_events::runner::{Backoff, Runner};
+use mamochi_events::failure::{self, reasons, Failure};
+use mamochi_events::poller::Poller;
+use mamochi_events::runner::Runner;
 use mamochi_events::{topics, RegistrationSubmitted};
 use rdkafka::message::BorrowedMessage;
 
-use crate::handlers::{Approval, Unpublished};
+use crate::handlers::{Approval, BatchError, Unpublished};
+use crate::store::StoreError;
 
 /// A batch decided and committed, its events not yet published.
 #[derive(Debug)]
 pub struct Decided {
-    pub unpublished: Unpublished,
+    /// One per committed transaction (several when a poison form split it).
+    pub unpublished: Vec<Unpublished>,
     pub records: usize,
     pub started: Instant,
+}
+
+/// The platform's error policy applied to approval: a value or constraint
+/// PostgreSQL refuses, or a sealing failure (a bad key never gets better),
+/// parks the form; a lost connection, a pool timeout, a deadlock, the
+/// random source or the broker is retried.
+pub fn classify(error: &BatchError) -> Failure {
+    match error {
+        BatchError::Store(StoreError::Database(error)) => failure::database(error),
+        BatchError::Store(StoreError::Seal(_)) => Failure::permanent(reasons::HANDLER_REJECTED, error),
+        other => Failure::transient(other),
+    }
 }
 
 /// Decodes and decides a batch; `None` if shutdown interrupted it.
@@ -39,27 +59,52 @@ pub async fn decide(
     batch: &[BorrowedMessage<'_>],
     runner: &Runner,
     approval: &Approval,
+    poller: &Poller<'_>,
     shutdown: &Shutdown,
 ) -> Option<Decided> {
     let started = Instant::now();
     runner.metrics.consumed.with_label_values(&[topics::REGISTRATIONS.name()]).inc_by(batch.len() as u64);
     let mut forms = Vec::with_capacity(batch.len());
+    let mut sources = Vec::with_capacity(batch.len());
     for message in batch {
-        let decode = || decode_or_park::<RegistrationSubmitted>(&runner.codec, &runner.dead_letters, message);
-        if let Decoded::Event(form) = retry(runner.backoff, shutdown, "decode a form", decode).await? {
+        if let Some(form) = runner.decode::<RegistrationSubmitted>(poller, shutdown, message).await? {
             forms.push(form);
+            sources.push(message);
         }
     }
-    let unpublished =
-        retry(runner.backoff, shutdown, "decide a batch of forms", || approval.decide_batch(&forms)).await?;
+    let what = "decide a batch of forms";
+    let isolated = poller
+        .isolate(runner.backoff, shutdown, what, &forms, |chunk| {
+            approval.decide_batch(chunk).map(|result| result.map_err(|error| classify(&error)))
+        })
+        .await?;
+    for (index, failure) in &isolated.poison {
+        let Some(message) = sources.get(*index) else { continue };
+        let reason = match failure {
+            Failure::Permanent { reason, .. } => reason,
+            Failure::Transient(_) => reasons::HANDLER_REJECTED,
+        };
+        if !runner.park(poller, shutdown, message, reason, failure).await {
+            return None;
+        }
+    }
+    let unpublished = isolated.done.into_iter().map(|(_, unpublished)| unpublished).collect();
     Some(Decided { unpublished, records: batch.len(), started })
 }
 
 /// Publishes a decided batch's decisions; `false` if shutdown interrupted it.
-pub async fn publish(decided: &Decided, runner: &Runner, approval: &Approval, shutdown: &Shutdown) -> bool {
-    let publish = || approval.publish_batch(&decided.unpublished);
-    if retry(runner.backoff, shutdown, "publish a batch of decisions", publish).await.is_none() {
-        return false;
+pub async fn publish(
+    decided: &Decided,
+    runner: &Runner,
+    approval: &Approval,
+    poller: &Poller<'_>,
+    shutdown: &Shutdown,
+) -> bool {
+    for unpublished in &decided.unpublished {
+        let publish = || approval.publish_batch(unpublished);
+        if poller.retry_transient(runner.backoff, shutdown, "publish a batch of decisions", publish).await.is_none() {
+            return false;
+        }
     }
     let handle_seconds = runner.metrics.handle_seconds.with_label_values(&[topics::REGISTRATIONS.name()]);
     let elapsed = decided.started.elapsed().as_secs_f64();
@@ -67,27 +112,4 @@ pub async fn publish(decided: &Decided, runner: &Runner, approval: &Approval, sh
         handle_seconds.observe(elapsed);
     }
     true
-}
-
-/// Retries `attempt` with capped exponential backoff until it succeeds
-/// (`Some`) or shutdown is requested (`None`).
-async fn retry<T, E, F>(backoff: Backoff, shutdown: &Shutdown, what: &str, mut attempt: impl FnMut() -> F) -> Option<T>
-where
-    E: Display,
-    F: Future<Output = Result<T, E>>,
-{
-    let mut delay = backoff.first;
-    loop {
-        match attempt().await {
-            Ok(value) => return Some(value),
-            Err(error) => {
-                tracing::warn!(%error, what, retry_in_ms = delay.as_millis() as u64, "failed; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {},
-                }
-                delay = (delay * 2).min(backoff.max);
-            }
-        }
-    }
 }

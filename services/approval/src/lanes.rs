@@ -16,6 +16,10 @@
 //! batch in hand. That makes the priority real, not a label: a paid form
 //! behind ten thousand standard ones is decided in well under a second.
 //!
+//! Standard records come through a [`Poller`], which holds the records that
+//! arrive while a step is retried (the assignment paused, the consumer still
+//! polled so the group never evicts us) and hands them out first.
+//!
 //! Guarantee: at least once, exactly once in effect. A batch's offsets are
 //! stored only after its decisions committed and were published, and in
 //! batch order (a batch's offsets never get ahead of an earlier batch's
@@ -28,11 +32,11 @@ use std::sync::Arc;
 use futures::FutureExt;
 use mamochi_common::kafka::{self, CommittingConsumer};
 use mamochi_common::shutdown::Shutdown;
-use mamochi_events::runner::Runner;
+use mamochi_events::poller::Poller;
+use mamochi_events::runner::{store_offset, Runner};
 use mamochi_events::topics::{PAID_REGISTRATION_PARTITION, REGISTRATIONS};
-use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 
 use crate::handlers::Approval;
 use crate::intake::{self, Decided};
@@ -59,22 +63,26 @@ pub async fn run(
         .split_partition_queue(REGISTRATIONS.name(), PAID_REGISTRATION_PARTITION)
         .ok_or(KafkaError::Subscription("cannot split the paid partition's queue".into()))?;
     let max_batch = max_batch.max(1);
+    let poller = Poller::new(&consumer);
     let mut unpublished: Option<(Vec<BorrowedMessage<'_>>, Decided)> = None;
     loop {
         let mut batch = Batch::default();
         // With decisions waiting to be published, take only what is already
         // buffered: their publication must not wait for new forms.
         if unpublished.is_none() {
+            // Records held back during a retry come out of the poller first,
+            // but never ahead of a paid form.
             let (first, first_is_paid) = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                message = paid.recv() => (message, true),
-                message = consumer.recv() => (message, false),
+                message = paid.recv() => (Some(message), true),
+                message = poller.next(shutdown) => (message.map(Ok), false),
             };
             match first {
-                Ok(message) if first_is_paid => batch.paid.push(message),
-                Ok(message) => batch.standard.push(message),
-                Err(error) => {
+                None => break,
+                Some(Ok(message)) if first_is_paid => batch.paid.push(message),
+                Some(Ok(message)) => batch.standard.push(message),
+                Some(Err(error)) => {
                     tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
                     continue;
                 }
@@ -97,12 +105,8 @@ pub async fn run(
         // form's batch stays small, so its decision is not held up by
         // hundreds of standard ones.
         while batch.paid.is_empty() && batch.len() < max_batch {
-            match consumer.recv().now_or_never() {
-                Some(Ok(message)) => batch.standard.push(message),
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
-                    break;
-                }
+            match poller.next_buffered() {
+                Some(message) => batch.standard.push(message),
                 None => break,
             }
         }
@@ -111,7 +115,7 @@ pub async fn run(
         let (published, decided) = tokio::join!(
             async {
                 match &previous {
-                    Some((_, decided)) => intake::publish(decided, runner, approval, shutdown).await,
+                    Some((_, decided)) => intake::publish(decided, runner, approval, &poller, shutdown).await,
                     None => true,
                 }
             },
@@ -119,7 +123,7 @@ pub async fn run(
                 if batch.is_empty() {
                     return Some(None);
                 }
-                intake::decide(&batch, runner, approval, shutdown).await.map(Some)
+                intake::decide(&batch, runner, approval, &poller, shutdown).await.map(Some)
             },
         );
         if !published {
@@ -154,10 +158,8 @@ impl Batch<'_> {
 /// Stores the offsets of a batch whose effects are durable and published.
 fn store_offsets(consumer: &CommittingConsumer, messages: &[BorrowedMessage<'_>]) {
     for message in messages {
-        if let Err(error) = consumer.store_offset_from_message(message) {
-            // The partition moved to another consumer during the batch;
-            // it re-reads from the last commit and the dedupe skips ours.
-            tracing::warn!(%error, partition = message.partition(), offset = message.offset(), "offset not stored");
-        }
+        // A partition that moved away during the batch refuses the store:
+        // logged, and its new owner's dedupe absorbs the repeat.
+        store_offset(consumer, message);
     }
 }

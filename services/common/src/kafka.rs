@@ -9,6 +9,9 @@
 //! not yet committed when the process dies is delivered again, so effects must
 //! be idempotent. On partition revocation and on shutdown the stored offsets
 //! are committed synchronously, which keeps re-delivery to crashes only.
+//! `max.poll.interval.ms` is a setting (`kafka.max_poll_interval_ms`): the
+//! consumer loops keep polling while they retry, so it only has to exceed
+//! one handler call.
 
 use std::time::Duration;
 
@@ -71,6 +74,9 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str, role: &str) -> 
         // 45 s), so its partitions move to a live member sooner.
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000")
+        // Retries keep polling (see `mamochi_events::poller`), so only one
+        // handler call has to fit in this; configurable so tests can prove it.
+        .set("max.poll.interval.ms", settings.max_poll_interval_ms.to_string())
         // Read only records of committed transactions; harmless when none are used.
         .set("isolation.level", "read_committed");
     config

@@ -1,5 +1,7 @@
-//! Why applying an event failed, and whether retrying can help.
+//! Why applying an event failed, and whether retrying can help: the
+//! distributor's half of the platform's one error policy.
 
+use mamochi_events::failure::{self, reasons, Failure};
 use mamochi_events::runner::HandlerError;
 
 use crate::outbox::OutboxError;
@@ -21,15 +23,30 @@ pub enum ApplyError {
     Pool(String),
 }
 
-impl From<ApplyError> for HandlerError {
-    /// An unknown vendor or an impossible quantity never becomes valid: the
-    /// record is parked. Everything else (database, outbox) is retried.
-    fn from(error: ApplyError) -> Self {
-        match error {
-            ApplyError::Store(StoreError::UnknownVendor(_)) | ApplyError::Rule(_) => {
-                HandlerError::Rejected(error.to_string())
-            }
-            other => HandlerError::Transient(anyhow::Error::new(other)),
+impl ApplyError {
+    /// The platform's error policy ([`mamochi_events::failure`]) applied to
+    /// the distributor: an unknown vendor, an impossible quantity or stock,
+    /// a constraint violation or a value PostgreSQL refuses never succeeds
+    /// and is parked; a lost connection, a pool timeout, a serialization
+    /// failure or deadlock, an unavailable broker is retried.
+    pub fn failure(&self) -> Failure {
+        match self {
+            ApplyError::Store(StoreError::UnknownVendor(_)) => Failure::permanent(reasons::UNKNOWN_VENDOR, self),
+            ApplyError::Rule(_) => Failure::permanent(reasons::INVALID_DATA, self),
+            ApplyError::Store(StoreError::Db(error))
+            | ApplyError::Db(error)
+            | ApplyError::Outbox(OutboxError::Db(error)) => failure::database(error),
+            // A derived record that cannot be written as JSON is the sale's
+            // doing; an unreadable outbox row is a relay matter, retried.
+            ApplyError::Outbox(OutboxError::Json(_)) => Failure::permanent(reasons::INVALID_DATA, self),
+            ApplyError::Outbox(_) | ApplyError::Pool(_) => Failure::transient(self),
         }
+    }
+}
+
+impl From<ApplyError> for HandlerError {
+    /// Permanent failures park the record; transient ones are retried.
+    fn from(error: ApplyError) -> Self {
+        HandlerError::from(error.failure())
     }
 }

@@ -4,12 +4,17 @@
 //! `build.rs`); [`topics`] names every topic with its key and value types;
 //! [`codec`] reads and writes Confluent's wire format through the schema
 //! registry; [`dead_letter`] parks records that cannot be decoded and
-//! [`consume`] is the decode-or-park step every consumer runs; [`runner`] is
-//! the at-least-once loop around it.
+//! [`consume`] is the decode-or-park step every consumer runs; [`failure`]
+//! classifies handler errors as transient or permanent, [`poller`] retries
+//! the transient ones while the consumer keeps polling and isolates the
+//! poison records of a batch; [`runner`] is the at-least-once loop around
+//! them.
 
 pub mod codec;
 pub mod consume;
 pub mod dead_letter;
+pub mod failure;
+pub mod poller;
 pub mod publish;
 pub mod runner;
 pub mod topics;

@@ -1,12 +1,18 @@
-//! The at-least-once consumer loop every service runs.
+//! The at-least-once consumer loop every service runs, one record at a time
+//! (the batched loops of accounting, the distributor and approval use the
+//! same pieces: [`Poller`] and [`crate::failure`]).
 //!
 //! For each record: decode it (or park it in the dead letters), hand it to the
 //! service's handler, and only when the handler returns `Ok` — its effect is
 //! committed — store the record's offset. A transient handler failure (the
 //! database is down, say) is retried with capped exponential backoff on the
-//! same record, so a partition never skips ahead; a handler that rejects a
-//! record for good parks it and moves on. Offsets are committed in the
-//! background, on revocation and on shutdown (see `mamochi_common::kafka`).
+//! same record, so a partition never skips ahead; meanwhile the assignment
+//! is paused and the consumer keeps polling, so the group never evicts it
+//! however long the outage. A handler that rejects a record for good parks
+//! it (reason and provenance headers, `mamochi_kafka_dead_letters_total`)
+//! and moves on. Offsets are committed in the background, on revocation and
+//! on shutdown (see `mamochi_common::kafka`); an offset refused because its
+//! partition moved away is logged, never fatal.
 //!
 //! Guarantee: every record's effect happens at least once; handlers make it
 //! exactly once in effect by recording the event id in the same database
@@ -27,6 +33,8 @@ use serde::de::DeserializeOwned;
 use crate::codec::EventCodec;
 use crate::consume::{decode_or_park, DecodeStepError, Decoded};
 use crate::dead_letter::DeadLetters;
+use crate::failure::{reasons, Failure};
+use crate::poller::Poller;
 use crate::AvroSchemaSource;
 
 /// A decoded record and where it came from.
@@ -79,8 +87,20 @@ pub struct Runner {
     pub metrics: KafkaMetrics,
 }
 
+impl From<Failure> for HandlerError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Transient(error) => HandlerError::Transient(anyhow::anyhow!(error)),
+            Failure::Permanent { reason, detail } => HandlerError::Rejected(format!("{reason}: {detail}")),
+        }
+    }
+}
+
 impl Runner {
     /// Consumes until `shutdown` is cancelled, then commits and returns.
+    /// A transient failure pauses the assignment and keeps polling (see
+    /// [`Poller`]); an offset that cannot be stored because the partition
+    /// moved away is logged, not fatal.
     pub async fn run<T, H>(
         &self,
         consumer: &CommittingConsumer,
@@ -91,31 +111,51 @@ impl Runner {
         T: AvroSchemaSource + DeserializeOwned + Send,
         H: Handler<T>,
     {
-        loop {
-            let message = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                received = consumer.recv() => received,
-            };
-            match message {
-                Ok(message) => {
-                    if !self.process(&message, handler, shutdown).await {
-                        break;
-                    }
-                    consumer.store_offset_from_message(&message)?;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself")
-                }
+        let poller = Poller::new(consumer);
+        while let Some(message) = poller.next(shutdown).await {
+            if !self.process_polling(&message, handler, &poller, shutdown).await {
+                break;
             }
+            store_offset(consumer, &message);
         }
         kafka::commit_stored_offsets(consumer);
         Ok(())
     }
 
     /// Handles one record to completion; `false` if shutdown interrupted it
-    /// (its offset must then not be stored).
+    /// (its offset must then not be stored). Retries without polling the
+    /// consumer: loops use [`Runner::process_polling`].
     pub async fn process<T, H>(&self, message: &BorrowedMessage<'_>, handler: &H, shutdown: &Shutdown) -> bool
+    where
+        T: AvroSchemaSource + DeserializeOwned + Send,
+        H: Handler<T>,
+    {
+        self.process_inner(message, handler, None, shutdown).await
+    }
+
+    /// Handles one record to completion while `poller` keeps the consumer
+    /// alive; `false` if shutdown interrupted it.
+    pub async fn process_polling<T, H>(
+        &self,
+        message: &BorrowedMessage<'_>,
+        handler: &H,
+        poller: &Poller<'_>,
+        shutdown: &Shutdown,
+    ) -> bool
+    where
+        T: AvroSchemaSource + DeserializeOwned + Send,
+        H: Handler<T>,
+    {
+        self.process_inner(message, handler, Some(poller), shutdown).await
+    }
+
+    async fn process_inner<T, H>(
+        &self,
+        message: &BorrowedMessage<'_>,
+        handler: &H,
+        poller: Option<&Poller<'_>>,
+        shutdown: &Shutdown,
+    ) -> bool
     where
         T: AvroSchemaSource + DeserializeOwned + Send,
         H: Handler<T>,
@@ -123,10 +163,16 @@ impl Runner {
         let started = Instant::now();
         self.metrics.consumed.with_label_values(&[message.topic()]).inc();
         let mut delay = self.backoff.first;
+        let mut paused = false;
         loop {
             let outcome = self.attempt(message, handler).await;
             match outcome {
                 Ok(()) => {
+                    if paused {
+                        if let Some(poller) = poller {
+                            poller.resume();
+                        }
+                    }
                     let elapsed = started.elapsed().as_secs_f64();
                     self.metrics.handle_seconds.with_label_values(&[message.topic()]).observe(elapsed);
                     return true;
@@ -140,13 +186,57 @@ impl Runner {
                         retry_in_ms = delay.as_millis() as u64,
                         "record not processed; retrying"
                     );
-                    tokio::select! {
-                        () = shutdown.cancelled() => return false,
-                        () = tokio::time::sleep(delay) => {},
+                    let waited = match poller {
+                        Some(poller) => {
+                            paused = true;
+                            poller.wait(delay, shutdown).await
+                        }
+                        None => tokio::select! {
+                            () = shutdown.cancelled() => false,
+                            () = tokio::time::sleep(delay) => true,
+                        },
+                    };
+                    if !waited {
+                        return false;
                     }
                     delay = (delay * 2).min(self.backoff.max);
                 }
             }
+        }
+    }
+
+    /// Parks `message` (a permanent failure), retrying the dead-letter write
+    /// while `poller` keeps the consumer alive; `false` if shutdown
+    /// interrupted it.
+    pub async fn park(
+        &self,
+        poller: &Poller<'_>,
+        shutdown: &Shutdown,
+        message: &BorrowedMessage<'_>,
+        reason: &str,
+        error: &(dyn std::fmt::Display + Sync),
+    ) -> bool {
+        tracing::warn!(partition = message.partition(), offset = message.offset(), reason, %error, "record refused; parking it");
+        let attempt = || self.dead_letters.park(message, reason, error);
+        poller.retry_transient(self.backoff, shutdown, "park a refused record", attempt).await.is_some()
+    }
+
+    /// Decodes `message` (parking it if it never will decode), retrying
+    /// transient failures while `poller` keeps the consumer alive. `None` if
+    /// shutdown interrupted it; `Some(None)` if the record was parked.
+    pub async fn decode<T>(
+        &self,
+        poller: &Poller<'_>,
+        shutdown: &Shutdown,
+        message: &BorrowedMessage<'_>,
+    ) -> Option<Option<T>>
+    where
+        T: AvroSchemaSource + DeserializeOwned,
+    {
+        let decode = || decode_or_park::<T>(&self.codec, &self.dead_letters, message);
+        match poller.retry_transient(self.backoff, shutdown, "decode a record", decode).await? {
+            Decoded::Event(value) => Some(Some(value)),
+            Decoded::Parked(_) => Some(None),
         }
     }
 
@@ -174,9 +264,19 @@ impl Runner {
             Err(HandlerError::Transient(error)) => Err(format!("{error:#}")),
             Err(HandlerError::Rejected(reason)) => self
                 .dead_letters
-                .park(message, "handler_rejected", &reason)
+                .park(message, reasons::HANDLER_REJECTED, &reason)
                 .await
                 .map_err(|error| format!("dead-letter write failed: {error}")),
         }
+    }
+}
+
+/// Stores a finished record's offset. A partition that moved to another
+/// consumer meanwhile refuses it: its new owner re-reads from the last
+/// commit and the handler's dedupe absorbs the repeat, so this is logged,
+/// never fatal.
+pub fn store_offset(consumer: &CommittingConsumer, message: &BorrowedMessage<'_>) {
+    if let Err(error) = consumer.store_offset_from_message(message) {
+        tracing::warn!(%error, topic = message.topic(), partition = message.partition(), offset = message.offset(), "offset not stored; the partition moved");
     }
 }

@@ -1,0 +1,288 @@
+//! PostgreSQL restarted (a fast stop, a pause, a start) while sales flow
+//! through accounting and the distributor, both running as real processes
+//! (`mamochi run accounting`, `mamochi run distributor`): every sale is
+//! counted by accounting and applied to its cart by the distributor exactly
+//! once — nothing lost, nothing doubled — and neither service exits: their
+//! failures during the outage are transient, retried while the consumers
+//! keep polling.
+//!
+//! Built only with `--features fault-tests`: it stops the shared stack's
+//! PostgreSQL (by `pg_ctl` on the stack's data directory, checked against
+//! the stack's PID file, which it updates after the restart), so it runs
+//! alone, after the main suite.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use mamochi_common::db::{self, PgPool};
+use mamochi_common::kafka;
+use mamochi_common::schema::{carts, members, processed_events, registrations};
+use mamochi_common::Settings;
+use mamochi_events::codec::EventCodec;
+use mamochi_events::topics::SALES;
+use mamochi_events::{PaymentMethod, SaleRecorded, VendorKey};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, Uid};
+use rdkafka::producer::FutureRecord;
+use rdkafka::util::Timeout;
+use uuid::Uuid;
+
+const VENDORS: usize = 8;
+const SALES_PER_VENDOR: usize = 150;
+const STOCK: i32 = 1_000_000;
+/// Pace of the sales: the whole stream lasts about 24 s.
+const SALE_EVERY: Duration = Duration::from_millis(20);
+/// How far into the stream PostgreSQL stops, and for how long.
+const STOP_AFTER_SALES: usize = 300;
+const DOWN_FOR: Duration = Duration::from_secs(8);
+const WAIT: Duration = Duration::from_secs(240);
+
+fn start(service: &str, settings: &Settings) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mamochi"))
+        .args(["run", service])
+        .env("MAMOCHI__KAFKA__GROUP_PREFIX", &settings.kafka.group_prefix)
+        .env(format!("MAMOCHI__{}__OPS_LISTEN", service.to_uppercase()), "127.0.0.1:0")
+        .env("MAMOCHI__LOG__FILTER", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("mamochi run {service} starts: {error}"))
+}
+
+/// The newest installed PostgreSQL's `pg_ctl`, as `deploy/local/stack` picks it.
+fn pg_ctl_binary() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed under /usr/lib/postgresql")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path().join("bin").join("pg_ctl")))
+        .filter(|path| path.exists())
+        .collect();
+    versions.sort_by_key(|path| {
+        let version = path.ancestors().nth(2).and_then(Path::file_name).and_then(|name| name.to_str()).unwrap_or("0");
+        version.parse::<u32>().unwrap_or(0)
+    });
+    versions.pop().expect("a pg_ctl")
+}
+
+/// Runs `pg_ctl -D <stack data dir> <args>` as the data directory's owner.
+fn pg_ctl(args: &[&str]) {
+    let data = support::state_dir().join("postgres").join("data");
+    let binary = pg_ctl_binary();
+    let mut command = if Uid::effective().is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(&binary);
+        command
+    } else {
+        Command::new(&binary)
+    };
+    let status = command.arg("-D").arg(&data).args(args).stdout(Stdio::null()).status().expect("pg_ctl runs");
+    assert!(status.success(), "pg_ctl {args:?} failed: {status}");
+}
+
+/// The postmaster's PID from the data directory (its first line).
+fn postmaster_pid() -> i32 {
+    let file = support::state_dir().join("postgres").join("data").join("postmaster.pid");
+    let text = std::fs::read_to_string(&file).expect("postmaster.pid");
+    text.lines().next().and_then(|line| line.trim().parse().ok()).expect("a PID in postmaster.pid")
+}
+
+async fn member_with_cart(pool: &PgPool) -> Uuid {
+    let mut conn = pool.get().await.expect("connection");
+    let id = Uuid::new_v4();
+    let registration_id = Uuid::new_v4();
+    let tag = id.simple().to_string();
+    let email = format!("vendor-{tag}@test.mamochi.cl");
+    let full_name = format!("Vendedora {}", &tag[..8]);
+    let rut = format!("{}-{}", &tag[..12], &tag[12..13]);
+    diesel::insert_into(registrations::table)
+        .values((
+            registrations::registration_id.eq(registration_id),
+            registrations::full_name.eq(&full_name),
+            registrations::rut.eq(&rut),
+            registrations::email.eq(&email),
+            registrations::phone.eq("+56911111111"),
+            registrations::comuna.eq("Santiago"),
+            registrations::cart_plate.eq("BCDF12"),
+            registrations::paid.eq(false),
+            registrations::tracking_token_sha256.eq(&tag),
+            registrations::status.eq("approved"),
+            registrations::member_id.eq(id),
+            registrations::submitted_at.eq(Utc::now()),
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("registration fixture");
+    diesel::insert_into(members::table)
+        .values((
+            members::member_id.eq(id),
+            members::registration_id.eq(registration_id),
+            members::full_name.eq(&full_name),
+            members::rut.eq(&rut),
+            members::email.eq(&email),
+            members::phone.eq("+56911111111"),
+            members::comuna.eq("Santiago"),
+            members::cart_plate.eq("BCDF12"),
+            members::paid.eq(false),
+            members::api_key_id.eq(format!("test_{tag}")),
+            members::api_key_sha256.eq(&tag),
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("member fixture");
+    diesel::insert_into(carts::table)
+        .values((carts::vendor_id.eq(id), carts::stock.eq(STOCK)))
+        .execute(&mut conn)
+        .await
+        .expect("cart fixture");
+    id
+}
+
+#[derive(QueryableByName, Debug, PartialEq, Eq)]
+struct Counted {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    vendor_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    sales: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    earnings: i64,
+}
+
+/// What accounting counted, by vendor; empty while PostgreSQL is down.
+async fn counted(pool: &PgPool, vendors: &[Uuid]) -> HashMap<Uuid, (i64, i64)> {
+    let Ok(mut conn) = pool.get().await else { return HashMap::new() };
+    diesel::sql_query(
+        "SELECT vendor_id, sum(sales_count)::int8 AS sales, sum(earnings_clp)::int8 AS earnings \
+         FROM weekly_sales WHERE vendor_id = ANY($1) GROUP BY vendor_id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(vendors)
+    .load::<Counted>(&mut conn)
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|row| (row.vendor_id, (row.sales, row.earnings)))
+    .collect()
+}
+
+/// How many of `sale_ids` the distributor applied; 0 while PostgreSQL is down.
+async fn applied(pool: &PgPool, sale_ids: &[Uuid]) -> i64 {
+    let Ok(mut conn) = pool.get().await else { return 0 };
+    processed_events::table
+        .filter(processed_events::consumer.eq("distributor"))
+        .filter(processed_events::event_id.eq_any(sale_ids))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
+    // Arrange: vendors with large carts (no depletion, no alerts), this
+    // test's own consumer groups at the end of the sales, both services up.
+    let settings = support::isolated_settings();
+    let pool = db::pool(&settings.database).expect("pool");
+    let mut vendors = Vec::with_capacity(VENDORS);
+    for _ in 0..VENDORS {
+        vendors.push(member_with_cart(&pool).await);
+    }
+    let stack_pid_file = support::state_dir().join("run").join("postgres.pid");
+    let stack_pid: i32 = std::fs::read_to_string(&stack_pid_file)
+        .expect("the stack's PostgreSQL PID file")
+        .trim()
+        .parse()
+        .expect("a PID");
+    assert_eq!(stack_pid, postmaster_pid(), "the stack's PID file names the running postmaster");
+    let mut accounting = start("accounting", &settings);
+    let mut distributor = start("distributor", &settings);
+    let codec = EventCodec::new(&settings.registry.url);
+    let producer = kafka::producer(&settings.kafka, "pg-restart-test").expect("producer");
+    let mut sales = Vec::with_capacity(VENDORS * SALES_PER_VENDOR);
+    for index in 0..VENDORS * SALES_PER_VENDOR {
+        let now = Utc::now();
+        let quantity = 1 + (index % 3) as i32;
+        sales.push(SaleRecorded {
+            sale_id: Uuid::new_v4(),
+            vendor_id: vendors[index % VENDORS],
+            quantity,
+            unit_price_clp: 1_500,
+            total_clp: i64::from(quantity) * 1_500,
+            payment_method: PaymentMethod::Cash,
+            occurred_at: now,
+            recorded_at: now,
+        });
+    }
+
+    // Act: sales at a steady pace; a fifth of the way in, PostgreSQL stops
+    // (fast: sessions are terminated), stays down, and starts again.
+    let mut restarted_pid = None;
+    for (index, sale) in sales.iter().enumerate() {
+        if index == STOP_AFTER_SALES {
+            pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"]);
+            assert!(kill(Pid::from_raw(stack_pid), None).is_err(), "the postmaster is gone");
+            tokio::time::sleep(DOWN_FOR).await;
+            let log = support::state_dir().join("logs").join("postgres.log");
+            pg_ctl(&["-l", log.to_str().expect("UTF-8 path"), "-w", "-t", "60", "start"]);
+            let pid = postmaster_pid();
+            // Keep `stack status` and `stack down` pointing at the new postmaster.
+            std::fs::write(&stack_pid_file, format!("{pid}\n")).expect("PID file updated");
+            restarted_pid = Some(pid);
+        }
+        let (key, value) =
+            codec.encode(&SALES, &VendorKey { vendor_id: sale.vendor_id }, sale).await.expect("sale encodes");
+        producer
+            .send(FutureRecord::to(SALES.name()).key(&key).payload(&value), Timeout::After(Duration::from_secs(60)))
+            .await
+            .map_err(|(error, _)| error)
+            .expect("sale acknowledged");
+        tokio::time::sleep(SALE_EVERY).await;
+    }
+    let sale_ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
+    let mut expected: HashMap<Uuid, (i64, i64)> = HashMap::new();
+    let mut sold: HashMap<Uuid, i32> = HashMap::new();
+    for sale in &sales {
+        let entry = expected.entry(sale.vendor_id).or_default();
+        entry.0 += 1;
+        entry.1 += sale.total_clp;
+        *sold.entry(sale.vendor_id).or_default() += sale.quantity;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let all_counted = counted(&pool, &vendors).await == expected;
+        let all_applied = applied(&pool, &sale_ids).await == sale_ids.len() as i64;
+        if all_counted && all_applied {
+            break;
+        }
+        assert!(accounting.try_wait().expect("accounting status").is_none(), "accounting exited");
+        assert!(distributor.try_wait().expect("distributor status").is_none(), "the distributor exited");
+        assert!(tokio::time::Instant::now() < deadline, "timed out: every sale counted and applied");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let accounting_running = accounting.try_wait().expect("accounting status").is_none();
+    let distributor_running = distributor.try_wait().expect("distributor status").is_none();
+    let mut conn = pool.get().await.expect("connection");
+    let stocks: HashMap<Uuid, i32> = carts::table
+        .filter(carts::vendor_id.eq_any(&vendors))
+        .select((carts::vendor_id, carts::stock))
+        .load::<(Uuid, i32)>(&mut conn)
+        .await
+        .expect("carts")
+        .into_iter()
+        .collect();
+    for child in [&mut accounting, &mut distributor] {
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+        child.wait().expect("the service exits");
+    }
+
+    // Assert
+    assert!(restarted_pid.is_some_and(|pid| pid != stack_pid), "PostgreSQL really restarted");
+    assert!(accounting_running && distributor_running, "both services rode out the restart");
+    assert_eq!(counted(&pool, &vendors).await, expected, "each sale counted once: count and CLP exact");
+    assert_eq!(applied(&pool, &sale_ids).await, sale_ids.len() as i64, "each sale applied once");
+    let expected_stock: HashMap<Uuid, i32> = sold.iter().map(|(vendor, sold)| (*vendor, STOCK - sold)).collect();
+    assert_eq!(stocks, expected_stock, "each sale took its servings from its cart once");
+}
