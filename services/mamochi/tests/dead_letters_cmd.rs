@@ -71,7 +71,7 @@ fn line_of<'a>(listing: &'a str, source: &str) -> Option<Vec<&'a str>> {
 }
 
 fn has(columns: &[&str], text: &str) -> bool {
-    columns.iter().any(|column| *column == text)
+    columns.contains(&text)
 }
 
 #[tokio::test]
