@@ -78,6 +78,16 @@ async fn dead_letters(
     found
 }
 
+/// `mamochi_kafka_dead_letters_total` for the sales topic and `reason`.
+fn parked_count(metrics: &str, reason: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("mamochi_kafka_dead_letters_total{"))
+        .filter(|line| line.contains(&format!("reason=\"{reason}\"")) && line.contains("topic=\"mamochi.sales\""))
+        .filter_map(|line| line.rsplit(' ').next().and_then(|value| value.parse::<f64>().ok()))
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sales_that_can_never_count_are_parked_and_the_rest_of_the_batch_counts() {
     let _serial = support::serial().await;
@@ -123,7 +133,14 @@ async fn sales_that_can_never_count_are_parked_and_the_rest_of_the_batch_counts(
         (counted == 3).then_some(())
     })
     .await;
-    let metrics = service.metrics().await;
+    // The dead letter is visible to readers a moment before the service's
+    // producer hears it acknowledged and counts it: wait for the count.
+    let metrics = support::eventually(WAIT, "the parked sales counted", || async {
+        let metrics = service.metrics().await;
+        (parked_count(&metrics, "constraint_violation") >= 1.0 && parked_count(&metrics, "invalid_data") >= 1.0)
+            .then_some(metrics)
+    })
+    .await;
     service.stop().await;
     diesel::sql_query(format!("ALTER TABLE weekly_sales DROP CONSTRAINT {constraint}"))
         .execute(&mut conn)
@@ -146,14 +163,6 @@ async fn sales_that_can_never_count_are_parked_and_the_rest_of_the_batch_counts(
     assert_eq!(support::total_sales(&pool, &[poison_vendor]).await, 0, "the refused sale counted nowhere");
     assert_eq!(support::total_sales(&pool, &[same_partition]).await, 2, "both sales behind it counted once");
     assert_eq!(support::total_sales(&pool, &[other_partition]).await, 1);
-    let parked_count = |reason: &str| -> f64 {
-        metrics
-            .lines()
-            .filter(|line| line.starts_with("mamochi_kafka_dead_letters_total{"))
-            .filter(|line| line.contains(&format!("reason=\"{reason}\"")) && line.contains("topic=\"mamochi.sales\""))
-            .filter_map(|line| line.rsplit(' ').next().and_then(|value| value.parse::<f64>().ok()))
-            .sum()
-    };
-    assert_eq!(parked_count("constraint_violation"), 1.0);
-    assert_eq!(parked_count("invalid_data"), 1.0);
+    assert_eq!(parked_count(&metrics, "constraint_violation"), 1.0);
+    assert_eq!(parked_count(&metrics, "invalid_data"), 1.0);
 }
