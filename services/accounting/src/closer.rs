@@ -1,18 +1,26 @@
 //! Closes weeks and publishes their statements.
 //!
-//! A vendor's week is due when platform time (the later of the clock and the
-//! latest sale time seen) passes its end plus the grace period. Every
-//! `close_check_interval_secs` real seconds, and whenever sale time moves
-//! forward, a pass closes every due week — weeks with sales, and every
+//! A vendor's week is due when the close horizon ([`crate::horizon`]) passes
+//! its end plus the grace period: platform time (the later of the clock and
+//! the latest sale time any instance applied) has passed it, and every sales
+//! partition has either been read past it or has nothing left to read. So a
+//! backlog of last week's sales (accounting was down across the boundary,
+//! say) holds the week open until it is applied, whatever the clock says.
+//! Every `close_check_interval_secs` real seconds, and whenever sale time
+//! moves forward, a pass closes every due week — weeks with sales, and every
 //! member's weeks since they joined even without sales — oldest first per
 //! vendor, each in its own transaction, then publishes every statement not
 //! yet published.
+//!
+//! Every instance of the group runs this loop; they all see the same horizon
+//! and racing closers are harmless (why: [`crate::horizon`]).
 //!
 //! Guarantee: exactly one statement per vendor and week ([`store::close_week`]
 //! is a no-op on a closed week and the statement insert is keyed by vendor
 //! and week), published at least once with the same ids every time
 //! ([`crate::publisher`]). A failed pass changes nothing it did not commit and
-//! is simply run again.
+//! is simply run again; if the group's positions cannot be read, the pass
+//! closes nothing and only publishes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +31,7 @@ use mamochi_common::db::PgPool;
 use mamochi_common::shutdown::Shutdown;
 use tokio::sync::Notify;
 
+use crate::horizon::{self, GroupPositions};
 use crate::metrics::Metrics;
 use crate::platform::PlatformTime;
 use crate::publisher::Publisher;
@@ -53,6 +62,8 @@ pub struct Closer {
     pub interval: std::time::Duration,
     pub metrics: Metrics,
     pub wakeup: Arc<Notify>,
+    /// The group's positions on the sales topic, for the close horizon.
+    pub positions: GroupPositions,
 }
 
 impl std::fmt::Debug for Closer {
@@ -88,18 +99,38 @@ impl Closer {
     /// One pass: close every due week, then publish every pending statement.
     #[tracing::instrument(name = "closing_pass", skip_all)]
     pub async fn pass(&self) -> anyhow::Result<PassReport> {
-        let now = self.platform.now();
-        self.metrics.platform_time_ms.set(now.timestamp_millis());
-        let last_due = Week::containing(now - self.grace).previous();
         let mut conn = self
             .pool
             .get()
             .await
             .map_err(|error| StoreError::Pool(error.to_string()))
             .context("while getting a database connection")?;
+        let stored = store::watermarks(&mut conn, &self.positions.group)
+            .await
+            .context("while reading the partitions' watermarks")?;
+        // Sale time applied by any instance of the group counts as platform time.
+        for watermark in &stored {
+            self.platform.observe(watermark.event_time);
+        }
+        let now = self.platform.now();
+        self.metrics.platform_time_ms.set(now.timestamp_millis());
+        let closable = match self.positions.read(&stored).await {
+            Ok(partitions) => horizon::horizon(now, &partitions),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the group's positions; closing nothing this pass");
+                None
+            }
+        };
+        self.metrics.close_horizon_ms.set(closable.map_or(0, |at| at.timestamp_millis()));
+        let last_due =
+            closable.and_then(|at| at.checked_sub_signed(self.grace)).map(|at| Week::containing(at).previous());
 
-        let closings =
-            store::due_closings(&mut conn, &last_due, MAX_WEEKS_PER_MEMBER).await.context("while listing due weeks")?;
+        let closings = match &last_due {
+            Some(last_due) => store::due_closings(&mut conn, last_due, MAX_WEEKS_PER_MEMBER)
+                .await
+                .context("while listing due weeks")?,
+            None => Vec::new(),
+        };
         let mut report = PassReport::default();
         for closing in &closings {
             let started = Instant::now();

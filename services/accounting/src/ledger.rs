@@ -1,6 +1,8 @@
 //! The ledger: applies sales to the weekly totals (through [`store`]) and
-//! keeps the books on it: metrics, the late-sale log, the event-time
-//! watermark that can make weeks due, and a nudge to the closer when it moves.
+//! keeps the books on it: metrics, the late-sale log, the process's
+//! event-time watermark, and a nudge to the closer when it moves. Sales that
+//! say where they were read ([`SaleFacts::at`]) also move their partition's
+//! shared watermark, in the same transaction ([`crate::horizon`]).
 //!
 //! It is also the shared [`Runner`](mamochi_events::runner::Runner)'s
 //! [`Handler`] for one record at a time: an invalid sale is rejected (the
@@ -11,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Duration;
 use mamochi_common::db::PgPool;
 use mamochi_events::runner::{Envelope, Handler, HandlerError};
 use mamochi_events::SaleRecorded;
@@ -27,8 +28,8 @@ use crate::store::{self, BatchOutcome, StoreError};
 pub struct Ledger {
     pub pool: PgPool,
     pub platform: Arc<PlatformTime>,
-    /// How long after its end a week still takes its own sales.
-    pub grace: Duration,
+    /// Consumer group whose partition watermarks this ledger moves.
+    pub group: String,
     pub metrics: Metrics,
     /// Woken when sale time moves forward, so the closer looks at once.
     pub closer_wakeup: Arc<Notify>,
@@ -36,19 +37,22 @@ pub struct Ledger {
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").field("grace", &self.grace).finish_non_exhaustive()
+        f.debug_struct("Ledger").field("group", &self.group).finish_non_exhaustive()
     }
 }
 
 impl Ledger {
     /// Applies `sales` in one transaction and accounts for what happened.
+    /// Sales read from the sales topic should carry their position
+    /// ([`SaleFacts::at`]): without it a busy partition's watermark does not
+    /// move, and the closer waits for the partition to be drained instead.
     pub async fn apply(&self, sales: &[SaleFacts]) -> Result<BatchOutcome, StoreError> {
         // Platform time as of the start of the batch: the batch's own sale
         // times count for the records after it, as they would one by one.
         let now = self.platform.now();
         let started = Instant::now();
         let mut conn = self.pool.get().await.map_err(|error| StoreError::Pool(error.to_string()))?;
-        let outcome = store::apply_sales(&mut conn, sales, now, self.grace).await?;
+        let outcome = store::apply_sales_read_by(&mut conn, &self.group, sales, now).await?;
         drop(conn);
         self.metrics.db_seconds.with_label_values(&["apply"]).observe(started.elapsed().as_secs_f64());
         self.metrics.batch_size.observe(sales.len() as f64);
@@ -91,10 +95,12 @@ impl Handler<SaleRecorded> for Ledger {
         fields(topic = %envelope.topic, partition = envelope.partition, offset = envelope.offset, sale = %envelope.value.sale_id)
     )]
     async fn handle(&self, envelope: Envelope<SaleRecorded>) -> Result<(), HandlerError> {
-        let facts = SaleFacts::from_event(&envelope.value).map_err(|invalid| {
-            self.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
-            HandlerError::Rejected(invalid.to_string())
-        })?;
+        let facts = SaleFacts::from_event(&envelope.value)
+            .map_err(|invalid| {
+                self.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
+                HandlerError::Rejected(invalid.to_string())
+            })?
+            .at(envelope.partition, envelope.offset);
         let outcome = self
             .apply(std::slice::from_ref(&facts))
             .await

@@ -1,12 +1,13 @@
 //! The accounting service: counts every sale once into its vendor's weekly
 //! totals (ISO weeks in America/Santiago time, [`week`]), closes weeks when
-//! they are over and issues one statement per vendor and week, published on
-//! the statements topic and emailed to the vendor in Spanish.
+//! it has seen all of them and issues one statement per vendor and week,
+//! published on the statements topic and emailed to the vendor in Spanish.
 //!
 //! Delivery guarantee: at least once, exactly once in effect. Sales are
 //! consumed from `mamochi.sales` (group `accounting`); a sale's dedupe record
-//! (`processed_events`, consumer `accounting`, event id = sale id) and its
-//! effect on `weekly_sales` commit in one transaction, many sales per
+//! (`processed_events`, consumer `accounting`, event id = sale id), its
+//! effect on `weekly_sales` and its partition's watermark
+//! (`accounting_watermarks`) commit in one transaction, many sales per
 //! transaction when the consumer has them buffered ([`intake`]); offsets are
 //! stored only after that commit. Closing a week and storing its statement is
 //! one transaction; publishing it (event and email request, with ids derived
@@ -15,21 +16,28 @@
 //! the same ids and the vendor still gets one email ([`publisher`]).
 //!
 //! Platform time ([`platform`]) is the later of the configured clock and the
-//! latest sale time seen. A week is due when platform time passes its end
-//! plus `accounting.grace_period_secs`; the closer ([`closer`]) checks every
+//! latest sale time applied. A week is due when the close horizon
+//! ([`horizon`]) passes its end plus `accounting.grace_period_secs`: platform
+//! time has passed it and every sales partition has been read past it or
+//! has nothing left to read — so a backlog of last week's sales (accounting
+//! down across Monday 01:00, say) is counted in last week. The horizon is
+//! computed from PostgreSQL and the group's committed offsets, the same for
+//! every instance, and closing is idempotent: any number of accounting
+//! instances may run in the group. The closer ([`closer`]) checks every
 //! `accounting.close_check_interval_secs` real seconds, and at once when sale
 //! time moves forward. Every member gets exactly one statement for each week
 //! that ended after they joined (`members.created_at`), even without sales.
 //!
-//! **Late sales.** A sale whose own week is already due or closed when it is
-//! applied is *late*. The closed statement never changes: a late sale is
-//! counted in the vendor's current open week — the week containing platform
-//! now, or the week after the vendor's latest closed week if that is later —
-//! and it is logged (warning `late sale`) and counted in
-//! `mamochi_accounting_sales_late_total`. Its `occurred_at` is kept in the
+//! **Late sales.** A sale whose own week, or a later week of the same vendor,
+//! is already closed when it is applied is *late*. The closed statement never
+//! changes: a late sale is counted in the vendor's current open week — the
+//! week containing platform now, or the week after the vendor's latest closed
+//! week if that is later — and it is logged (warning `late sale`) and counted
+//! in `mamochi_accounting_sales_late_total`. Its `occurred_at` is kept in the
 //! log; the weekly totals only say where it was counted.
 
 pub mod closer;
+pub mod horizon;
 pub mod intake;
 pub mod ledger;
 pub mod metrics;
@@ -58,6 +66,7 @@ use rdkafka::consumer::Consumer;
 use tokio::sync::Notify;
 
 use crate::closer::Closer;
+use crate::horizon::GroupPositions;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::platform::PlatformTime;
@@ -89,15 +98,17 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     let ops_handle = ops_server.handle();
     tracing::info!(ops_port, "accounting service starting");
 
+    let group = settings.kafka.group(GROUP);
     let platform = Arc::new(PlatformTime::new(clock));
     let wakeup = Arc::new(Notify::new());
     let ledger = Ledger {
         pool: pool.clone(),
         platform: platform.clone(),
-        grace,
+        group: group.clone(),
         metrics: metrics.clone(),
         closer_wakeup: wakeup.clone(),
     };
+    let positions = GroupPositions::new(&settings.kafka, &group).context("while creating the group-position reader")?;
     let closer = Closer {
         pool,
         publisher: Publisher { kafka: KafkaPublisher::new(producer.clone(), codec.clone(), kafka_metrics.clone()) },
@@ -106,6 +117,7 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
         interval: Duration::from_secs(settings.accounting.close_check_interval_secs.max(1)),
         metrics,
         wakeup,
+        positions,
     };
     let runner = Runner {
         codec,
@@ -113,7 +125,6 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
         backoff: Backoff { first: Duration::from_millis(100), max: Duration::from_secs(5) },
         metrics: kafka_metrics.clone(),
     };
-    let group = settings.kafka.group(GROUP);
     let consumer = kafka::measured_consumer(&settings.kafka, &group, "accounting", &kafka_metrics)
         .context("while creating the sales consumer")?;
     consumer.subscribe(&[topics::SALES.name()]).context("while subscribing to sales")?;

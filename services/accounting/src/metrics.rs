@@ -29,6 +29,8 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     /// Platform time (ms since the epoch) the service last acted on.
     pub platform_time_ms: IntGauge,
+    /// The close horizon (ms since the epoch) of the last pass; 0 if nothing could close.
+    pub close_horizon_ms: IntGauge,
 }
 
 impl Metrics {
@@ -82,7 +84,11 @@ impl Metrics {
         )?;
         let platform_time_ms = IntGauge::new(
             "mamochi_accounting_platform_time_ms",
-            "Platform time the closer last used: the later of the clock and the latest sale time seen (ms since the epoch).",
+            "Platform time the closer last used: the later of the clock and the latest sale time applied by any instance (ms since the epoch).",
+        )?;
+        let close_horizon_ms = IntGauge::new(
+            "mamochi_accounting_close_horizon_ms",
+            "Instant (ms since the epoch) up to which every sales partition has been read, as of the last closing pass; weeks close once their end plus grace is at or before it. 0 while a partition with a backlog has had nothing applied yet.",
         )?;
         registry.register(Box::new(sales_applied.clone()))?;
         registry.register(Box::new(sales_duplicate.clone()))?;
@@ -94,6 +100,7 @@ impl Metrics {
         registry.register(Box::new(db_seconds.clone()))?;
         registry.register(Box::new(end_to_end_seconds.clone()))?;
         registry.register(Box::new(platform_time_ms.clone()))?;
+        registry.register(Box::new(close_horizon_ms.clone()))?;
         Ok(Self {
             registry,
             sales_applied,
@@ -106,6 +113,7 @@ impl Metrics {
             db_seconds,
             end_to_end_seconds,
             platform_time_ms,
+            close_horizon_ms,
         })
     }
 }

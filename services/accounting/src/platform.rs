@@ -1,10 +1,13 @@
 //! Platform time as accounting sees it: the later of the configured clock and
-//! the latest sale time seen, so that weeks close when either the clock or
-//! the event stream says they are over.
+//! the latest sale time applied, so that weeks become due when either the
+//! clock or the event stream says they are over. The ledger feeds it the
+//! sales this process applies; the closer feeds it the shared partition
+//! watermarks, so it includes sale time applied by every instance of the group.
 //!
 //! Guarantee: it never goes backwards within a process. After a restart it
-//! starts again from the clock; the sale-time watermark is only an
-//! accelerator (the clock alone closes every week eventually).
+//! starts again from the clock until the closer's first pass reads the shared
+//! watermarks. Being due is not enough to close: the closer also waits for
+//! every sales partition ([`crate::horizon`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -3,6 +3,8 @@
 //! Guarantees: only sales that make sense are counted (at least one serving,
 //! a non-negative price, a total equal to quantity × price); adding a sale to
 //! totals never wraps around: it either fits in `i64` or is refused.
+//! A sale may also say where it was read (partition and offset), which is
+//! what the close horizon is built from ([`crate::horizon`]).
 
 use chrono::{DateTime, Utc};
 use mamochi_events::SaleRecorded;
@@ -17,6 +19,16 @@ pub struct SaleFacts {
     pub total_clp: i64,
     pub occurred_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
+    /// Where it was read from, when the caller knows: applying it then also
+    /// moves that partition's watermark.
+    pub read_at: Option<ReadAt>,
+}
+
+/// A sale's position in the sales topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAt {
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// Why a sale is refused for good.
@@ -53,7 +65,14 @@ impl SaleFacts {
             total_clp: sale.total_clp,
             occurred_at: sale.occurred_at,
             recorded_at: sale.recorded_at,
+            read_at: None,
         })
+    }
+
+    /// The same sale, known to have been read at `offset` of `partition`.
+    #[must_use]
+    pub fn at(self, partition: i32, offset: i64) -> Self {
+        Self { read_at: Some(ReadAt { partition, offset }), ..self }
     }
 }
 

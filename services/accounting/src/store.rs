@@ -1,23 +1,34 @@
 //! The accounting service's database work on `processed_events`,
-//! `weekly_sales` and `statements`. Each public function is one transaction.
+//! `weekly_sales`, `statements` and `accounting_watermarks`. Each public
+//! function is one transaction.
 //!
 //! Guarantees:
-//! - [`apply_sales`] counts each sale id at most once, ever: the multi-row
-//!   dedupe insert and the new weekly totals commit together or not at all.
-//!   The weekly rows it changes are locked (`SELECT … FOR UPDATE`) before
-//!   they are read, so the closer can never close a week between our read
-//!   and our write: a week is either closed before a sale is added (the sale
-//!   is then late) or after (the statement includes it).
+//! - [`apply_sales_read_by`] counts each sale id at most once, ever: the
+//!   multi-row dedupe insert, the new weekly totals and the read positions of
+//!   the batch (one multi-row upsert into `accounting_watermarks`) commit
+//!   together or not at all. The weekly rows it changes are locked
+//!   (`SELECT … FOR UPDATE`) before they are read, so the closer can never
+//!   close a week between our read and our write: a week is either closed
+//!   before a sale is added (the sale is then late) or after (the statement
+//!   includes it).
+//! - A sale is late only when its own week, or a later week of the same
+//!   vendor, is already closed; a week that is over by the clock but not yet
+//!   closed (the closer waits for every partition, [`crate::horizon`]) still
+//!   takes its own sales.
+//! - A partition's watermark only moves forward (`GREATEST` of the stored and
+//!   the new event time and offset).
 //! - [`close_week`] sets `closed_at` and inserts the week's one statement in
-//!   the same transaction, under the same row lock; closing twice is a no-op.
+//!   the same transaction, under the same row lock; closing twice is a no-op,
+//!   so any number of accounting instances may close the same week.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use mamochi_common::schema::{members, processed_events, statements, weekly_sales};
+use mamochi_events::topics;
 use uuid::Uuid;
 
 use crate::sale::{SaleFacts, Totals};
@@ -109,13 +120,36 @@ struct MemberWeeksRow {
     last_closed: Option<String>,
 }
 
-/// Counts `sales` in one transaction; `now` is platform time, which decides
-/// whether a sale's week is still open (see the crate doc for the late rule).
+/// Counts `sales` in one transaction without recording read positions (for
+/// callers outside a consumer group, such as the bench). `_grace` is no
+/// longer used: lateness is decided by closed weeks alone (module doc).
 pub async fn apply_sales(
     conn: &mut AsyncPgConnection,
     sales: &[SaleFacts],
     now: DateTime<Utc>,
-    grace: Duration,
+    _grace: Duration,
+) -> Result<BatchOutcome, StoreError> {
+    apply(conn, None, sales, now).await
+}
+
+/// Counts `sales` in one transaction and, for the sales that say where they
+/// were read, moves `group`'s watermark of each sales partition in the same
+/// transaction. `now` is platform time: a late sale is counted in the
+/// vendor's week containing it, or the week after their latest closed one.
+pub async fn apply_sales_read_by(
+    conn: &mut AsyncPgConnection,
+    group: &str,
+    sales: &[SaleFacts],
+    now: DateTime<Utc>,
+) -> Result<BatchOutcome, StoreError> {
+    apply(conn, Some(group), sales, now).await
+}
+
+async fn apply(
+    conn: &mut AsyncPgConnection,
+    group: Option<&str>,
+    sales: &[SaleFacts],
+    now: DateTime<Utc>,
 ) -> Result<BatchOutcome, StoreError> {
     if sales.is_empty() {
         return Ok(BatchOutcome::default());
@@ -146,23 +180,18 @@ pub async fn apply_sales(
             }
         }
 
-        // Rows for the sales' own weeks: created if still open by time, then locked.
+        // Rows for the sales' own weeks: created unless that week or a later
+        // one of the vendor is closed, then locked.
         let own_weeks: BTreeMap<Key, &Week> =
             fresh.iter().map(|(sale, week)| ((sale.vendor_id, week.label.clone()), week)).collect();
-        let open_by_time: Vec<(Uuid, &Week)> = own_weeks
-            .iter()
-            .filter(|(_, week)| !is_due(week, now, grace))
-            .map(|((vendor, _), week)| (*vendor, *week))
-            .collect();
-        ensure_rows(conn, &open_by_time).await?;
+        let own: Vec<(Uuid, &Week)> = own_weeks.iter().map(|((vendor, _), week)| (*vendor, *week)).collect();
+        ensure_rows_unless_closed_after(conn, &own).await?;
         let mut rows = lock_rows(conn, own_weeks.keys()).await?;
 
-        let is_open = |key: &Key, week: &Week, rows: &HashMap<Key, LockedRow>| {
-            !is_due(week, now, grace) && rows.get(key).is_some_and(|row| !row.closed)
-        };
+        let is_open = |key: &Key, rows: &HashMap<Key, LockedRow>| rows.get(key).is_some_and(|row| !row.closed);
         let late_vendors: BTreeSet<Uuid> = fresh
             .iter()
-            .filter(|(sale, week)| !is_open(&(sale.vendor_id, week.label.clone()), week, &rows))
+            .filter(|(sale, week)| !is_open(&(sale.vendor_id, week.label.clone()), &rows))
             .map(|(sale, _)| sale.vendor_id)
             .collect();
         let open_weeks = if late_vendors.is_empty() {
@@ -185,7 +214,7 @@ pub async fn apply_sales(
         let mut overflowed = Vec::new();
         for (sale, week) in &fresh {
             let own = (sale.vendor_id, week.label.clone());
-            let late = !is_open(&own, week, &rows);
+            let late = !is_open(&own, &rows);
             let key = match (late, open_weeks.get(&sale.vendor_id)) {
                 (false, _) => own,
                 (true, Some(open)) => (sale.vendor_id, open.label.clone()),
@@ -221,9 +250,77 @@ pub async fn apply_sales(
             .execute(conn)
             .await?;
         }
+        if let Some(group) = group {
+            record_watermarks(conn, group, sales).await?;
+        }
         Ok(BatchOutcome { counted, duplicates, overflowed })
     })
     .await
+}
+
+/// One partition's watermark as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct StoredWatermark {
+    #[diesel(sql_type = Integer)]
+    pub partition: i32,
+    /// Latest sale time applied from the partition.
+    #[diesel(sql_type = Timestamptz)]
+    pub event_time: DateTime<Utc>,
+    /// Offset after the last sale applied from the partition.
+    #[diesel(sql_type = BigInt)]
+    pub next_offset: i64,
+}
+
+/// Moves `group`'s watermark of every partition `sales` were read from, in
+/// one statement (a batch spans few partitions; rows sorted by partition so
+/// two instances never lock them in opposite orders).
+async fn record_watermarks(conn: &mut AsyncPgConnection, group: &str, sales: &[SaleFacts]) -> Result<(), StoreError> {
+    let mut latest: BTreeMap<i32, (DateTime<Utc>, i64)> = BTreeMap::new();
+    for sale in sales {
+        let Some(read_at) = sale.read_at else { continue };
+        let next = read_at.offset.saturating_add(1);
+        latest
+            .entry(read_at.partition)
+            .and_modify(|(time, offset)| {
+                *time = (*time).max(sale.occurred_at);
+                *offset = (*offset).max(next);
+            })
+            .or_insert((sale.occurred_at, next));
+    }
+    if latest.is_empty() {
+        return Ok(());
+    }
+    let partitions: Vec<i32> = latest.keys().copied().collect();
+    let times: Vec<DateTime<Utc>> = latest.values().map(|(time, _)| *time).collect();
+    let offsets: Vec<i64> = latest.values().map(|(_, offset)| *offset).collect();
+    diesel::sql_query(
+        "INSERT INTO accounting_watermarks (consumer_group, topic, partition, event_time, next_offset) \
+         SELECT $1, $2, p, t, o FROM unnest($3::int4[], $4::timestamptz[], $5::int8[]) AS v(p, t, o) \
+         ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET \
+           event_time = GREATEST(accounting_watermarks.event_time, EXCLUDED.event_time), \
+           next_offset = GREATEST(accounting_watermarks.next_offset, EXCLUDED.next_offset), \
+           updated_at = now()",
+    )
+    .bind::<Text, _>(group)
+    .bind::<Text, _>(topics::SALES.name())
+    .bind::<Array<Integer>, _>(partitions)
+    .bind::<Array<Timestamptz>, _>(times)
+    .bind::<Array<BigInt>, _>(offsets)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `group`'s watermark of every sales partition it has recorded one for.
+pub async fn watermarks(conn: &mut AsyncPgConnection, group: &str) -> Result<Vec<StoredWatermark>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT partition, event_time, next_offset FROM accounting_watermarks \
+         WHERE consumer_group = $1 AND topic = $2 ORDER BY partition",
+    )
+    .bind::<Text, _>(group)
+    .bind::<Text, _>(topics::SALES.name())
+    .load::<StoredWatermark>(conn)
+    .await?)
 }
 
 impl LockedRow {
@@ -244,6 +341,39 @@ async fn ensure_rows(conn: &mut AsyncPgConnection, weeks: &[(Uuid, &Week)]) -> R
     diesel::sql_query(
         "INSERT INTO weekly_sales (vendor_id, iso_week, week_start, week_end) \
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
+    .bind::<Array<Text>, _>(labels)
+    .bind::<Array<Timestamptz>, _>(starts)
+    .bind::<Array<Timestamptz>, _>(ends)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts empty rows for the sales' own weeks that have none yet, except
+/// where the vendor already has that week or a later one closed (a sale for
+/// such a week is late and must not reopen the past).
+async fn ensure_rows_unless_closed_after(
+    conn: &mut AsyncPgConnection,
+    weeks: &[(Uuid, &Week)],
+) -> Result<(), StoreError> {
+    if weeks.is_empty() {
+        return Ok(());
+    }
+    let vendors: Vec<Uuid> = weeks.iter().map(|(vendor, _)| *vendor).collect();
+    let labels: Vec<&str> = weeks.iter().map(|(_, week)| week.label.as_str()).collect();
+    let starts: Vec<DateTime<Utc>> = weeks.iter().map(|(_, week)| week.start).collect();
+    let ends: Vec<DateTime<Utc>> = weeks.iter().map(|(_, week)| week.end).collect();
+    diesel::sql_query(
+        "INSERT INTO weekly_sales (vendor_id, iso_week, week_start, week_end) \
+         SELECT v.vendor_id, v.iso_week, v.week_start, v.week_end \
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
+           AS v(vendor_id, iso_week, week_start, week_end) \
+         WHERE NOT EXISTS (SELECT 1 FROM weekly_sales w \
+                            WHERE w.vendor_id = v.vendor_id AND w.closed_at IS NOT NULL \
+                              AND w.week_start >= v.week_start) \
          ON CONFLICT DO NOTHING",
     )
     .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)

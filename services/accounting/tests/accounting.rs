@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use mamochi_accounting::statement;
+use mamochi_accounting::sale::SaleFacts;
+use mamochi_accounting::{statement, store};
 use mamochi_common::schema::statements;
 use mamochi_events::topics;
 use mamochi_events::{EmailRequested, WeeklyStatementIssued};
@@ -383,4 +384,82 @@ async fn a_crash_mid_stream_loses_nothing_and_counts_nothing_twice() {
         "re-delivered sales were recognised: {metrics}"
     );
     assert!(metric(&metrics, "mamochi_accounting_batch_size_count") >= 1.0, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_over_by_the_clock_stays_open_until_its_backlog_is_applied() {
+    let _serial = serial().await;
+    // Arrange: the clock three hours past W47's end (grace one hour) and a
+    // backlog of W47 sales in the topic that accounting has not read yet.
+    let settings = settings(utc(W47_END) + chrono::Duration::hours(3), 1.0, 3600);
+    let pool = pool(&settings);
+    let vendors: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let mut expected: HashMap<Uuid, (i64, i64, i64)> = HashMap::new();
+    let sales: Vec<_> = (0..15_000_i64)
+        .map(|index| {
+            let vendor = vendors[(index % 3) as usize];
+            let quantity = (index % 4 + 1) as i32;
+            let price = 900 + (index % 6) * 150;
+            let totals = expected.entry(vendor).or_default();
+            *totals = (totals.0 + 1, totals.1 + i64::from(quantity), totals.2 + i64::from(quantity) * price);
+            sale(vendor, utc(W47_START) + chrono::Duration::seconds(index * 40), quantity, price)
+        })
+        .collect();
+    produce_sales(&settings, &sales).await;
+
+    // Act
+    let service = start(&settings);
+    let statements = eventually(Duration::from_secs(120), "every vendor's W47 statement", || async {
+        let mut rows = Vec::new();
+        for vendor in &vendors {
+            rows.push(statement_rows(&pool, *vendor, "2026-W47").await.into_iter().next()?);
+        }
+        Some(rows)
+    })
+    .await;
+    let metrics = service.metrics().await;
+    service.stop().await;
+
+    // Assert: every W47 sale is in W47's statement; none was counted late.
+    for (vendor, statement) in vendors.iter().zip(&statements) {
+        let (count, units, earnings) = expected[vendor];
+        assert_eq!((statement.sales_count, statement.units, statement.earnings_clp), (count, units, earnings));
+        assert_eq!(week_row(&pool, *vendor, "2026-W48").await, None, "no late sale moved to W48");
+    }
+    assert_eq!(total_sales(&pool, &vendors).await, 15_000);
+    assert!(metric(&metrics, "mamochi_accounting_close_horizon_ms") > 0.0, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_sales_move_their_partitions_watermarks_forward_only() {
+    let _serial = serial().await;
+    // Arrange: a group of this test's own; sales read from partitions 1 and 4.
+    let settings = settings(utc("2026-11-18T12:00:00Z"), 1.0, 24 * 3600);
+    let pool = pool(&settings);
+    let group = settings.kafka.group(mamochi_accounting::GROUP);
+    let vendor = Uuid::new_v4();
+    let facts = |at: &str, partition: i32, offset: i64| {
+        SaleFacts::from_event(&sale(vendor, utc(at), 1, 1_000)).expect("valid sale").at(partition, offset)
+    };
+    let mut conn = pool.get().await.expect("connection");
+    let now = utc("2026-11-18T12:00:00Z");
+
+    // Act: one batch over two partitions, then a batch that is behind on
+    // partition 1 (an earlier sale time and offset, as after a rebalance).
+    let first = [
+        facts("2026-11-18T10:00:00Z", 1, 40),
+        facts("2026-11-18T09:00:00Z", 1, 41),
+        facts("2026-11-18T08:00:00Z", 4, 7),
+    ];
+    store::apply_sales_read_by(&mut conn, &group, &first, now).await.expect("first batch");
+    let behind = [facts("2026-11-18T07:00:00Z", 1, 12)];
+    store::apply_sales_read_by(&mut conn, &group, &behind, now).await.expect("second batch");
+    let watermarks = store::watermarks(&mut conn, &group).await.expect("watermarks");
+
+    // Assert: per partition, the latest sale time and the offset after the
+    // last sale; neither went back; every sale counted.
+    let found: Vec<(i32, chrono::DateTime<Utc>, i64)> =
+        watermarks.iter().map(|row| (row.partition, row.event_time, row.next_offset)).collect();
+    assert_eq!(found, [(1, utc("2026-11-18T10:00:00Z"), 42), (4, utc("2026-11-18T08:00:00Z"), 8)]);
+    assert_eq!(total_sales(&pool, &[vendor]).await, 4);
 }
