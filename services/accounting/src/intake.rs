@@ -98,7 +98,9 @@ async fn apply_batch(
         };
         match SaleFacts::from_event(&sale) {
             Ok(facts) => {
-                sales.push(facts);
+                // Where it was read moves its partition's watermark (see
+                // `crate::horizon`) in the same transaction as its count.
+                sales.push(facts.at(message.partition(), message.offset()));
                 sources.push(message);
             }
             Err(invalid) => {
