@@ -29,7 +29,7 @@ use mamochi_events::codec::EventCodec;
 use mamochi_events::topics::SALES;
 use mamochi_events::{PaymentMethod, SaleRecorded, VendorKey};
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::{Pid, Uid};
+use nix::unistd::Pid;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use uuid::Uuid;
@@ -73,7 +73,11 @@ fn pg_ctl_binary() -> PathBuf {
 fn pg_ctl(args: &[&str]) {
     let data = support::state_dir().join("postgres").join("data");
     let binary = pg_ctl_binary();
-    let mut command = if Uid::effective().is_root() {
+    // As the stack does: root runs PostgreSQL's tools as `postgres`, the
+    // data directory's owner.
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&data).expect("data directory"));
+    let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc/self"));
+    let mut command = if me == 0 && owner != 0 {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(&binary);
         command
