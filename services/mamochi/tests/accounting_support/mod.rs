@@ -1,0 +1,277 @@
+//! Helpers for the accounting tests that run the real binary
+//! (`mamochi run accounting`) against the real stack: processes started with
+//! a shared sped-up platform clock, sales produced to Kafka, members inserted
+//! and weeks, statements and email requests read back.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures::StreamExt;
+use mamochi_common::db::PgPool;
+use mamochi_common::schema::{members, registrations, statements, weekly_sales};
+use mamochi_common::{kafka, Settings};
+use mamochi_events::codec::EventCodec;
+use mamochi_events::publish::publish;
+use mamochi_events::{topics, EmailRequested, PaymentMethod, SaleRecorded, VendorKey};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use uuid::Uuid;
+
+pub fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).expect("rfc3339").with_timezone(&Utc)
+}
+
+/// A platform clock every process of a test shares: at real instant
+/// `anchor_real` it is `anchor_platform`, running `scale` times real time.
+#[derive(Debug, Clone, Copy)]
+pub struct TestClock {
+    pub anchor_real: DateTime<Utc>,
+    pub anchor_platform: DateTime<Utc>,
+    pub scale: f64,
+}
+
+impl TestClock {
+    pub fn starting_now_at(anchor_platform: DateTime<Utc>, scale: f64) -> Self {
+        Self { anchor_real: Utc::now(), anchor_platform, scale }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        let real_ms = (Utc::now() - self.anchor_real).num_milliseconds() as f64;
+        self.anchor_platform + chrono::Duration::milliseconds((real_ms * self.scale) as i64)
+    }
+
+    /// Waits (without a deadline of its own: the clock always gets there)
+    /// until platform time is at least `instant`.
+    pub async fn wait_until(&self, instant: DateTime<Utc>) {
+        while self.now() < instant {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Starts `mamochi run accounting` in the test's groups, on `clock`, with
+/// `grace_secs` of grace, a 1 s close check and at most `max_batch` sales per
+/// transaction.
+pub fn start_accounting(settings: &Settings, clock: &TestClock, grace_secs: i64, max_batch: usize) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mamochi"))
+        .args(["run", "accounting"])
+        .env("MAMOCHI__KAFKA__GROUP_PREFIX", &settings.kafka.group_prefix)
+        .env("MAMOCHI__ACCOUNTING__OPS_LISTEN", "127.0.0.1:0")
+        .env("MAMOCHI__ACCOUNTING__GRACE_PERIOD_SECS", grace_secs.to_string())
+        .env("MAMOCHI__ACCOUNTING__CLOSE_CHECK_INTERVAL_SECS", "1")
+        .env("MAMOCHI__ACCOUNTING__MAX_BATCH", max_batch.to_string())
+        .env("MAMOCHI__TIME__SCALE", clock.scale.to_string())
+        .env("MAMOCHI__TIME__ANCHOR_REAL", clock.anchor_real.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .env("MAMOCHI__TIME__ANCHOR_PLATFORM", clock.anchor_platform.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .env("MAMOCHI__LOG__FILTER", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("mamochi run accounting starts")
+}
+
+/// Sends `signal` to a process this test started and reaps it.
+pub fn stop(mut child: Child, signal: Signal) {
+    kill(Pid::from_raw(child.id() as i32), signal).expect("signal sent");
+    child.wait().expect("reaped");
+}
+
+pub fn sale(vendor: Uuid, occurred_at: DateTime<Utc>, quantity: i32, unit_price_clp: i64) -> SaleRecorded {
+    SaleRecorded {
+        sale_id: Uuid::new_v4(),
+        vendor_id: vendor,
+        quantity,
+        unit_price_clp,
+        total_clp: i64::from(quantity) * unit_price_clp,
+        payment_method: PaymentMethod::Cash,
+        occurred_at,
+        recorded_at: Utc::now(),
+    }
+}
+
+/// Produces `sales` keyed by vendor and waits for every acknowledgement.
+pub async fn produce_sales(settings: &Settings, sales: &[SaleRecorded]) {
+    let codec = EventCodec::new(&settings.registry.url);
+    let producer = kafka::producer(&settings.kafka, "test").expect("producer");
+    for chunk in sales.chunks(5_000) {
+        futures::future::join_all(chunk.iter().map(|sale| {
+            let (producer, codec) = (&producer, &codec);
+            async move {
+                let key = VendorKey { vendor_id: sale.vendor_id };
+                publish(producer, codec, &topics::SALES, &key, sale, None).await
+            }
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("sales acknowledged");
+    }
+}
+
+/// Sales counted for `vendors`, all weeks.
+pub async fn applied(pool: &PgPool, vendors: &[Uuid]) -> i64 {
+    let mut conn = pool.get().await.expect("connection");
+    let counts: Vec<i64> = weekly_sales::table
+        .filter(weekly_sales::vendor_id.eq_any(vendors))
+        .select(weekly_sales::sales_count)
+        .load(&mut conn)
+        .await
+        .expect("query weekly_sales");
+    counts.iter().sum()
+}
+
+/// (sales, units, CLP, closed) of one vendor's week, if it has a row.
+pub async fn week(pool: &PgPool, vendor: Uuid, iso_week: &str) -> Option<(i64, i64, i64, bool)> {
+    let mut conn = pool.get().await.expect("connection");
+    weekly_sales::table
+        .find((vendor, iso_week))
+        .select((
+            weekly_sales::sales_count,
+            weekly_sales::units,
+            weekly_sales::earnings_clp,
+            weekly_sales::closed_at.is_not_null(),
+        ))
+        .first(&mut conn)
+        .await
+        .optional()
+        .expect("query weekly_sales")
+}
+
+/// A statement row: (statement id, sales, units, CLP, published).
+pub type StatementRow = (Uuid, i64, i64, i64, bool);
+
+/// Every statement of `vendor` for `iso_week`.
+pub async fn statements_of(pool: &PgPool, vendor: Uuid, iso_week: &str) -> Vec<StatementRow> {
+    let mut conn = pool.get().await.expect("connection");
+    statements::table
+        .filter(statements::vendor_id.eq(vendor))
+        .filter(statements::iso_week.eq(iso_week))
+        .select((
+            statements::statement_id,
+            statements::sales_count,
+            statements::units,
+            statements::earnings_clp,
+            statements::published_at.is_not_null(),
+        ))
+        .load(&mut conn)
+        .await
+        .expect("query statements")
+}
+
+/// Inserts an approved member (and the registration it comes from).
+pub async fn add_member(pool: &PgPool, member_id: Uuid, email: &str, created_at: DateTime<Utc>) {
+    let mut conn = pool.get().await.expect("connection");
+    let registration_id = Uuid::new_v4();
+    let tag = member_id.simple().to_string();
+    diesel::insert_into(registrations::table)
+        .values((
+            registrations::registration_id.eq(registration_id),
+            registrations::full_name.eq("Socia de Prueba"),
+            registrations::rut.eq(&tag),
+            registrations::email.eq(email),
+            registrations::phone.eq("+56911111111"),
+            registrations::comuna.eq("Santiago"),
+            registrations::cart_plate.eq("BCDF12"),
+            registrations::paid.eq(false),
+            registrations::tracking_token_sha256.eq(&tag),
+            registrations::status.eq("approved"),
+            registrations::submitted_at.eq(created_at),
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("insert registration");
+    diesel::insert_into(members::table)
+        .values((
+            members::member_id.eq(member_id),
+            members::registration_id.eq(registration_id),
+            members::full_name.eq("Socia de Prueba"),
+            members::rut.eq(&tag),
+            members::email.eq(email),
+            members::phone.eq("+56911111111"),
+            members::comuna.eq("Santiago"),
+            members::cart_plate.eq("BCDF12"),
+            members::paid.eq(false),
+            members::api_key_id.eq(&tag),
+            members::api_key_sha256.eq(&tag),
+            members::created_at.eq(created_at),
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("insert member");
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A reader of the email-requests topic from its current end: create it
+/// before the act, read it after.
+#[derive(Debug)]
+pub struct EmailRequests {
+    ends: Vec<(i32, i64)>,
+}
+
+impl EmailRequests {
+    pub fn from_now(settings: &Settings) -> Self {
+        let consumer: BaseConsumer =
+            kafka::consumer_config(&settings.kafka, "test.accounting.emails", "test").create().expect("consumer");
+        let topic = topics::EMAIL_REQUESTS.name();
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
+        let ends = metadata
+            .topics()
+            .iter()
+            .flat_map(|topic| topic.partitions())
+            .map(|partition| {
+                let (_, high) = consumer.fetch_watermarks(topic, partition.id(), timeout).expect("watermarks");
+                (partition.id(), high)
+            })
+            .collect();
+        Self { ends }
+    }
+
+    /// Every email request written since [`Self::from_now`], decoded, read
+    /// until the topic has been quiet for `idle`.
+    pub async fn read(&self, settings: &Settings, idle: Duration) -> Vec<EmailRequested> {
+        let group = format!("test.accounting.emails.{}", Uuid::new_v4().simple());
+        let consumer = kafka::consumer(&settings.kafka, &group, "test").expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        for (partition, offset) in &self.ends {
+            assignment
+                .add_partition_offset(topics::EMAIL_REQUESTS.name(), *partition, Offset::Offset(*offset))
+                .expect("partition offset");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let codec = EventCodec::new(&settings.registry.url);
+        let mut stream = consumer.stream();
+        let mut emails = Vec::new();
+        loop {
+            match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(Ok(message))) => {
+                    emails.push(codec.decode::<EmailRequested>(message.payload()).await.expect("an email request"));
+                }
+                Ok(Some(Err(error))) => eprintln!("reader: {error}"),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        emails
+    }
+}
