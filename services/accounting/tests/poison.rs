@@ -55,8 +55,8 @@ async fn dead_letters(
     partition: i32,
     offsets: &[i64],
 ) -> Vec<OwnedMessage> {
-    let consumer = kafka::consumer(&settings.kafka, &format!("test.dlq.{}", Uuid::new_v4().simple()), "test")
-        .expect("consumer");
+    let consumer =
+        kafka::consumer(&settings.kafka, &format!("test.dlq.{}", Uuid::new_v4().simple()), "test").expect("consumer");
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(DEAD_LETTERS.name, 0, Offset::Offset(from)).expect("assign");
     consumer.assign(&assignment).expect("assign");

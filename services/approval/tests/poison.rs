@@ -10,8 +10,8 @@ mod support;
 use std::time::Duration;
 
 use mamochi_common::kafka;
-use mamochi_events::dead_letter::headers;
 use mamochi_events::codec::EventCodec;
+use mamochi_events::dead_letter::headers;
 use mamochi_events::publish::publish;
 use mamochi_events::topics::{DEAD_LETTERS, PAID_REGISTRATION_PARTITION, REGISTRATIONS};
 use mamochi_events::{RegistrationKey, RegistrationSubmitted};
@@ -90,7 +90,8 @@ async fn a_form_the_database_refuses_is_parked_and_the_others_are_decided() {
     assert_eq!(header(&parked[0], headers::REASON), "invalid_data");
     assert!(header(&parked[0], headers::ERROR).contains("0x00"), "the error says why");
     assert_eq!(header(&parked[0], headers::CONSUMER_GROUP), settings.kafka.group(mamochi_approval::FORMS_GROUP));
-    let parked_form = codec.decode::<RegistrationSubmitted>(parked[0].payload()).await.expect("the parked bytes are the form");
+    let parked_form =
+        codec.decode::<RegistrationSubmitted>(parked[0].payload()).await.expect("the parked bytes are the form");
     assert_eq!(parked_form.registration_id, poison.registration_id);
     assert_eq!(statuses, vec![Some("approved".to_string()); 4], "every other form decided");
     assert_eq!(poison_rows, 0, "the poison form left nothing behind");

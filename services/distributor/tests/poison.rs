@@ -63,8 +63,8 @@ async fn produce(
 /// The dead letter of `mamochi.sales` offset `offset` of `partition`,
 /// reading the dead-letter topic from `from`.
 async fn dead_letter(settings: &mamochi_common::Settings, from: i64, partition: i32, offset: i64) -> OwnedMessage {
-    let consumer = kafka::consumer(&settings.kafka, &format!("test.dlq.{}", Uuid::new_v4().simple()), "test")
-        .expect("consumer");
+    let consumer =
+        kafka::consumer(&settings.kafka, &format!("test.dlq.{}", Uuid::new_v4().simple()), "test").expect("consumer");
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(DEAD_LETTERS.name, 0, Offset::Offset(from)).expect("assign");
     consumer.assign(&assignment).expect("assign");
@@ -171,7 +171,11 @@ async fn a_sale_the_database_refuses_is_parked_and_the_rest_of_its_batch_applies
     assert_eq!(header(&parked, headers::CONSUMER_GROUP), SALES_GROUP);
     let parked_sale = codec.decode::<SaleRecorded>(parked.payload()).await.expect("the parked bytes are the sale");
     assert_eq!(parked_sale.sale_id, poison.sale_id);
-    assert_eq!(cart(&pool, poison_vendor.id).await.map(|(stock, _, _)| stock), Some(50), "the poison sale changed nothing");
+    assert_eq!(
+        cart(&pool, poison_vendor.id).await.map(|(stock, _, _)| stock),
+        Some(50),
+        "the poison sale changed nothing"
+    );
     let good: Vec<Uuid> = behind.iter().chain([&elsewhere]).map(|sale| sale.sale_id).collect();
     assert_eq!(applied_count(&pool, SALES_CONSUMER, &good).await, 3, "every good sale applied once");
     assert_eq!(applied_count(&pool, SALES_CONSUMER, &[poison.sale_id]).await, 0, "the poison sale left no dedupe row");

@@ -177,7 +177,9 @@ impl<'c> Poller<'c> {
         };
         let result = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
         match result {
-            Ok(()) => tracing::info!(partitions = assignment.count(), pause, "partitions paused or resumed for a retry"),
+            Ok(()) => {
+                tracing::info!(partitions = assignment.count(), pause, "partitions paused or resumed for a retry")
+            }
             Err(error) => tracing::warn!(%error, pause, "could not pause or resume the assignment"),
         }
     }
@@ -264,7 +266,8 @@ impl<'c> Poller<'c> {
         if items.is_empty() {
             return Some(outcome);
         }
-        let mut pending: VecDeque<Range<usize>> = VecDeque::from([0..items.len()]);
+        let mut pending: VecDeque<Range<usize>> = VecDeque::new();
+        pending.push_back(0..items.len());
         while let Some(range) = pending.pop_front() {
             let slice = items.get(range.clone()).unwrap_or_default();
             match self.retry(backoff, shutdown, what, || apply(slice)).await {
