@@ -71,7 +71,7 @@ fn pg_ctl_binary() -> PathBuf {
 
 /// Runs `pg_ctl -D <stack data dir> <args>` as the data directory's owner.
 fn pg_ctl(args: &[&str]) {
-    let data = support::state_dir().join("postgres").join("data");
+    let data = pg_home().join("data");
     let binary = pg_ctl_binary();
     // As the stack does: root runs PostgreSQL's tools as `postgres`, the
     // data directory's owner.
@@ -88,11 +88,58 @@ fn pg_ctl(args: &[&str]) {
     assert!(status.success(), "pg_ctl {args:?} failed: {status}");
 }
 
-/// The postmaster's PID from the data directory (its first line).
-fn postmaster_pid() -> i32 {
-    let file = support::state_dir().join("postgres").join("data").join("postmaster.pid");
-    let text = std::fs::read_to_string(&file).expect("postmaster.pid");
-    text.lines().next().and_then(|line| line.trim().parse().ok()).expect("a PID in postmaster.pid")
+/// The stack's PostgreSQL home (`.state/…/postgres`, possibly a symlink).
+fn pg_home() -> PathBuf {
+    let home = support::state_dir().join("postgres");
+    std::fs::canonicalize(&home).unwrap_or(home)
+}
+
+/// Starts PostgreSQL exactly as `deploy/local/stack` does (same port,
+/// listen address, socket directory and log) and points the stack's PID
+/// file at the new postmaster; returns its PID.
+fn start_postgres(port: u16) -> i32 {
+    let log = support::state_dir().join("logs").join("postgres.log");
+    let options = format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=on",
+        pg_home().display()
+    );
+    pg_ctl(&["-l", log.to_str().expect("UTF-8 path"), "-w", "-t", "60", "start", "-o", &options]);
+    let pid = postmaster_pid().expect("a running postmaster");
+    std::fs::write(support::state_dir().join("run").join("postgres.pid"), format!("{pid}\n")).expect("PID file");
+    pid
+}
+
+/// Restarts PostgreSQL if the test ends (or panics) while it is stopped, and
+/// kills the services this test started: the shared stack is left as found.
+struct Restore {
+    port: u16,
+    children: Vec<Child>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if postmaster_pid().is_none() {
+            start_postgres(self.port);
+        }
+    }
+}
+
+/// The running postmaster's port (line 4 of `postmaster.pid`).
+fn postmaster_port() -> u16 {
+    let text = std::fs::read_to_string(pg_home().join("data").join("postmaster.pid")).expect("postmaster.pid");
+    text.lines().nth(3).and_then(|line| line.trim().parse().ok()).expect("a port in postmaster.pid")
+}
+
+/// The postmaster's PID from the data directory (its first line); `None`
+/// when PostgreSQL is stopped (`pg_ctl stop -w` removes the file).
+fn postmaster_pid() -> Option<i32> {
+    let file = pg_home().join("data").join("postmaster.pid");
+    let text = std::fs::read_to_string(&file).ok()?;
+    text.lines().next().and_then(|line| line.trim().parse().ok())
 }
 
 async fn member_with_cart(pool: &PgPool) -> Uuid {
@@ -194,15 +241,16 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
     for _ in 0..VENDORS {
         vendors.push(member_with_cart(&pool).await);
     }
-    let stack_pid_file = support::state_dir().join("run").join("postgres.pid");
-    let stack_pid: i32 = std::fs::read_to_string(&stack_pid_file)
+    let stack_pid: i32 = std::fs::read_to_string(support::state_dir().join("run").join("postgres.pid"))
         .expect("the stack's PostgreSQL PID file")
         .trim()
         .parse()
         .expect("a PID");
-    assert_eq!(stack_pid, postmaster_pid(), "the stack's PID file names the running postmaster");
-    let mut accounting = start("accounting", &settings);
-    let mut distributor = start("distributor", &settings);
+    assert_eq!(Some(stack_pid), postmaster_pid(), "the stack's PID file names the running postmaster");
+    let port = postmaster_port();
+    let mut restore = Restore { port, children: Vec::new() };
+    restore.children.push(start("accounting", &settings));
+    restore.children.push(start("distributor", &settings));
     let codec = EventCodec::new(&settings.registry.url);
     let producer = kafka::producer(&settings.kafka, "pg-restart-test").expect("producer");
     let mut sales = Vec::with_capacity(VENDORS * SALES_PER_VENDOR);
@@ -227,14 +275,11 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
     for (index, sale) in sales.iter().enumerate() {
         if index == STOP_AFTER_SALES {
             pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"]);
-            assert!(kill(Pid::from_raw(stack_pid), None).is_err(), "the postmaster is gone");
+            let stopped = postmaster_pid().is_none();
             tokio::time::sleep(DOWN_FOR).await;
-            let log = support::state_dir().join("logs").join("postgres.log");
-            pg_ctl(&["-l", log.to_str().expect("UTF-8 path"), "-w", "-t", "60", "start"]);
-            let pid = postmaster_pid();
-            // Keep `stack status` and `stack down` pointing at the new postmaster.
-            std::fs::write(&stack_pid_file, format!("{pid}\n")).expect("PID file updated");
-            restarted_pid = Some(pid);
+            // Also points `stack status` and `stack down` at the new postmaster.
+            restarted_pid = Some(start_postgres(port));
+            assert!(stopped, "PostgreSQL was down");
         }
         let (key, value) =
             codec.encode(&SALES, &VendorKey { vendor_id: sale.vendor_id }, sale).await.expect("sale encodes");
@@ -261,13 +306,13 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
         if all_counted && all_applied {
             break;
         }
-        assert!(accounting.try_wait().expect("accounting status").is_none(), "accounting exited");
-        assert!(distributor.try_wait().expect("distributor status").is_none(), "the distributor exited");
+        for child in &mut restore.children {
+            assert!(child.try_wait().expect("service status").is_none(), "a service exited");
+        }
         assert!(tokio::time::Instant::now() < deadline, "timed out: every sale counted and applied");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let accounting_running = accounting.try_wait().expect("accounting status").is_none();
-    let distributor_running = distributor.try_wait().expect("distributor status").is_none();
+    let running = restore.children.iter_mut().all(|child| child.try_wait().is_ok_and(|status| status.is_none()));
     let mut conn = pool.get().await.expect("connection");
     let stocks: HashMap<Uuid, i32> = carts::table
         .filter(carts::vendor_id.eq_any(&vendors))
@@ -277,14 +322,32 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
         .expect("carts")
         .into_iter()
         .collect();
-    for child in [&mut accounting, &mut distributor] {
+    for child in &restore.children {
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        child.wait().expect("the service exits");
     }
+    let stop_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut stopped_cleanly = true;
+    for child in &mut restore.children {
+        loop {
+            match child.try_wait().expect("service status") {
+                Some(status) => {
+                    stopped_cleanly &= status.success();
+                    break;
+                }
+                None if tokio::time::Instant::now() >= stop_deadline => {
+                    stopped_cleanly = false;
+                    break;
+                }
+                None => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+    drop(restore);
 
     // Assert
     assert!(restarted_pid.is_some_and(|pid| pid != stack_pid), "PostgreSQL really restarted");
-    assert!(accounting_running && distributor_running, "both services rode out the restart");
+    assert!(running, "both services rode out the restart");
+    assert!(stopped_cleanly, "both services stop cleanly on SIGTERM after the restart");
     assert_eq!(counted(&pool, &vendors).await, expected, "each sale counted once: count and CLP exact");
     assert_eq!(applied(&pool, &sale_ids).await, sale_ids.len() as i64, "each sale applied once");
     let expected_stock: HashMap<Uuid, i32> = sold.iter().map(|(vendor, sold)| (*vendor, STOCK - sold)).collect();
