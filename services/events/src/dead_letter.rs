@@ -1,6 +1,8 @@
-//! Dead letters: records a consumer can never decode are copied, bytes
-//! untouched, to the dead-letter topic with headers saying why and where they
-//! came from; then the consumer stores the original offset and moves on.
+//! Dead letters: records a consumer can never process (undecodable, or
+//! refused for good under the error policy in [`crate::failure`]) are
+//! copied, bytes untouched, to the dead-letter topic with headers saying why
+//! and where they came from; then the consumer stores the original offset
+//! and moves on. `mamochi dead-letters` lists and replays them.
 //!
 //! Guarantee: the dead letter is acknowledged by Kafka (`acks=all`) before
 //! [`DeadLetters::park`] returns, so storing the source offset afterwards
