@@ -7,6 +7,12 @@
 //! Runs the real binary (`mamochi run accounting`), so the kill is a real
 //! process death.
 
+//!
+//! The week is a past one on purpose (no statement storm for every member
+//! the database holds): it assumes no other accounting process shares the
+//! database meanwhile, as `make test` runs test binaries one at a time; a
+//! closer of another consumer group would close the week from its own view.
+
 mod accounting_support;
 mod support;
 
@@ -70,7 +76,7 @@ async fn two_instances_and_a_sigkill_give_one_exact_statement_and_one_email_per_
         (applied(&pool, &vendors).await >= 4_000).then_some(())
     })
     .await;
-    stop(victim, Signal::SIGKILL);
+    victim.stop(Signal::SIGKILL);
     let at_kill = applied(&pool, &vendors).await;
     println!("killed one accounting instance with {at_kill} of {} sales applied", sales.len());
     let restarted = start_accounting(&settings, &clock, GRACE_SECS, MAX_BATCH);
@@ -89,8 +95,8 @@ async fn two_instances_and_a_sigkill_give_one_exact_statement_and_one_email_per_
     // Both closers keep running for a few passes: a second statement or a
     // second email request would appear in the topic read below.
     let requests = emails.read(&settings, Duration::from_secs(8)).await;
-    stop(restarted, Signal::SIGTERM);
-    stop(survivor, Signal::SIGTERM);
+    restarted.stop(Signal::SIGTERM);
+    survivor.stop(Signal::SIGTERM);
 
     // Assert: killed mid-stream; every sale counted once, in W44; one
     // statement per vendor with exact figures; one email request each.

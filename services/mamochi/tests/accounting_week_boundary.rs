@@ -5,6 +5,12 @@
 //! applied. Runs the real binary (`mamochi run accounting`) on a shared
 //! sped-up platform clock.
 
+//!
+//! The week is a past one on purpose (no statement storm for every member
+//! the database holds): it assumes no other accounting process shares the
+//! database meanwhile, as `make test` runs test binaries one at a time; a
+//! closer of another consumer group would close the week from its own view.
+
 mod accounting_support;
 mod support;
 
@@ -61,7 +67,7 @@ async fn a_backlog_left_across_the_boundary_is_counted_in_its_own_week() {
         (applied(&pool, &vendors).await == before_stop.len() as i64).then_some(())
     })
     .await;
-    stop(first, Signal::SIGTERM);
+    first.stop(Signal::SIGTERM);
     let stopped_at = clock.now();
     // While it is down, the rest of W43 (and some of W44) reaches the topic,
     // and the clock passes the boundary and the grace period.
@@ -80,7 +86,7 @@ async fn a_backlog_left_across_the_boundary_is_counted_in_its_own_week() {
         (applied(&pool, &vendors).await >= total).then_some(())
     })
     .await;
-    stop(restarted, Signal::SIGTERM);
+    restarted.stop(Signal::SIGTERM);
 
     // Assert: stopped before the boundary; W43's statements count every W43
     // sale (count, units and CLP exact); W44's sales are in W44.

@@ -56,11 +56,35 @@ impl TestClock {
     }
 }
 
+/// A running `mamochi run accounting` process; killed if the test panics
+/// before stopping it, so no process outlives its test.
+#[derive(Debug)]
+pub struct Accounting(Option<Child>);
+
+impl Accounting {
+    /// Sends `signal` and reaps the process.
+    pub fn stop(mut self, signal: Signal) {
+        if let Some(mut child) = self.0.take() {
+            kill(Pid::from_raw(child.id() as i32), signal).expect("signal sent");
+            child.wait().expect("reaped");
+        }
+    }
+}
+
+impl Drop for Accounting {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `mamochi run accounting` in the test's groups, on `clock`, with
 /// `grace_secs` of grace, a 1 s close check and at most `max_batch` sales per
 /// transaction.
-pub fn start_accounting(settings: &Settings, clock: &TestClock, grace_secs: i64, max_batch: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mamochi"))
+pub fn start_accounting(settings: &Settings, clock: &TestClock, grace_secs: i64, max_batch: usize) -> Accounting {
+    let child = Command::new(env!("CARGO_BIN_EXE_mamochi"))
         .args(["run", "accounting"])
         .env("MAMOCHI__KAFKA__GROUP_PREFIX", &settings.kafka.group_prefix)
         .env("MAMOCHI__ACCOUNTING__OPS_LISTEN", "127.0.0.1:0")
@@ -73,13 +97,8 @@ pub fn start_accounting(settings: &Settings, clock: &TestClock, grace_secs: i64,
         .env("MAMOCHI__LOG__FILTER", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .expect("mamochi run accounting starts")
-}
-
-/// Sends `signal` to a process this test started and reaps it.
-pub fn stop(mut child: Child, signal: Signal) {
-    kill(Pid::from_raw(child.id() as i32), signal).expect("signal sent");
-    child.wait().expect("reaped");
+        .expect("mamochi run accounting starts");
+    Accounting(Some(child))
 }
 
 pub fn sale(vendor: Uuid, occurred_at: DateTime<Utc>, quantity: i32, unit_price_clp: i64) -> SaleRecorded {
