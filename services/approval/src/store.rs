@@ -26,9 +26,10 @@ use crate::sequence::{self, Candidate};
 /// Namespace of ids this service derives (member ids, email message ids).
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x6d61_6d6f_6368_6961_7070_726f_7661_6c00);
 
-/// Dedupe names in `processed_events`.
-const FORMS: &str = "approval";
-const REVIEWS: &str = "approval-reviews";
+/// Dedupe names in `processed_events` (also read by retention, which
+/// prunes each name's rows after its topic's replay window).
+pub const FORMS: &str = "approval";
+pub const REVIEWS: &str = "approval-reviews";
 
 /// Why a database step failed.
 #[derive(Debug, thiserror::Error)]

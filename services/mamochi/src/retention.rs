@@ -46,10 +46,6 @@ use crate::run::Service;
 /// Slack for Kafka's segment-wise deletion (see the module doc).
 pub const MARGIN: Duration = Duration::from_secs(8 * 24 * 60 * 60);
 
-/// Dedupe names of approval in `processed_events` (the private `FORMS` and
-/// `REVIEWS` of `mamochi_approval::store`), with the topic each dedupes.
-const APPROVAL_FORMS: &str = "approval";
-const APPROVAL_REVIEWS: &str = "approval-reviews";
 
 /// How long rows remembering records of `source` are kept; `None` for a
 /// compacted topic, whose records never expire.
@@ -78,8 +74,8 @@ pub fn rules_for(service: Service) -> Vec<Rule> {
             dedupe(mamochi_distributor::store::STOCK_CONSUMER, &topics::STOCK.info),
         ],
         Service::Approval => vec![
-            dedupe(APPROVAL_FORMS, &topics::REGISTRATIONS.info),
-            dedupe(APPROVAL_REVIEWS, &topics::REGISTRATION_REVIEWS.info),
+            dedupe(mamochi_approval::store::FORMS, &topics::REGISTRATIONS.info),
+            dedupe(mamochi_approval::store::REVIEWS, &topics::REGISTRATION_REVIEWS.info),
         ],
         Service::Notifier => vec![keep_for(&topics::EMAIL_REQUESTS.info).map(Rule::finished_emails)],
         Service::Gateway | Service::All => Vec::new(),
