@@ -815,7 +815,7 @@ pub fn markdown(results: &Results) -> String {
 
     let _ = writeln!(
         text,
-        "\n### Before and after, in this run\n\nAccounting applies sales in batches of `accounting.max_batch`, one transaction (one commit, one fsync of PostgreSQL's log) per batch; before, it committed each sale. Here its store applies the same number of fresh sales both ways, straight from the bench (no Kafka in the path). The second comparison repeats the saturation stage without Idempotency-Key headers: the claim of each key (a commit that waits for PostgreSQL's log flush) and its settle (a commit that does not) are two more statements per sale in the gateway.\n"
+        "\n### Before and after, in this run\n\nAccounting applies sales in batches of `accounting.max_batch`, one transaction (one commit, one fsync of PostgreSQL's log) per batch; before, it committed each sale. Here its store applies the same number of fresh sales both ways, straight from the bench (no Kafka in the path). The second comparison repeats the saturation stage without Idempotency-Key headers: each key's claim and its settle are two more rows per sale in the gateway, written in group commits shared with other requests (multi-row statements that do not wait for PostgreSQL's log flush).\n"
     );
     let comparisons = before_after(results);
     if comparisons.rows.is_empty() {
