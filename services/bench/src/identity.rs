@@ -1,10 +1,25 @@
 //! Membership forms for the bench: valid, and distinct in every field the
 //! approval rules compare (RUT, email, phone, plate), within a run and, by a
-//! random offset per run, almost surely across runs. A repeated RUT or email
+//! random offset per run checked against the members already in the
+//! database ([`Identities::unused`]), across runs. A repeated RUT or email
 //! would be rejected and a repeated phone or plate sent to manual review,
-//! which would measure the rules instead of the pipeline.
+//! which would measure the rules instead of the pipeline (and a vendor sent
+//! to review never gets the credentials the bench waits for).
 
+use std::ops::Range;
+
+use anyhow::Context;
+use diesel::sql_types::{Array, Bool, Text};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use mamochi_common::db::PgPool;
 use serde_json::{json, Value};
+
+#[derive(QueryableByName)]
+struct Taken {
+    #[diesel(sql_type = Bool)]
+    taken: bool,
+}
 
 /// Consonants of current Chilean plates.
 const PLATE_LETTERS: &[u8] = b"BCDFGHJKLPRSTVWXYZ";
@@ -27,6 +42,40 @@ impl Identities {
     pub fn random() -> Self {
         let seed = uuid::Uuid::new_v4().as_u128();
         Self::with_seed(seed as u64, &format!("{:08x}", (seed >> 64) as u32))
+    }
+
+    /// A random generator none of whose forms in `ranges` repeats the RUT,
+    /// phone or plate of a member already in the database (a development
+    /// stack keeps the members of every earlier run); a few draws at most.
+    pub async fn unused(pool: &PgPool, ranges: &[Range<u64>]) -> anyhow::Result<Self> {
+        const DRAWS: usize = 20;
+        for _ in 0..DRAWS {
+            let identities = Self::random();
+            if !identities.taken(pool, ranges).await? {
+                return Ok(identities);
+            }
+        }
+        anyhow::bail!("{DRAWS} random identity ranges all collide with existing members; wipe the stack's data")
+    }
+
+    /// Whether any form in `ranges` repeats a member's RUT, phone or plate.
+    pub async fn taken(&self, pool: &PgPool, ranges: &[Range<u64>]) -> anyhow::Result<bool> {
+        let indices = || ranges.iter().flat_map(Clone::clone);
+        let ruts: Vec<String> = indices().map(|index| self.rut(index)).collect();
+        let phones: Vec<String> = indices().map(|index| self.phone(index)).collect();
+        let plates: Vec<String> = indices().map(|index| self.plate(index)).collect();
+        let mut conn = pool.get().await.context("while getting a database connection")?;
+        let row: Taken = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE rut = ANY($1) OR phone = ANY($2) OR cart_plate = ANY($3)) \
+             AS taken",
+        )
+        .bind::<Array<Text>, _>(&ruts)
+        .bind::<Array<Text>, _>(&phones)
+        .bind::<Array<Text>, _>(&plates)
+        .get_result(&mut conn)
+        .await
+        .context("while checking the forms against existing members")?;
+        Ok(row.taken)
     }
 
     pub fn with_seed(offset: u64, tag: &str) -> Self {

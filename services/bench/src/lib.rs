@@ -218,7 +218,11 @@ async fn measure(
     platform::wait_ready(&http, settings, READY_WITHIN).await?;
     bar.finish("ready");
     let pool = db::pool(&settings.database).context("while creating the database pool")?;
-    let identities = identity::Identities::random();
+    let identities = identity::Identities::unused(
+        &pool,
+        &[setup::FIRST_INDEX..setup::FIRST_INDEX + plan.vendors as u64, 0..plan.backlog_forms + plan.paid_forms],
+    )
+    .await?;
 
     // Setup: vendors and their keys.
     let mut mail = mail::MailWatcher::start(&plan.mail_dir).context("while opening the mail directory")?;

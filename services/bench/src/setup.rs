@@ -11,6 +11,10 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
 use crate::identity::Identities;
+
+/// Index of the first setup form: setup forms use the top of the index
+/// range, the approval backlog the bottom.
+pub const FIRST_INDEX: u64 = 1_000_000;
 use crate::mail::MailWatcher;
 use crate::platform::Platform;
 use crate::progress::Progress;
@@ -41,8 +45,7 @@ pub async fn vendors(
 ) -> anyhow::Result<(Vec<Vendor>, Setup)> {
     let started = Instant::now();
     let url = format!("{api}/v1/registrations");
-    // Setup forms use the top of the index range; the backlog uses the bottom.
-    let first = 1_000_000_u64;
+    let first = FIRST_INDEX;
     let submitted: Vec<anyhow::Result<(String, SystemTime, Duration)>> = stream::iter(0..count as u64)
         .map(|offset| {
             let (http, url) = (http.clone(), url.clone());
