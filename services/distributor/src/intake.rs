@@ -41,14 +41,7 @@ pub async fn run(
 ) {
     let max_batch = max_batch.max(1);
     let poller = Poller::new(consumer);
-    while let Some(first) = poller.next(shutdown).await {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match poller.next_buffered() {
-                Some(message) => batch.push(message),
-                None => break,
-            }
-        }
+    while let Some(batch) = poller.next_batch(shutdown, max_batch).await {
         if !apply_batch(&batch, runner, applier, &poller, shutdown).await {
             break;
         }

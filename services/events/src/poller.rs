@@ -121,6 +121,20 @@ impl<'c> Poller<'c> {
         }
     }
 
+    /// The next batch: one record (waiting for it), then whatever is
+    /// already here, up to `max` records, never waiting for more; `None`
+    /// once shutdown is requested. A batch is what one transaction applies.
+    pub async fn next_batch(&self, shutdown: &Shutdown, max: usize) -> Option<Vec<BorrowedMessage<'c>>> {
+        let mut batch = vec![self.next(shutdown).await?];
+        while batch.len() < max {
+            match self.next_buffered() {
+                Some(message) => batch.push(message),
+                None => break,
+            }
+        }
+        Some(batch)
+    }
+
     /// Pauses the assignment (once) and polls the consumer for `delay`,
     /// holding what arrives; `false` if shutdown was requested.
     pub async fn wait(&self, delay: Duration, shutdown: &Shutdown) -> bool {
