@@ -61,7 +61,9 @@ impl Harness {
         publish(&self.producer, &self.codec, &STOCK, &key, event, None).await.expect("stock event acknowledged");
     }
 
+    /// The vendor's stock events, once every derived record is produced.
     async fn stock_events(&self, vendor_id: Uuid) -> Vec<StockEvent> {
+        support::all_relayed(&self.pool).await;
         read_to_end(&self.settings, &self.codec, &STOCK)
             .await
             .into_iter()
@@ -69,7 +71,9 @@ impl Harness {
             .collect()
     }
 
+    /// The email requests to `to`, once every derived record is produced.
     async fn email_requests(&self, to: &str) -> Vec<EmailRequested> {
+        support::all_relayed(&self.pool).await;
         read_to_end(&self.settings, &self.codec, &EMAIL_REQUESTS).await.into_iter().filter(|e| e.to == to).collect()
     }
 

@@ -177,6 +177,27 @@ where
     }
 }
 
+#[derive(QueryableByName)]
+struct Pending {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows: i64,
+}
+
+/// Waits until the relay has produced every committed outbox row, so that
+/// what a test then reads from Kafka is all the distributor derived: the
+/// commit a test sees in PostgreSQL precedes the relay's produce.
+pub async fn all_relayed(pool: &PgPool) {
+    eventually(Duration::from_secs(90), "the outbox to be relayed", || async {
+        let mut conn = pool.get().await.expect("connection");
+        let pending = diesel::sql_query("SELECT count(*) AS rows FROM distributor_outbox")
+            .get_result::<Pending>(&mut conn)
+            .await
+            .expect("outbox count");
+        (pending.rows == 0).then_some(())
+    })
+    .await;
+}
+
 pub fn pool(settings: &Settings) -> PgPool {
     db::pool(&settings.database).expect("pool")
 }
