@@ -6,6 +6,17 @@
 //! named explicitly (`--config` or `MAMOCHI_CONFIG`), never discovered from the
 //! current directory, which would break inside a workspace. Secrets are
 //! `SecretString` so they never reach a log line through `Debug`.
+//!
+//! The defaults include development secrets (the admin token, the email seal
+//! key, the database password). They are accepted only under the explicit
+//! `profile = "local"` that the local stack's environment sets; the default
+//! profile is `production`, where services refuse to start while any of them
+//! is still in use (see [`validate`], which also holds every other rule
+//! `mamochi config check` and `mamochi run` apply).
+
+pub mod validate;
+
+pub use validate::{FieldError, InvalidSettings};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +27,8 @@ use serde::{Deserialize, Serialize};
 /// Every setting a MAMOCHI process can read.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// Which deployment this is; only `local` accepts the built-in secrets.
+    pub profile: Profile,
     pub kafka: KafkaSettings,
     pub database: DatabaseSettings,
     pub smtp: SmtpSettings,
@@ -30,6 +43,25 @@ pub struct Settings {
     pub retention: crate::retention::RetentionSettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
+}
+
+/// The kind of deployment, which decides whether built-in secrets are allowed.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The loopback-only local stack (`deploy/local/stack env` sets it).
+    Local,
+    /// Anything else: every secret must be set, none may be a built-in one.
+    Production,
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Profile::Local => "local",
+            Profile::Production => "production",
+        })
+    }
 }
 
 /// The public REST API.
@@ -204,8 +236,11 @@ pub enum SettingsError {
     Invalid(#[from] config::ConfigError),
 }
 
-/// Defaults: the local stack started by `deploy/local/stack up`.
+/// Defaults: the local stack started by `deploy/local/stack up`, except the
+/// profile, which must be chosen explicitly to accept the development secrets.
 const DEFAULTS: &str = r#"
+profile = "production"
+
 [kafka]
 bootstrap_servers = "127.0.0.1:9092"
 client_id = "mamochi"
