@@ -266,6 +266,7 @@ async fn measure(
         sales: &sales,
         http: &http,
         api: &endpoints.api,
+        gateway_metrics: &endpoints.gateway_metrics,
         pool: &pool,
         drain: plan.drain,
         epoch,

@@ -51,6 +51,8 @@ pub const BENCH_STOCK: i32 = 100;
 pub struct Endpoints {
     /// Base URL of the gateway (`http://127.0.0.1:PORT`).
     pub api: String,
+    /// `/metrics` of the gateway, on its operations port.
+    pub gateway_metrics: String,
     /// `/metrics` of the accounting service.
     pub accounting_metrics: String,
 }
@@ -66,6 +68,7 @@ pub fn isolated_settings(base: &Settings, run_tag: &str) -> anyhow::Result<(Sett
     let gateway = free_port()?;
     settings.gateway.listen = format!("127.0.0.1:{gateway}");
     settings.gateway.public_url = format!("http://127.0.0.1:{gateway}");
+    settings.gateway.ops_listen = format!("127.0.0.1:{}", free_port()?);
     settings.approval.ops_listen = format!("127.0.0.1:{}", free_port()?);
     settings.distributor.ops_listen = format!("127.0.0.1:{}", free_port()?);
     let accounting = free_port()?;
@@ -75,6 +78,7 @@ pub fn isolated_settings(base: &Settings, run_tag: &str) -> anyhow::Result<(Sett
     settings.distributor.restock_quantity = BENCH_STOCK;
     let endpoints = Endpoints {
         api: settings.gateway.public_url.clone(),
+        gateway_metrics: format!("http://{}/metrics", settings.gateway.ops_listen),
         accounting_metrics: format!("http://127.0.0.1:{accounting}/metrics"),
     };
     Ok((settings, endpoints))
@@ -91,7 +95,7 @@ fn free_port() -> anyhow::Result<u16> {
 /// Waits until the gateway and every ops endpoint answer `/readyz`.
 pub async fn wait_ready(client: &reqwest::Client, settings: &Settings, within: Duration) -> anyhow::Result<()> {
     let urls = [
-        format!("{}/readyz", settings.gateway.public_url),
+        format!("http://{}/readyz", settings.gateway.ops_listen),
         format!("http://{}/readyz", settings.approval.ops_listen),
         format!("http://{}/readyz", settings.distributor.ops_listen),
         format!("http://{}/readyz", settings.accounting.ops_listen),

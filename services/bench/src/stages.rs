@@ -41,6 +41,8 @@ pub struct Context<'a> {
     pub sales: &'a SaleClient,
     pub http: &'a reqwest::Client,
     pub api: &'a str,
+    /// The gateway's `/metrics` (its operations port, not the API's).
+    pub gateway_metrics: &'a str,
     pub pool: &'a PgPool,
     pub drain: Duration,
     pub epoch: Instant,
@@ -54,9 +56,9 @@ impl std::fmt::Debug for Context<'_> {
 }
 
 pub async fn run(ctx: &Context<'_>, name: &str, load: Load) -> anyhow::Result<SalesStage> {
-    let metrics_url = format!("{}/metrics", ctx.api);
+    let metrics_url = ctx.gateway_metrics;
     let sales_label = format!("topic=\"{}\"", topics::SALES.name());
-    let produce_before = scrape_produce(ctx, &metrics_url, &sales_label).await;
+    let produce_before = scrape_produce(ctx, metrics_url, &sales_label).await;
     let started_s = ctx.epoch.elapsed().as_secs_f64();
     let started_at = Utc::now();
     let consumers = [mamochi_accounting::store::CONSUMER, mamochi_distributor::store::SALES_CONSUMER];
@@ -78,7 +80,7 @@ pub async fn run(ctx: &Context<'_>, name: &str, load: Load) -> anyhow::Result<Sa
         }
     };
     let answered_at = started_at + chrono::Duration::from_std(outcome.elapsed).unwrap_or_default();
-    let produce_after = scrape_produce(ctx, &metrics_url, &sales_label).await;
+    let produce_after = scrape_produce(ctx, metrics_url, &sales_label).await;
     // The series appears with the gateway's first sale: absent before means zero.
     let kafka_ack = produce_after.and_then(|after| after.since(&produce_before.unwrap_or_default()).summary());
 

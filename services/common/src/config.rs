@@ -67,8 +67,11 @@ impl std::fmt::Display for Profile {
 /// The public REST API.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GatewaySettings {
-    /// Address of the public API (and its /healthz, /readyz, /metrics).
+    /// Address of the public API.
     pub listen: String,
+    /// Address of the operations endpoints (/healthz, /readyz, /metrics),
+    /// kept off the public port so only operators reach them.
+    pub ops_listen: String,
     /// Base URL clients reach the API at, used in links such as `status_url`.
     pub public_url: String,
     /// Bearer token of guild staff for the /v1/admin endpoints.
@@ -269,6 +272,7 @@ scale = 1.0
 
 [gateway]
 listen = "127.0.0.1:8080"
+ops_listen = "127.0.0.1:9100"
 public_url = "http://127.0.0.1:8080"
 admin_token = "mamochi-admin-local"
 max_body_bytes = 16384

@@ -1,7 +1,9 @@
 //! Building and running the HTTP server: state shared by every worker (one
 //! producer, one codec, one pool, one clock, the in-memory views, the
 //! idempotency writer and the admission limit), the routes, the error
-//! envelope, metrics, and the operational endpoints on the same listener.
+//! envelope, metrics, and the operational endpoints (`/healthz`, `/readyz`,
+//! `/metrics`) on a listener of their own (`gateway.ops_listen`): the public
+//! port answers them 404.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -39,6 +41,9 @@ const KAFKA_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Application {
     server: Server,
     port: u16,
+    /// The operations listener and its bound port.
+    ops_server: Server,
+    ops_port: u16,
     producer: FutureProducer,
     pool: PgPool,
     readiness: Readiness,
@@ -110,7 +115,6 @@ impl Application {
                 .app_data(claims.clone())
                 .app_data(stock_data.clone())
                 .app_data(admission.clone())
-                .configure(ops::configure(ops.clone()))
                 .configure(routes::configure)
                 .default_service(web::to(errors::route_not_found))
         })
@@ -119,27 +123,50 @@ impl Application {
         .listen(listener)
         .context("while starting the HTTP server")?
         .run();
-        Ok(Self { server, port, producer, pool, readiness, kafka: settings.kafka.clone(), stock, codec, tasks })
+        let (ops_server, ops_port) = ops::serve(&settings.gateway.ops_listen, ops)
+            .with_context(|| format!("while binding {}", settings.gateway.ops_listen))?;
+        Ok(Self {
+            server,
+            port,
+            ops_server,
+            ops_port,
+            producer,
+            pool,
+            readiness,
+            kafka: settings.kafka.clone(),
+            stock,
+            codec,
+            tasks,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port of `/healthz`, `/readyz` and `/metrics`.
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
+    }
+
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests
     /// and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { server, port, producer, pool, readiness, kafka, stock, codec, tasks } = self;
+        let Self { server, port, ops_server, ops_port, producer, pool, readiness, kafka, stock, codec, tasks } = self;
         let handle = server.handle();
+        let ops_handle = ops_server.handle();
+        let ops_server = tokio::spawn(ops_server);
         let follower = tokio::spawn(stock.clone().follow(kafka.clone(), codec, tasks.clone()));
         let probe =
             tokio::spawn(probe_readiness(producer.clone(), pool, stock, readiness.clone(), kafka, shutdown.clone()));
-        tracing::info!(port, "gateway listening");
+        tracing::info!(port, ops_port, "gateway listening");
         let server = tokio::spawn(server);
         shutdown.cancelled().await;
         readiness.set(false);
         handle.stop(true).await;
         server.await.context("while joining the HTTP server")?.context("HTTP server")?;
+        ops_handle.stop(true).await;
+        ops_server.await.context("while joining the operations server")?.context("operations server")?;
         probe.abort();
         tasks.cancel();
         let _ = follower.await;

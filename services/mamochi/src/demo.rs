@@ -131,7 +131,7 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
         let platform = clock.now().with_timezone(&Santiago);
         println!("[{:>5.1}s | {}] {:<12} {:<12} {}", started.elapsed().as_secs_f64(), platform.format("%a %H:%M"), what, who, detail);
     };
-    wait_until_ready(&http, &api).await?;
+    wait_until_ready(&http, &format!("http://{}", settings.gateway.ops_listen)).await?;
 
     // 1. Registration.
     let run_tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
@@ -328,17 +328,18 @@ async fn wait_for_mail(dir: &std::path::Path, to: &str, wanted: impl Fn(&Mail) -
     }
 }
 
-async fn wait_until_ready(http: &reqwest::Client, api: &str) -> anyhow::Result<()> {
+/// Waits for the gateway's `/readyz` on its operations port (`ops`, a base URL).
+async fn wait_until_ready(http: &reqwest::Client, ops: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Ok(response) = http.get(format!("{api}/readyz")).send().await {
+        if let Ok(response) = http.get(format!("{ops}/readyz")).send().await {
             if response.status().is_success() {
                 return Ok(());
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!("the gateway at {api} did not become ready")
+    bail!("the gateway (operations port {ops}) did not become ready")
 }
 
 /// Monday 00:00 America/Santiago of the week containing `instant`'s next week start.

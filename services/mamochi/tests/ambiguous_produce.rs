@@ -181,6 +181,7 @@ async fn a_sale_retried_after_an_ambiguous_produce_failure_is_counted_once() {
     // Arrange: gateway (short message timeout), accounting and distributor.
     let mut settings = support::isolated_settings();
     settings.gateway.listen = "127.0.0.1:0".into();
+    settings.gateway.ops_listen = "127.0.0.1:0".into();
     settings.kafka.message_timeout_ms = 4_000;
     settings.accounting.ops_listen = "127.0.0.1:0".into();
     settings.distributor.ops_listen = "127.0.0.1:0".into();
@@ -189,6 +190,7 @@ async fn a_sale_retried_after_an_ambiguous_produce_failure_is_counted_once() {
     let shutdown = Shutdown::new();
     let gateway = mamochi_gateway::Application::build(&settings).await.expect("gateway builds");
     let base = format!("http://127.0.0.1:{}", gateway.port());
+    let ops = format!("http://127.0.0.1:{}", gateway.ops_port());
     tokio::spawn(gateway.run_until_stopped(shutdown.clone()));
     let services = [mamochi::run::Service::Accounting, mamochi::run::Service::Distributor];
     {
@@ -197,7 +199,7 @@ async fn a_sale_retried_after_an_ambiguous_produce_failure_is_counted_once() {
     }
     let client = reqwest::Client::new();
     let ready_by = Instant::now() + Duration::from_secs(60);
-    while client.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).ok() != Some(200) {
+    while client.get(format!("{ops}/readyz")).send().await.map(|r| r.status().as_u16()).ok() != Some(200) {
         assert!(Instant::now() < ready_by, "gateway not ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

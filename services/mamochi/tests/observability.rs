@@ -191,6 +191,7 @@ async fn every_metric_the_dashboards_and_alerts_query_is_exported() {
     let gateway = free_port();
     settings.gateway.listen = format!("127.0.0.1:{gateway}");
     settings.gateway.public_url = format!("http://127.0.0.1:{gateway}");
+    settings.gateway.ops_listen = format!("127.0.0.1:{}", free_port());
     settings.approval.ops_listen = format!("127.0.0.1:{}", free_port());
     settings.distributor.ops_listen = format!("127.0.0.1:{}", free_port());
     settings.accounting.ops_listen = format!("127.0.0.1:{}", free_port());
@@ -331,7 +332,7 @@ async fn scrape_until_exported<'a>(
 ) -> BTreeMap<&'static str, BTreeSet<String>> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("HTTP client");
     let endpoints = [
-        ("gateway", format!("{}/metrics", settings.gateway.public_url)),
+        ("gateway", format!("http://{}/metrics", settings.gateway.ops_listen)),
         ("approval", format!("http://{}/metrics", settings.approval.ops_listen)),
         ("distributor", format!("http://{}/metrics", settings.distributor.ops_listen)),
         ("accounting", format!("http://{}/metrics", settings.accounting.ops_listen)),

@@ -25,6 +25,7 @@ pub const ADMIN_TOKEN: &str = "gateway-tests-admin-token";
 pub fn settings() -> Settings {
     let mut settings = Settings::load(None).expect("settings load from the environment");
     settings.gateway.listen = "127.0.0.1:0".into();
+    settings.gateway.ops_listen = "127.0.0.1:0".into();
     settings.gateway.public_url = "http://gateway.test".into();
     settings.gateway.admin_token = ADMIN_TOKEN.to_string().into();
     settings
@@ -45,6 +46,8 @@ async fn prepared() {
 
 pub struct TestApp {
     pub address: String,
+    /// Base URL of the operations listener (/healthz, /readyz, /metrics).
+    pub ops_address: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
     pub settings: Settings,
@@ -58,7 +61,8 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts the gateway on port 0 and waits until /readyz says ready.
+/// Starts the gateway (API and operations listeners on port 0) and waits
+/// until the operations port's /readyz says ready.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(settings()).await
 }
@@ -68,12 +72,13 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     prepared().await;
     let application = Application::build(&settings).await.expect("the gateway builds");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let ops_address = format!("http://127.0.0.1:{}", application.ops_port());
     let shutdown = Shutdown::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let ready = client.get(format!("{address}/readyz")).send().await.map(|r| r.status().as_u16());
+        let ready = client.get(format!("{ops_address}/readyz")).send().await.map(|r| r.status().as_u16());
         if matches!(ready, Ok(200)) {
             break;
         }
@@ -82,6 +87,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     }
     TestApp {
         address,
+        ops_address,
         client,
         pool: db::pool(&settings.database).expect("pool"),
         codec: EventCodec::new(&settings.registry.url),

@@ -1,21 +1,24 @@
-//! /healthz, /readyz and /metrics on the API's own listener.
+//! /healthz, /readyz and /metrics on the operations listener, and never on
+//! the public API port.
 
-use crate::helpers::{form, spawn_app};
+use crate::helpers::{form, spawn_app, Answer};
 
 #[tokio::test]
-async fn health_readiness_and_metrics_are_served() {
+async fn health_readiness_and_metrics_are_served_on_the_operations_port() {
     // Arrange
     let app = spawn_app().await;
     let submitted = app.post("/v1/registrations", &form(true), None).await;
     assert_eq!(submitted.status, 202);
+    let ops = |path: &str| app.client.get(format!("{}{path}", app.ops_address)).send();
 
     // Act
-    let health = app.get("/healthz", None).await;
-    let ready = app.get("/readyz", None).await;
-    let metrics = app.client.get(app.url("/metrics")).send().await.expect("request").text().await.expect("text");
+    let health = Answer::from(ops("/healthz").await.expect("request")).await;
+    let ready = Answer::from(ops("/readyz").await.expect("request")).await;
+    let metrics = ops("/metrics").await.expect("request").text().await.expect("text");
 
     // Assert
     assert_eq!(health.status, 200);
+    assert_eq!(health.body["service"], "gateway");
     assert_eq!(ready.body["status"], "ready");
     assert!(metrics.contains("# HELP mamochi_gateway_http_requests_total"));
     assert!(
@@ -26,6 +29,32 @@ async fn health_readiness_and_metrics_are_served() {
     assert!(metrics.contains(r#"mamochi_kafka_records_produced_total{topic="mamochi.registrations"} 1"#), "{metrics}");
     assert!(metrics.contains("mamochi_kafka_produce_seconds_count{topic=\"mamochi.registrations\"} 1"));
     assert!(metrics.contains("mamochi_gateway_http_request_duration_seconds_bucket{route=\"/v1/registrations\""));
+}
+
+#[tokio::test]
+async fn the_public_port_answers_404_for_the_operations_endpoints() {
+    // Arrange
+    let app = spawn_app().await;
+
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        // Act
+        let answer = app.get(path, None).await;
+
+        // Assert
+        assert_eq!(answer.error(), (404, "route_not_found", None), "{path} on the public port");
+    }
+}
+
+#[tokio::test]
+async fn the_operations_port_serves_nothing_of_the_api() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let answer = app.client.get(format!("{}/openapi.json", app.ops_address)).send().await.expect("request");
+
+    // Assert
+    assert_eq!(answer.status(), 404);
 }
 
 #[tokio::test]
