@@ -87,10 +87,39 @@ impl Mailer for SmtpMailer {
         let message = compose::build_message(&self.from, email, self.clock.now())?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
-            Err(error) if error.is_permanent() => Err(MailError::Refused(error.to_string())),
-            Err(error) => Err(MailError::Unavailable(error.to_string())),
+            Err(error) if error.is_permanent() => Err(MailError::Refused(without_addresses(&error.to_string()))),
+            Err(error) => Err(MailError::Unavailable(without_addresses(&error.to_string()))),
         }
     }
+}
+
+/// The relay's answer with every email address replaced by `[address]`:
+/// relays quote the refused recipient (`550 5.1.1 <rosa@example.cl>: …`), and
+/// this text reaches the logs, the emails table and the dead-letter headers,
+/// none of which may hold a member's personal data.
+pub fn without_addresses(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let local = |c: char| c.is_alphanumeric() || ".!#$%&'*+/=?^_`{|}~-".contains(c);
+    let domain = |c: char| c.is_alphanumeric() || c == '.' || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '@' {
+            let start = (0..i).rev().take_while(|&j| local(chars[j])).last();
+            let end = (i + 1..chars.len()).take_while(|&j| domain(chars[j])).last();
+            if let (Some(start), Some(end)) = (start, end) {
+                // The local part was already copied: take it back out.
+                let copied: usize = chars[start..i].iter().map(|c| c.len_utf8()).sum();
+                out.truncate(out.len() - copied);
+                out.push_str("[address]");
+                i = end + 1;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
 }
 
 /// Keeps every message it is given, rendered, or fails while told to.
@@ -171,6 +200,16 @@ mod tests {
             };
             assert!(SmtpMailer::from_settings(&settings, Clock::real()).is_ok(), "{tls:?}");
         }
+    }
+
+    #[test]
+    fn a_relay_answer_loses_its_addresses_and_keeps_the_rest() {
+        let answer = "permanent error (550): 5.1.1 <rosa.perez+1@correo.example.cl>: mailbox unavailable";
+
+        let redacted = without_addresses(answer);
+
+        assert_eq!(redacted, "permanent error (550): 5.1.1 <[address]>: mailbox unavailable");
+        assert_eq!(without_addresses("no address @ here; ñandú@sur.cl"), "no address @ here; [address]");
     }
 
     #[test]

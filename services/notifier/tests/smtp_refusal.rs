@@ -66,12 +66,18 @@ async fn a_recipient_refused_for_good_is_marked_failed_and_every_other_email_is_
     assert_eq!((status.as_str(), attempts), ("failed", 1), "failed after its one attempt");
     let last_error = last_error.expect("last_error recorded");
     assert!(last_error.contains("550"), "{last_error}");
+    // The relay quoted the refused address; no trace of it is kept.
+    assert!(!last_error.contains(&refused.to), "personal data in the emails table: {last_error}");
     assert_eq!(relay.refusals(), vec![refused.to.clone()], "refused once, never retried");
     assert_eq!(relay.accepted_with_id(refused.message_id), 0);
     // ...parked with the reason and where it came from...
     let dead_letter = support::dead_letter_of(&settings, dead_letters_from, &parked, WAIT).await;
     assert_eq!(dead_letter.get(headers::REASON).map(String::as_str), Some("handler_rejected"), "{dead_letter:?}");
     assert!(dead_letter.get(headers::ERROR).is_some_and(|error| error.contains("550")), "{dead_letter:?}");
+    assert!(
+        dead_letter.get(headers::ERROR).is_some_and(|error| !error.contains(&refused.to)),
+        "personal data in the dead-letter headers: {dead_letter:?}"
+    );
     // ...and counted as refused, nothing else counted failed.
     let metrics = service.metrics().await;
     let failed = |category: &str, reason: &str| {

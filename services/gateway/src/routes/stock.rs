@@ -87,7 +87,9 @@ pub async fn deplete(
     };
     tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
     if let Some(note) = &note {
-        tracing::info!(note = %note, "vendor note on a depletion");
+        // Free text from a vendor may hold anyone's personal data: its
+        // length is logged, never its words.
+        tracing::info!(note_chars = note.chars().count(), "vendor note on a depletion");
     }
     publisher
         .send(&topics::STOCK, &VendorKey { vendor_id: vendor.vendor_id }, &event, None)
