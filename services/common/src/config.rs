@@ -149,14 +149,39 @@ pub struct SecretSettings {
 }
 
 /// The schema registry: where clients find it, and how our own server runs.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct RegistrySettings {
-    /// Base URL clients use (Confluent's `schema.registry.url`).
+    /// Base URL clients use (Confluent's `schema.registry.url`). When the
+    /// registry asks for HTTP basic auth, the client's credentials go in it
+    /// as userinfo, percent-encoded: `http://user:password@host:8081`
+    /// (Confluent's `basic.auth.credentials.source=URL`).
     pub url: String,
     /// Address the registry server binds to.
     pub listen: String,
     /// Compacted topic holding the registry's state (Confluent's `kafkastore.topic`).
     pub topic: String,
+    /// Who may call our registry server, each `user:password`; empty (the
+    /// default) means no authentication. A TOML list, or one comma-separated
+    /// string in `MAMOCHI__REGISTRY__BASIC_AUTH_USERS`.
+    #[serde(default, deserialize_with = "list_or_comma_separated")]
+    pub basic_auth_users: Vec<SecretString>,
+}
+
+/// A list of secrets from a TOML list or from one comma-separated string (the
+/// only form an environment variable can take).
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Joined(String),
+    }
+    let items = match Form::deserialize(deserializer)? {
+        Form::List(items) => items,
+        Form::Joined(joined) => joined.split(',').map(str::to_string).collect(),
+    };
+    let items = items.into_iter().map(|item| item.trim().to_string()).filter(|item| !item.is_empty());
+    Ok(items.map(SecretString::from).collect())
 }
 
 /// How to reach the Kafka cluster and how our clients behave on it.

@@ -5,7 +5,7 @@
 //! match on them); 5xx errors carry an opaque message and their cause goes to
 //! the log, never to the client.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -46,6 +46,16 @@ pub enum ApiError {
     BadRequest(String),
     #[error("HTTP 404 Not Found")]
     NoSuchEndpoint,
+    /// A known path asked with a method it does not serve; carries the
+    /// `Allow` header's value.
+    #[error("HTTP 405 Method Not Allowed")]
+    MethodNotAllowed(String),
+    /// No media type the registry produces is acceptable to the client.
+    #[error("HTTP 406 Not Acceptable")]
+    NotAcceptable,
+    /// Basic auth is on and the request has no valid credentials.
+    #[error("Unauthorized")]
+    Unauthorized,
     #[error("Error in the backend data store")]
     Store(#[source] anyhow::Error),
     #[error("Write to the Kafka store timed out")]
@@ -78,6 +88,9 @@ impl ApiError {
             Self::InvalidCompatibility => 42203,
             Self::BadRequest(_) => 400,
             Self::NoSuchEndpoint => 404,
+            Self::MethodNotAllowed(_) => 405,
+            Self::NotAcceptable => 406,
+            Self::Unauthorized => 401,
             Self::Store(_) => 50001,
             Self::Timeout => 50002,
         }
@@ -101,9 +114,17 @@ impl ResponseError for ApiError {
             tracing::error!(error = format!("{cause:#}"), "backend store failure");
         }
         let message = self.to_string();
-        HttpResponse::build(self.status_code())
-            .content_type(CONTENT_TYPE)
-            .json(ErrorBody { error_code: self.error_code(), message: &message })
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::MethodNotAllowed(allow) => {
+                response.insert_header((header::ALLOW, allow.as_str()));
+            }
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, crate::auth::CHALLENGE));
+            }
+            _ => {}
+        }
+        response.content_type(CONTENT_TYPE).json(ErrorBody { error_code: self.error_code(), message: &message })
     }
 }
 
@@ -120,6 +141,9 @@ mod tests {
         assert_eq!(ApiError::InvalidCompatibility.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(ApiError::BadRequest("x".into()).status_code(), StatusCode::BAD_REQUEST);
         assert_eq!(ApiError::NoSuchEndpoint.status_code(), StatusCode::NOT_FOUND);
+        assert_eq!(ApiError::MethodNotAllowed("GET".into()).status_code(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(ApiError::NotAcceptable.status_code(), StatusCode::NOT_ACCEPTABLE);
+        assert_eq!(ApiError::Unauthorized.status_code(), StatusCode::UNAUTHORIZED);
         assert_eq!(ApiError::Timeout.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(ApiError::Store(anyhow::anyhow!("x")).status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }

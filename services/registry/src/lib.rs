@@ -7,15 +7,18 @@
 //! [`store`] (the state those records build, and the records each request
 //! must write), [`compatibility`] and [`schema`] (Avro rules), [`kafka_store`]
 //! (the topic as a store with read-your-writes), `routes` (HTTP) and
-//! [`startup`] (the running service), with [`metrics`] and the operational
-//! endpoints beside the API. See [`kafka_store`] for how several instances
+//! [`startup`] (the running service), with [`auth`] (HTTP basic auth),
+//! [`negotiation`] (media types) and [`metrics`] as middleware, and the
+//! operational endpoints beside the API. See [`kafka_store`] for how several instances
 //! behave, and `docs/registry.md` for the whole picture.
 
+pub mod auth;
 pub mod compatibility;
 pub mod errors;
 pub mod kafka_log;
 pub mod kafka_store;
 pub mod metrics;
+pub mod negotiation;
 mod routes;
 pub mod schema;
 pub mod startup;

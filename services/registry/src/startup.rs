@@ -7,6 +7,8 @@
 //! lowers readiness, finishes in-flight requests, then stops the log reader,
 //! then returns. `/healthz`, `/readyz` and `/metrics` are served on the API's
 //! own port, and every request (those three included) is counted by route.
+//! With `registry.basic_auth_users` set, every API request needs one of those
+//! users' credentials (see [`crate::auth`]).
 
 use std::net::TcpListener;
 
@@ -19,9 +21,10 @@ use mamochi_common::Settings;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::auth::{self, BasicAuth};
 use crate::kafka_store::KafkaStore;
 use crate::metrics::{self, Metrics, StateCounts};
-use crate::routes;
+use crate::{negotiation, routes};
 
 /// A registry bound to its port with its state loaded, ready to serve.
 pub struct Application {
@@ -61,10 +64,20 @@ impl Application {
         readiness.set(true);
         let ops = Ops { service: "registry", readiness: readiness.clone(), registry: metrics.registry.clone() };
         let metrics = web::Data::new(metrics);
+        let auth = web::Data::new(BasicAuth::new(&settings.registry.basic_auth_users)?);
+        if auth.is_on() {
+            tracing::info!("HTTP basic auth is on");
+        }
 
         let server = HttpServer::new(move || {
+            // The last `wrap` runs first: every request is counted, then
+            // authenticated, then negotiated (a 401 comes before a 406, as in
+            // Confluent, whose security handler runs before Jersey).
             App::new()
+                .wrap(from_fn(negotiation::negotiate_content_type))
+                .wrap(from_fn(auth::require))
                 .wrap(from_fn(metrics::record))
+                .app_data(auth.clone())
                 .app_data(metrics.clone())
                 .app_data(store.clone())
                 .configure(ops::configure(ops.clone()))

@@ -1,21 +1,25 @@
 //! `/compatibility`: would this schema be accepted, without registering it.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{json, parse_body, SchemaRequest};
+use super::{endpoint, json, parse_body, SchemaRequest};
 use crate::errors::ApiError;
 use crate::kafka_store::KafkaStore;
 use crate::store::VersionSpec;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/compatibility/subjects/{subject}/versions/{version}", web::post().to(against_version))
-        .route("/compatibility/subjects/{subject}/versions", web::post().to(against_all));
+    cfg.service(endpoint(
+        "/compatibility/subjects/{subject}/versions/{version}",
+        [(Method::POST, web::route().to(against_version))],
+    ))
+    .service(endpoint("/compatibility/subjects/{subject}/versions", [(Method::POST, web::route().to(against_all))]));
 }
 
 #[derive(Debug, Deserialize)]
 struct VerboseQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::flag")]
     verbose: bool,
 }
 

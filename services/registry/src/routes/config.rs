@@ -1,19 +1,24 @@
 //! `/config`: the global compatibility level and per-subject overrides.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{json, parse_body};
+use super::{endpoint, json, parse_body};
 use crate::compatibility::CompatibilityLevel;
 use crate::errors::ApiError;
 use crate::kafka_store::KafkaStore;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/config", web::get().to(get_global))
-        .route("/config", web::put().to(put_global))
-        .route("/config/{subject}", web::get().to(get_subject))
-        .route("/config/{subject}", web::put().to(put_subject))
-        .route("/config/{subject}", web::delete().to(delete_subject));
+    cfg.service(endpoint("/config", [(Method::GET, web::route().to(get_global)), (Method::PUT, web::route().to(put_global))]))
+        .service(endpoint(
+            "/config/{subject}",
+            [
+                (Method::GET, web::route().to(get_subject)),
+                (Method::PUT, web::route().to(put_subject)),
+                (Method::DELETE, web::route().to(delete_subject)),
+            ],
+        ));
 }
 
 /// Body of `PUT /config…`, and its answer: Confluent echoes the request.
@@ -39,7 +44,7 @@ impl ConfigUpdate {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GetQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::flag")]
     default_to_global: bool,
 }
 

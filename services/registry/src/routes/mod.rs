@@ -12,7 +12,8 @@ mod config;
 mod schemas;
 mod subjects;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse, Resource, Route};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -28,14 +29,25 @@ pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::BadRequest(error.to_string()).into()))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NoSuchEndpoint.into()))
-        .route("/", web::get().to(root))
+        .service(endpoint("/", [(Method::GET, web::route().to(root))]))
         .configure(subjects::configure)
         .configure(schemas::configure)
         .configure(config::configure)
         .configure(compatibility::configure);
 }
 
-/// Answer for any path or method the API does not have.
+/// One path of the API with the handler of each method it serves; any other
+/// method is Confluent's 405, with `Allow` naming the methods served.
+fn endpoint<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
+    let allow = routes.iter().map(|(method, _)| method.as_str()).collect::<Vec<_>>().join(", ");
+    let resource = routes.into_iter().fold(web::resource(path), |resource, (method, route)| resource.route(route.method(method)));
+    resource.default_service(web::to(move || {
+        let allow = allow.clone();
+        async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) }
+    }))
+}
+
+/// Answer for any path the API does not have.
 pub async fn not_found(_request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NoSuchEndpoint)
 }
@@ -89,17 +101,26 @@ impl SchemaRequest {
     }
 }
 
+/// A boolean query parameter read as Confluent's server reads it (JAX-RS
+/// turns the text into a `boolean` with Java's `Boolean.valueOf`): `true` in
+/// any case is true, any other value is false. Confluent's Python client
+/// sends `True`/`False`; nothing here is ever a 400.
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Ok(text.eq_ignore_ascii_case("true"))
+}
+
 /// `deleted=true` includes soft-deleted subjects and versions.
 #[derive(Debug, Default, Deserialize)]
 struct DeletedQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     deleted: bool,
 }
 
 /// `permanent=true` makes a delete permanent.
 #[derive(Debug, Default, Deserialize)]
 struct PermanentQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     permanent: bool,
 }
 

@@ -1,24 +1,28 @@
 //! `/schemas`: schemas by their global id, and the schema types served.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{json, raw, DeletedQuery};
+use super::{endpoint, json, raw, DeletedQuery};
 use crate::errors::ApiError;
 use crate::kafka_log::SchemaReference;
 use crate::kafka_store::KafkaStore;
 use crate::store::{Entry, Store};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/schemas/types", web::get().to(types))
-        .route("/schemas/ids/{id}", web::get().to(by_id))
-        .route("/schemas/ids/{id}/schema", web::get().to(raw_by_id))
-        .route("/schemas/ids/{id}/versions", web::get().to(versions_of_id))
-        .route("/schemas/ids/{id}/subjects", web::get().to(subjects_of_id));
+    cfg.service(endpoint("/schemas/types", [(Method::GET, web::route().to(types))]))
+        .service(endpoint("/schemas/ids/{id}", [(Method::GET, web::route().to(by_id))]))
+        .service(endpoint("/schemas/ids/{id}/schema", [(Method::GET, web::route().to(raw_by_id))]))
+        .service(endpoint("/schemas/ids/{id}/versions", [(Method::GET, web::route().to(versions_of_id))]))
+        .service(endpoint("/schemas/ids/{id}/subjects", [(Method::GET, web::route().to(subjects_of_id))]));
 }
 
-/// `?subject=` narrows an id lookup to one subject; `deleted` is accepted
-/// because clients send it, and ids always serve soft-deleted schemas.
+/// `?subject=` names the subject the caller expects the id under. As in
+/// Confluent, it only chooses which version answers (the subject's own, when
+/// it holds the id); an id the subject does not hold is still found, since
+/// every subject here is in Confluent's default context. `deleted` is
+/// accepted because clients send it; ids always serve soft-deleted schemas.
 #[derive(Debug, Deserialize)]
 struct IdQuery {
     subject: Option<String>,
@@ -45,12 +49,12 @@ fn parse_id(id: &str) -> Result<u32, ApiError> {
     id.parse().map_err(|_| ApiError::NoSuchEndpoint)
 }
 
+/// The schema with `id`: the subject's own version of it when `subject`
+/// holds it, else any version (Confluent's `getSchemaKeyUsingContexts`).
 fn find<'a>(state: &'a Store, id: u32, subject: Option<&str>) -> Result<&'a Entry, ApiError> {
-    let found = match subject {
-        Some(subject) => state.versions_with_id(id, true).into_iter().find(|v| v.subject == subject).map(|v| v.entry),
-        None => state.schema_by_id(id),
-    };
-    found.ok_or(ApiError::SchemaIdNotFound(id))
+    let holders = state.versions_with_id(id, true);
+    let own = subject.and_then(|subject| holders.iter().find(|version| version.subject == subject));
+    own.or(holders.first()).map(|version| version.entry).ok_or(ApiError::SchemaIdNotFound(id))
 }
 
 /// `GET /schemas/ids/{id}`.

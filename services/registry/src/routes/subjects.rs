@@ -1,29 +1,42 @@
 //! `/subjects`: register, look up, list, read and delete the versions of a subject.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{json, parse_body, raw, DeletedQuery, PermanentQuery, SchemaRequest, VersionBody};
+use super::{endpoint, json, parse_body, raw, DeletedQuery, PermanentQuery, SchemaRequest, VersionBody};
 use crate::errors::ApiError;
 use crate::kafka_store::KafkaStore;
 use crate::store::VersionSpec;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/subjects", web::get().to(list_subjects))
-        .route("/subjects/{subject}", web::post().to(lookup))
-        .route("/subjects/{subject}", web::delete().to(delete_subject))
-        .route("/subjects/{subject}/versions", web::get().to(list_versions))
-        .route("/subjects/{subject}/versions", web::post().to(register))
-        .route("/subjects/{subject}/versions/{version}", web::get().to(get_version))
-        .route("/subjects/{subject}/versions/{version}", web::delete().to(delete_version))
-        .route("/subjects/{subject}/versions/{version}/schema", web::get().to(get_version_schema))
-        .route("/subjects/{subject}/versions/{version}/referencedby", web::get().to(referenced_by));
+    cfg.service(endpoint("/subjects", [(Method::GET, web::route().to(list_subjects))]))
+        .service(endpoint(
+            "/subjects/{subject}",
+            [(Method::POST, web::route().to(lookup)), (Method::DELETE, web::route().to(delete_subject))],
+        ))
+        .service(endpoint(
+            "/subjects/{subject}/versions",
+            [(Method::GET, web::route().to(list_versions)), (Method::POST, web::route().to(register))],
+        ))
+        .service(endpoint(
+            "/subjects/{subject}/versions/{version}",
+            [(Method::GET, web::route().to(get_version)), (Method::DELETE, web::route().to(delete_version))],
+        ))
+        .service(endpoint(
+            "/subjects/{subject}/versions/{version}/schema",
+            [(Method::GET, web::route().to(get_version_schema))],
+        ))
+        .service(endpoint(
+            "/subjects/{subject}/versions/{version}/referencedby",
+            [(Method::GET, web::route().to(referenced_by))],
+        ));
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::flag")]
     deleted: bool,
     subject_prefix: Option<String>,
 }

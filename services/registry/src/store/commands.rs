@@ -46,7 +46,7 @@ impl Store {
             .subjects
             .values()
             .flat_map(|versions| versions.values())
-            .find(|entry| entry.schema_type.is_none() && entry.document == schema.document);
+            .find(|entry| entry.schema_type.is_none() && entry.identity == schema.identity);
         let (id, text) = match known {
             Some(entry) => (entry.id, entry.schema.clone()),
             None => (self.max_id + 1, schema.text.clone()),

@@ -21,7 +21,7 @@ pub use commands::Plan;
 use crate::compatibility::CompatibilityLevel;
 use crate::errors::ApiError;
 use crate::kafka_log::{LogRecord, SchemaReference, SchemaValue};
-use crate::schema::{document_of, AvroSchema};
+use crate::schema::{identity_of, AvroSchema};
 
 /// Everything the registry knows.
 #[derive(Debug, Default)]
@@ -45,7 +45,8 @@ pub struct Entry {
     pub deleted: bool,
     /// The parsed schema; `None` for a non-Avro schema another registry wrote.
     parsed: Option<Schema>,
-    document: Value,
+    /// What makes two schemas the same (`schema::AvroSchema::identity`).
+    identity: Value,
 }
 
 /// A version as the API shows it.
@@ -120,12 +121,13 @@ impl Store {
 
     fn put_schema(&mut self, subject: String, version: u32, value: SchemaValue) {
         let is_avro = value.schema_type.as_deref().is_none_or(|kind| kind.eq_ignore_ascii_case("AVRO"));
-        let parsed = is_avro.then(|| AvroSchema::parse(&value.schema).ok()).flatten().map(|schema| schema.parsed);
-        let document = document_of(&value.schema);
+        let avro = is_avro.then(|| AvroSchema::parse(&value.schema).ok()).flatten();
+        let identity = avro.as_ref().map_or_else(|| identity_of(&value.schema, false), |schema| schema.identity.clone());
+        let parsed = avro.map(|schema| schema.parsed);
         // As Confluent's reader does: an id already bound to another schema keeps
         // it, so that two writers racing for one id cannot make it mean two texts.
         let clash = self.versions_with_id(value.id, true).into_iter().find(|other| {
-            other.entry.document != document && (other.subject != subject.as_str() || other.version != version)
+            other.entry.identity != identity && (other.subject != subject.as_str() || other.version != version)
         });
         if let Some(other) = clash {
             tracing::error!(
@@ -137,7 +139,7 @@ impl Store {
         self.max_id = self.max_id.max(value.id);
         let entry = Entry {
             id: value.id,
-            document,
+            identity,
             schema: value.schema,
             schema_type: value.schema_type,
             references: value.references,
@@ -214,7 +216,7 @@ impl Store {
         if versions.peek().is_none() {
             return Err(ApiError::SubjectNotFound(subject.to_string()));
         }
-        versions.filter(|version| version.entry.document == schema.document).last().ok_or(ApiError::SchemaNotFound)
+        versions.filter(|version| version.entry.identity == schema.identity).last().ok_or(ApiError::SchemaNotFound)
     }
 
     /// The registry-wide level, defaulting to BACKWARD.
