@@ -9,9 +9,16 @@
 //! defaults and dropping unknown fields: a consumer reads any registered
 //! version of a subject into the current Rust type.
 //!
-//! Decode failures are classified: a transient one (registry unreachable)
-//! must be retried; a permanent one (wrong magic byte, unknown id, corrupt
-//! body, unreadable schema) will never succeed and goes to the dead letters.
+//! Decode failures are classified: a transient one (registry unreachable, or
+//! refusing our credentials) must be retried; a permanent one (wrong magic
+//! byte, unknown id, corrupt body, unreadable schema) will never succeed and
+//! goes to the dead letters.
+//!
+//! Credentials: when the registry asks for HTTP basic auth, they travel as
+//! userinfo in its URL (`http://user:password@host:8081`, percent-encoded,
+//! Confluent's `basic.auth.credentials.source=URL`). [`RegistryUrl`] takes
+//! them out of the URL, so that the URL that reaches error messages and logs
+//! never carries the password, and they are sent as an `Authorization` header.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -81,6 +88,74 @@ impl DecodeError {
     }
 }
 
+/// A registry's base URL with the basic-auth credentials of its userinfo
+/// taken out. A URL that does not parse is kept as given, without credentials
+/// (the client then reports the bad URL itself).
+#[derive(Debug, Clone)]
+pub struct RegistryUrl {
+    /// The URL without userinfo and without a trailing `/`: safe to log.
+    pub base: String,
+    pub credentials: Option<Credentials>,
+}
+
+/// HTTP basic-auth credentials for the registry; `Debug` hides the password.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"[REDACTED]").finish()
+    }
+}
+
+impl RegistryUrl {
+    /// Splits `url` into its base and its percent-decoded userinfo.
+    pub fn parse(url: &str) -> Self {
+        let trimmed = url.trim().trim_end_matches('/');
+        let Some((scheme, rest)) = trimmed.split_once("://") else {
+            return Self { base: trimmed.to_string(), credentials: None };
+        };
+        // The authority ends at the path, query or fragment; userinfo ends at its last `@`.
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let Some((userinfo, host)) = authority.rsplit_once('@') else {
+            return Self { base: trimmed.to_string(), credentials: None };
+        };
+        let (username, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        let credentials = Credentials { username: percent_decode(username), password: percent_decode(password) };
+        Self { base: format!("{scheme}://{host}{tail}"), credentials: Some(credentials) }
+    }
+}
+
+/// Decodes `%XX` escapes (userinfo is percent-encoded in a URL); an invalid
+/// escape is kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
 /// Encodes and decodes events in Confluent's wire format. One per process:
 /// it caches schema ids and parsed schemas.
 pub struct EventCodec {
@@ -116,10 +191,23 @@ impl std::fmt::Debug for EventCodec {
 }
 
 impl EventCodec {
-    /// A codec talking to the registry at `registry_url`.
+    /// A codec talking to the registry at `registry_url`, with the basic-auth
+    /// credentials its userinfo carries, if any.
     pub fn new(registry_url: &str) -> Self {
         use_text_uuids();
-        let settings = SrSettings::new(registry_url.to_string());
+        let registry = RegistryUrl::parse(registry_url);
+        let settings = match &registry.credentials {
+            None => SrSettings::new(registry.base.clone()),
+            Some(credentials) => SrSettings::new_builder(registry.base.clone())
+                .set_basic_authorization(&credentials.username, Some(&credentials.password))
+                .build()
+                .unwrap_or_else(|error| {
+                    // Only a custom header or proxy can fail to build, and none is set;
+                    // were it to happen, the registry's 401s would say so.
+                    tracing::error!(%error, "registry client with credentials could not be built; sending none");
+                    SrSettings::new(registry.base.clone())
+                }),
+        };
         Self {
             encoder: AvroEncoder::new(settings.clone()),
             decoder: AvroDecoder::new(settings),
@@ -181,7 +269,10 @@ impl EventCodec {
         let bytes = bytes.ok_or(DecodeError::MissingPayload)?;
         let (id, mut body) = split_header(bytes)?;
         let writer = self.decoder.get_schema(id).await.map_err(|error| {
-            if error.retriable {
+            // Refused credentials are a configuration fault, not a property of
+            // the record: retry (the operator fixes and restarts), never park.
+            let refused = ["status 401", "status 403"].iter().any(|status| error.error.contains(status));
+            if error.retriable || refused {
                 DecodeError::RegistryUnavailable(error.to_string())
             } else {
                 DecodeError::UnknownSchemaId { id, message: error.to_string() }
@@ -241,6 +332,21 @@ pub fn split_header(bytes: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_come_out_of_the_registry_url_decoded() {
+        let with = RegistryUrl::parse("http://ana%40guild:p%3Ass%2Fw@127.0.0.1:8081/");
+        let without = RegistryUrl::parse("http://127.0.0.1:8081");
+        let user_only = RegistryUrl::parse("http://ana@127.0.0.1:8081");
+
+        let credentials = with.credentials.expect("credentials");
+        assert_eq!(with.base, "http://127.0.0.1:8081");
+        assert_eq!((credentials.username.as_str(), credentials.password.as_str()), ("ana@guild", "p:ss/w"));
+        assert!(!format!("{credentials:?}").contains("p:ss/w"), "Debug hides the password");
+        assert_eq!(without.base, "http://127.0.0.1:8081");
+        assert!(without.credentials.is_none());
+        assert_eq!(user_only.credentials.map(|c| (c.username, c.password)), Some(("ana".into(), String::new())));
+    }
 
     #[test]
     fn the_header_carries_the_schema_id_big_endian() {

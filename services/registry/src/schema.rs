@@ -20,6 +20,8 @@ use serde_json::Value;
 pub struct AvroSchema {
     pub text: String,
     pub parsed: Schema,
+    /// The text as a JSON document, as written (for diffs and exact comparisons).
+    pub document: Value,
     /// What makes two texts the same schema (see the module doc).
     pub identity: Value,
 }
@@ -29,10 +31,10 @@ impl AvroSchema {
     pub fn parse(text: &str) -> Result<Self, String> {
         // apache-avro also accepts a bare name such as `string` that is not
         // JSON; Confluent's Java parser does not, so neither do we.
-        serde_json::from_str::<Value>(text).map_err(|error| format!("Invalid schema: {error}"))?;
+        let document = serde_json::from_str(text).map_err(|error| format!("Invalid schema: {error}"))?;
         let parsed = Schema::parse_str(text).map_err(|error| format!("Invalid schema: {error}"))?;
         let identity = printed(&parsed).ok_or_else(|| "Invalid schema: it cannot be written back as JSON".to_string())?;
-        Ok(Self { text: text.to_string(), parsed, identity })
+        Ok(Self { text: text.to_string(), parsed, document, identity })
     }
 }
 
@@ -40,6 +42,12 @@ impl AvroSchema {
 /// spellings coincide. Compared as a `Value`, so key order never matters.
 fn printed(schema: &Schema) -> Option<Value> {
     serde_json::to_value(schema).ok()
+}
+
+/// The JSON document of a schema text, as written (key order aside). A text
+/// that is not JSON (another registry's Protobuf, say) is its own document.
+pub fn document_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 /// The identity of a stored schema text. A text that is not Avro (another

@@ -1,7 +1,10 @@
 //! The schema registry calls `mamochi schemas` makes: Confluent's REST API,
-//! so they work against our registry and Confluent's alike.
+//! so they work against our registry and Confluent's alike. Basic-auth
+//! credentials in the URL's userinfo are sent as an `Authorization` header and
+//! kept out of every message (see `mamochi_events::codec::RegistryUrl`).
 
 use anyhow::{bail, Context};
+use mamochi_events::codec::{Credentials, RegistryUrl};
 use serde_json::{json, Value};
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -26,12 +29,15 @@ pub struct Registered {
 #[derive(Debug, Clone)]
 pub struct Registry {
     client: reqwest::Client,
+    /// Without userinfo: safe in error messages.
     url: String,
+    credentials: Option<Credentials>,
 }
 
 impl Registry {
     pub fn new(url: &str) -> Self {
-        Self { client: reqwest::Client::new(), url: url.trim_end_matches('/').to_string() }
+        let RegistryUrl { base, credentials } = RegistryUrl::parse(url);
+        Self { client: reqwest::Client::new(), url: base, credentials }
     }
 
     /// The subject's latest live version, or `None` if it has none.
@@ -138,6 +144,9 @@ impl Registry {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.url);
         let mut request = self.client.request(method, &url).header(reqwest::header::ACCEPT, CONTENT_TYPE);
+        if let Some(credentials) = &self.credentials {
+            request = request.basic_auth(&credentials.username, Some(&credentials.password));
+        }
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE).body(body.to_string());
         }
