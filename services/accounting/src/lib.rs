@@ -79,6 +79,7 @@ pub const GROUP: &str = "accounting";
 /// returns. Everything runs inside this one future (nothing is spawned), so
 /// dropping it stops the consumer, the closer and the database pool at once.
 pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    settings.refuse_builtin_secrets()?;
     let clock = Clock::from_settings(&settings.time).context("while reading time settings")?;
     let grace = chrono::Duration::seconds(settings.accounting.grace_period_secs.max(0));
     let pool = db::pool(&settings.database).context("while creating the database pool")?;

@@ -52,6 +52,7 @@ pub const REVIEWS_GROUP: &str = "approval-reviews";
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    settings.refuse_builtin_secrets()?;
     let clock = Clock::from_settings(&settings.time).context("while reading time settings")?;
     let pool = db::pool(&settings.database).context("while creating the database pool")?;
     let producer = kafka::producer(&settings.kafka, "approval").context("while creating the producer")?;

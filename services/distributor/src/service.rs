@@ -57,6 +57,7 @@ impl Distributor {
     /// Connects everything and binds the operational endpoints; consuming
     /// starts with [`Distributor::run_until_stopped`].
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.refuse_builtin_secrets()?;
         let clock = Clock::from_settings(&settings.time).context("while reading the time settings")?;
         let pool = db::pool(&settings.database).context("while building the database pool")?;
         let metrics = Metrics::new().context("while registering metrics")?;

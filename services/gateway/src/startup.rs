@@ -63,6 +63,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Creates the clients and binds `settings.gateway.listen` (port 0 picks one).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.refuse_builtin_secrets()?;
         let clock = Clock::from_settings(&settings.time).context("while reading time settings")?;
         let pool = db::pool(&settings.database).context("while creating the database pool")?;
         let producer = kafka::producer(&settings.kafka, "gateway").context("while creating the producer")?;

@@ -2,6 +2,7 @@
 //! them and read what they read (the mailbox of the SMTP sink, say).
 
 pub mod bench_cmd;
+pub mod config_cmd;
 pub mod dead_letters_cmd;
 pub mod demo;
 pub mod mailbox;

@@ -3,7 +3,7 @@
 //! Thin on purpose: it parses the command line, loads settings, installs
 //! logging and hands over to the code that does the work.
 
-use mamochi::{bench_cmd, dead_letters_cmd, demo, run, schemas, topics_cmd};
+use mamochi::{bench_cmd, config_cmd, dead_letters_cmd, demo, run, schemas, topics_cmd};
 
 use std::path::PathBuf;
 
@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Checks the configuration (`config check`): names every bad setting.
+    Config(config_cmd::ConfigArgs),
     /// Applies pending database migrations and exits.
     Migrate,
     /// Creates every topic of the catalog that does not exist yet.
@@ -48,6 +50,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Config(args) = &cli.command {
+        // Before loading: a configuration that cannot be read is a verdict
+        // to print, not an error to abort with.
+        std::process::exit(config_cmd::run(cli.config.as_deref(), args));
+    }
     let mut settings = Settings::load(cli.config.as_deref()).context("while loading settings")?;
     if matches!(cli.command, Command::Bench(_)) && std::env::var_os("MAMOCHI__LOG__FILTER").is_none() {
         // Service logs would scroll the progress bars away; warnings still show.
@@ -72,12 +79,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Topics => topics_cmd::run(&settings).await,
         Command::Schemas(args) => schemas::run(&settings.registry.url, args).await,
         Command::Registry => {
+            settings.refuse_builtin_secrets()?;
             let app = mamochi_registry::Application::build(&settings)
                 .await
                 .context("while starting the schema registry")?;
             tracing::info!(port = app.port(), "schema registry listening");
             app.run_until_stopped(shutdown::on_signals()).await
         }
+        Command::Config(_) => Ok(()),
         Command::Run(args) => run::run(&settings, args).await,
         Command::DeadLetters(args) => dead_letters_cmd::run(&settings, args).await,
         Command::Demo(args) => demo::run(&settings, args).await.map(|_| ()),

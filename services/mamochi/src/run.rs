@@ -5,6 +5,11 @@
 //! each in its own process (`mamochi run approval`) and scale them apart; the
 //! local stack and the demo run them together (`mamochi run all`).
 //!
+//! Nothing starts unless the settings pass every rule of
+//! [`Settings::validate`] (outside the local profile that includes: no
+//! built-in development secret), so `mamochi config check` predicts exactly
+//! what `run` accepts.
+//!
 //! Each process also prunes the expired dedupe and email rows of the services
 //! it runs, one pruning task per process (see [`crate::retention`]).
 
@@ -43,6 +48,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
 
 /// Runs `services` until `shutdown` is cancelled or one of them fails.
 pub async fn run_services(settings: &Settings, services: &[Service], shutdown: Shutdown) -> anyhow::Result<()> {
+    settings.validate()?;
     let mut chosen: Vec<Service> =
         if services.contains(&Service::All) { Service::EVERY.to_vec() } else { services.to_vec() };
     chosen.dedup();

@@ -50,6 +50,7 @@ impl Notifier {
     /// Connects everything and binds the operational endpoints; consuming
     /// starts with [`Notifier::run_until_stopped`].
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.refuse_builtin_secrets()?;
         let clock = Clock::from_settings(&settings.time).context("while reading the time settings")?;
         let sealer = Sealer::from_hex(&settings.secrets.email_seal_key).context("while reading the email seal key")?;
         let mailer = SmtpMailer::from_settings(&settings.smtp, clock).context("while configuring SMTP")?;

@@ -148,7 +148,7 @@ impl Settings {
             report.fail(
                 path,
                 format!(
-                    "is the built-in development secret, accepted only with profile = \"local\"; \
+                    "holds the built-in development secret, accepted only with profile = \"local\"; \
                      set your own (in the file or {variable})"
                 ),
             );
@@ -229,6 +229,7 @@ impl Settings {
 
     fn check_http(&self, report: &mut Report) {
         report.listen("gateway.listen", &self.gateway.listen);
+        report.listen("gateway.ops_listen", &self.gateway.ops_listen);
         report.http_url("gateway.public_url", &self.gateway.public_url);
         report.positive("gateway.max_body_bytes", self.gateway.max_body_bytes);
         report.positive("gateway.max_in_flight", self.gateway.max_in_flight);
@@ -237,6 +238,16 @@ impl Settings {
         report.http_url("registry.url", &self.registry.url);
         report.listen("registry.listen", &self.registry.listen);
         report.require(!self.registry.topic.trim().is_empty(), "registry.topic", "is empty");
+        for (index, user) in self.registry.basic_auth_users.iter().enumerate() {
+            // Named by position: the entry itself holds a password.
+            let well_formed = user
+                .expose_secret()
+                .split_once(':')
+                .is_some_and(|(name, password)| !name.trim().is_empty() && !password.is_empty());
+            if !well_formed {
+                report.fail("registry.basic_auth_users", format!("entry {} is not `user:password`", index + 1));
+            }
+        }
         report.listen("approval.ops_listen", &self.approval.ops_listen);
         report.listen("distributor.ops_listen", &self.distributor.ops_listen);
         report.listen("accounting.ops_listen", &self.accounting.ops_listen);
@@ -512,6 +523,17 @@ mod tests {
         assert!(Url::parse("http://").is_err());
         assert!(Url::parse("http://host:99999").is_err());
         assert_eq!(Url::parse("postgres://u:p@h:1/d").map(|url| url.password()), Ok(Some("p")));
+    }
+
+    #[test]
+    fn registry_users_are_user_colon_password_and_never_quoted() {
+        let settings = production(&[("MAMOCHI__REGISTRY__BASIC_AUTH_USERS", "ops:pw1,no-password-here,:pw3")]);
+
+        let invalid = settings.validate().expect_err("two bad entries");
+
+        let problems: Vec<&str> = invalid.errors.iter().map(|error| error.problem.as_str()).collect();
+        assert_eq!(problems, vec!["entry 2 is not `user:password`", "entry 3 is not `user:password`"]);
+        assert!(!invalid.to_string().contains("no-password-here"), "{invalid}");
     }
 
     #[test]

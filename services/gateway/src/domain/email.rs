@@ -3,8 +3,16 @@
 
 use super::Invalid;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Email(String);
+
+/// Personal data: `Debug`, which a stray `?value` in a log line prints,
+/// shows the type only.
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Email(<redacted>)")
+    }
+}
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -39,6 +47,13 @@ impl Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_value() {
+        let value = Email::parse("rosa@example.cl").expect("valid");
+
+        assert_eq!(format!("{value:?}"), "Email(<redacted>)");
+    }
 
     #[test]
     fn an_address_is_trimmed_and_lower_cased() {

@@ -2,8 +2,16 @@
 
 use super::Invalid;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct FullName(String);
+
+/// Personal data: `Debug`, which a stray `?value` in a log line prints,
+/// shows the type only.
+impl std::fmt::Debug for FullName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FullName(<redacted>)")
+    }
+}
 
 impl FullName {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -26,6 +34,13 @@ impl FullName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_value() {
+        let value = FullName::parse("Rosa Pérez").expect("valid");
+
+        assert_eq!(format!("{value:?}"), "FullName(<redacted>)");
+    }
 
     #[test]
     fn a_name_with_accents_is_trimmed_and_kept() {

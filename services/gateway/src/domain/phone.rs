@@ -4,8 +4,16 @@
 
 use super::Invalid;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Phone(String);
+
+/// Personal data: `Debug`, which a stray `?value` in a log line prints,
+/// shows the type only.
+impl std::fmt::Debug for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Phone(<redacted>)")
+    }
+}
 
 impl Phone {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -29,6 +37,13 @@ impl Phone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_value() {
+        let value = Phone::parse("+56912345678").expect("valid");
+
+        assert_eq!(format!("{value:?}"), "Phone(<redacted>)");
+    }
 
     fn normalised(raw: &str) -> Result<String, Invalid> {
         Phone::parse(raw).map(|phone| phone.as_str().to_string())

@@ -8,8 +8,16 @@ use super::Invalid;
 /// Letters the current plates use: no vowels, no M, N, Ñ or Q.
 const CURRENT_LETTERS: &str = "BCDFGHJKLPRSTVWXYZ";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CartPlate(String);
+
+/// Personal data: `Debug`, which a stray `?value` in a log line prints,
+/// shows the type only.
+impl std::fmt::Debug for CartPlate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CartPlate(<redacted>)")
+    }
+}
 
 impl CartPlate {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -34,6 +42,13 @@ impl CartPlate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_value() {
+        let value = CartPlate::parse("BC-DF-12").expect("valid");
+
+        assert_eq!(format!("{value:?}"), "CartPlate(<redacted>)");
+    }
 
     fn normalised(raw: &str) -> Result<String, Invalid> {
         CartPlate::parse(raw).map(|plate| plate.as_str().to_string())

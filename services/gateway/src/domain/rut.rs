@@ -6,8 +6,16 @@
 
 use super::Invalid;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Rut(String);
+
+/// Personal data: `Debug`, which a stray `?value` in a log line prints,
+/// shows the type only.
+impl std::fmt::Debug for Rut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rut(<redacted>)")
+    }
+}
 
 impl Rut {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -69,6 +77,13 @@ fn check_digit(digits: &str) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_value() {
+        let value = Rut::parse("12.345.678-5").expect("valid");
+
+        assert_eq!(format!("{value:?}"), "Rut(<redacted>)");
+    }
 
     fn normalised(raw: &str) -> Result<String, Invalid> {
         Rut::parse(raw).map(|rut| rut.as_str().to_string())
