@@ -130,7 +130,10 @@ fn the_document_is_well_formed_openapi_3() {
         for (status, response) in responses {
             let code: u16 = status.parse().unwrap_or_else(|_| panic!("{method} {path}: status {status}"));
             assert!((100..600).contains(&code), "{method} {path}: status {status}");
-            assert!(resolve(&document, response)["description"].is_string(), "{method} {path} {status}: no description");
+            assert!(
+                resolve(&document, response)["description"].is_string(),
+                "{method} {path} {status}: no description"
+            );
         }
         let parameters: Vec<&Value> =
             operation["parameters"].as_array().into_iter().flatten().map(|p| resolve(&document, p)).collect();
