@@ -1,24 +1,13 @@
-//! The texts of the emails this service requests, in Spanish. The API key
+//! The texts of the emails this service requests, in Spanish (the
+//! credentials text is shared with the gateway). The API key
 //! appears only as `{secret}`: the notifier opens the sealed key and puts it
 //! there at send time, so the key is never in clear text in Kafka.
 
-/// Subject and body of the credentials email.
+/// Subject and body of the credentials email of a newly approved member
+/// (the text is shared with the gateway's re-issue, in
+/// [`mamochi_events::credentials`]).
 pub fn credentials(full_name: &str, public_url: &str) -> (String, String) {
-    let subject = "MAMOCHI: su inscripción fue aprobada".to_string();
-    let body = format!(
-        "Hola {full_name}:\n\n\
-         Su inscripción en MAMOCHI fue aprobada. Su clave de API es:\n\n    {{secret}}\n\n\
-         Úsela en cada llamada a la API del gremio, en el encabezado\n\n    Authorization: Bearer {{secret}}\n\n\
-         Por ejemplo, para registrar una venta:\n\n    \
-         curl -X POST {public_url}/v1/sales \\\n      \
-         -H 'Authorization: Bearer {{secret}}' \\\n      \
-         -H 'Content-Type: application/json' \\\n      \
-         -d '{{\"quantity\": 1, \"unit_price_clp\": 1500, \"payment_method\": \"cash\"}}'\n\n\
-         y para ver su carro y su stock: curl {public_url}/v1/me -H 'Authorization: Bearer {{secret}}'\n\n\
-         Guarde esta clave en un lugar seguro: por seguridad no la volveremos a enviar.\n\n\
-         Gremio de Maestros Motehuesilleros de Chile (MAMOCHI)\n"
-    );
-    (subject, body)
+    mamochi_events::credentials::email_text(mamochi_events::credentials::Occasion::Approved, full_name, public_url)
 }
 
 /// Subject and body of the rejection email.

@@ -3,7 +3,8 @@
 //! Every type in [`generated`] comes from an Avro schema in `schemas/` (see
 //! `build.rs`); [`topics`] names every topic with its key and value types;
 //! [`codec`] reads and writes Confluent's wire format through the schema
-//! registry; [`dead_letter`] parks records that cannot be decoded and
+//! registry; [`credentials`] makes API keys and their credentials email;
+//! [`dead_letter`] parks records that cannot be decoded and
 //! [`consume`] is the decode-or-park step every consumer runs; [`failure`]
 //! classifies handler errors as transient or permanent, [`poller`] retries
 //! the transient ones while the consumer keeps polling and isolates the
@@ -12,6 +13,7 @@
 
 pub mod codec;
 pub mod consume;
+pub mod credentials;
 pub mod dead_letter;
 pub mod failure;
 pub mod poller;

@@ -1,24 +1,22 @@
 //! Who is calling: a vendor (an API key whose SHA-256 is in `members`, looked
-//! up through the in-memory [`KeyDirectory`]) or guild staff (the configured
-//! admin token). Both are actix extractors, so a
-//! handler that takes one cannot run unauthenticated; both answer 401 with
-//! `WWW-Authenticate: Bearer` when the credential is missing or wrong.
+//! up through the in-memory [`KeyDirectory`]) or a named member of guild staff
+//! (a token whose SHA-256 is in `staff_tokens`, unrevoked, looked up through
+//! [`StaffDirectory`]; tokens are made by `mamochi staff add`). Both are actix
+//! extractors, so a handler that takes one cannot run unauthenticated; both
+//! answer 401 with `WWW-Authenticate: Bearer` when the credential is missing
+//! or wrong. A key or token revoked in the database is refused within the
+//! directories' time-to-live (`gateway.key_cache_ttl_ms`, 5 s by default).
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest};
-use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::domain::secret;
 use crate::errors::ApiError;
-use crate::views::KeyDirectory;
-
-/// The staff token, as configured.
-#[derive(Debug, Clone)]
-pub struct AdminToken(pub SecretString);
+use crate::views::{KeyDirectory, StaffDirectory};
 
 /// An authenticated vendor.
 #[derive(Debug, Clone, Copy)]
@@ -26,11 +24,15 @@ pub struct Vendor {
     pub vendor_id: Uuid,
 }
 
-/// Authenticated guild staff.
-#[derive(Debug, Clone, Copy)]
-pub struct Staff;
+/// An authenticated member of guild staff, by the name of their token:
+/// what reviews and key changes record as who made them.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub name: String,
+}
 
-fn bearer(request: &HttpRequest) -> Option<String> {
+/// The bearer credential of the request, if any.
+pub fn bearer(request: &HttpRequest) -> Option<String> {
     let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
@@ -67,15 +69,24 @@ impl FromRequest for Vendor {
 
 impl FromRequest for Staff {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let expected = request.app_data::<web::Data<AdminToken>>();
-        let verdict = match (bearer(request), expected) {
-            (Some(given), Some(expected)) if secret::constant_time_eq(&given, expected.0.expose_secret()) => Ok(Staff),
-            (None, _) => Err(unauthorized("send the staff token as Authorization: Bearer <token>")),
-            _ => Err(unauthorized("the staff token is not valid")),
-        };
-        std::future::ready(verdict)
+        let token = bearer(request);
+        let staff = request.app_data::<web::Data<StaffDirectory>>().cloned();
+        Box::pin(async move {
+            let token = token.ok_or_else(|| unauthorized("send the staff token as Authorization: Bearer <token>"))?;
+            let staff = staff.ok_or_else(ApiError::internal)?;
+            // Tokens are 256 random bits, like vendor keys: an exact lookup
+            // by digest is safe, and the clear token is never stored.
+            match staff.name(&secret::sha256_hex(&token)).await {
+                Ok(Some(name)) => Ok(Staff { name }),
+                Ok(None) => Err(unauthorized("the staff token is not valid")),
+                Err(error) => {
+                    crate::errors::log_cause(error.as_ref());
+                    Err(ApiError::unavailable())
+                }
+            }
+        })
     }
 }

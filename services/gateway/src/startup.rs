@@ -17,6 +17,7 @@ use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::ops::{self, Ops, Readiness};
+use mamochi_common::seal::Sealer;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{db, kafka, Settings};
 use mamochi_events::codec::EventCodec;
@@ -25,12 +26,13 @@ use mamochi_events::topics;
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::admission::Admission;
-use crate::auth::AdminToken;
+use crate::domain::rotation::RotationSecret;
 use crate::errors;
 use crate::metrics::{self, Metrics};
+use crate::routes::me::KeyRevocationBound;
 use crate::routes::{self, PublicUrl};
 use crate::store::sale_requests::ClaimBook;
-use crate::views::{KeyDirectory, StockView};
+use crate::views::{KeyDirectory, StaffDirectory, StockView};
 
 /// How often readiness is re-checked once the gateway is up.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -90,7 +92,14 @@ impl Application {
         let publisher = web::Data::new(publisher);
         let clock = web::Data::new(clock);
         let public_url = web::Data::new(PublicUrl(settings.gateway.public_url.clone()));
-        let admin_token = web::Data::new(AdminToken(settings.gateway.admin_token.clone()));
+        // Staff tokens are refused within the same bound as vendor keys.
+        let key_ttl = Duration::from_millis(gateway.key_cache_ttl_ms);
+        let staff = web::Data::new(StaffDirectory::new(pool.clone(), key_ttl, wait));
+        let key_bound = web::Data::new(KeyRevocationBound(key_ttl));
+        let sealer = web::Data::new(
+            Sealer::from_hex(&settings.secrets.email_seal_key).context("while reading secrets.email_seal_key")?,
+        );
+        let rotation = web::Data::new(RotationSecret::from_seal_key(&settings.secrets.email_seal_key));
         let metrics = web::Data::new(metrics);
         let keys = web::Data::new(keys);
         let claims = web::Data::new(claims);
@@ -110,7 +119,10 @@ impl Application {
                 .app_data(publisher.clone())
                 .app_data(clock.clone())
                 .app_data(public_url.clone())
-                .app_data(admin_token.clone())
+                .app_data(staff.clone())
+                .app_data(key_bound.clone())
+                .app_data(sealer.clone())
+                .app_data(rotation.clone())
                 .app_data(metrics.clone())
                 .app_data(keys.clone())
                 .app_data(claims.clone())

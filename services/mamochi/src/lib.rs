@@ -9,4 +9,5 @@ pub mod mailbox;
 pub mod retention;
 pub mod run;
 pub mod schemas;
+pub mod staff_cmd;
 pub mod topics_cmd;

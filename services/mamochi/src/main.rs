@@ -3,7 +3,7 @@
 //! Thin on purpose: it parses the command line, loads settings, installs
 //! logging and hands over to the code that does the work.
 
-use mamochi::{bench_cmd, config_cmd, dead_letters_cmd, demo, run, schemas, topics_cmd};
+use mamochi::{bench_cmd, config_cmd, dead_letters_cmd, demo, run, schemas, staff_cmd, topics_cmd};
 
 use std::path::PathBuf;
 
@@ -38,6 +38,8 @@ enum Command {
     Registry,
     /// Runs platform services until stopped.
     Run(run::RunArgs),
+    /// Manages the named tokens of guild staff (add, list, revoke).
+    Staff(staff_cmd::StaffArgs),
     /// Lists records parked in the dead-letter topic, or replays chosen ones
     /// to their source topic.
     DeadLetters(dead_letters_cmd::DeadLettersArgs),
@@ -88,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Config(_) => Ok(()),
         Command::Run(args) => run::run(&settings, args).await,
+        Command::Staff(args) => staff_cmd::run(&settings, args).await,
         Command::DeadLetters(args) => dead_letters_cmd::run(&settings, args).await,
         Command::Demo(args) => demo::run(&settings, args).await.map(|_| ()),
         Command::Bench(args) => bench_cmd::run(&settings, args).await,

@@ -14,6 +14,7 @@ pub mod phone;
 pub mod plate;
 pub mod registration;
 pub mod review;
+pub mod rotation;
 pub mod rut;
 pub mod sale;
 pub mod secret;

@@ -1,5 +1,5 @@
-//! Secrets the gateway handles: tracking tokens it issues, API keys and the
-//! admin token it checks. Only SHA-256 digests are stored or compared, and
+//! Secrets the gateway handles: tracking tokens it issues, API keys and
+//! staff tokens it checks. Only SHA-256 digests are stored or compared, and
 //! comparisons take the same time whatever the input.
 
 use sha2::{Digest, Sha256};

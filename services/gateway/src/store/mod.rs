@@ -1,7 +1,9 @@
-//! The gateway's PostgreSQL work. It writes only two things: the
+//! The gateway's PostgreSQL work. It writes only these: the
 //! `registrations` row of a form it just published (the approval service
-//! upserts the same row from the event) and the `sale_requests` idempotency
-//! claims it owns. Everything else is a read of another service's projection
+//! upserts the same row from the event), the `sale_requests` idempotency
+//! claims it owns, the key columns of an existing member (rotation, staff
+//! revocation and re-issue, in [`members`]) and, through `mamochi staff`,
+//! the `staff_tokens` it reads ([`staff`]). Everything else is a read of another service's projection
 //! (the write path reads them through the in-memory views in
 //! [`crate::views`]). Every wait for a connection is bounded, so a saturated
 //! pool answers 503 instead of queueing requests.
@@ -10,6 +12,7 @@ pub mod accounting;
 pub mod members;
 pub mod registrations;
 pub mod sale_requests;
+pub mod staff;
 
 use std::time::Duration;
 

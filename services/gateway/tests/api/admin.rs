@@ -1,4 +1,5 @@
-//! Staff endpoints: listing, approving and rejecting forms; bad tokens refused.
+//! Staff endpoints: listing, approving and rejecting forms (each review
+//! records the staff token's name); bad tokens refused.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use mamochi_events::{topics, RegistrationKey, RegistrationReviewed, ReviewDecisi
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{form, spawn_app, Tail, ADMIN_TOKEN};
+use crate::helpers::{form, spawn_app, Tail};
 
 async fn submitted(app: &crate::helpers::TestApp, paid: bool) -> String {
     let answer = app.post("/v1/registrations", &form(paid), None).await;
@@ -21,10 +22,10 @@ async fn staff_list_pending_forms_and_bad_tokens_are_refused() {
     let id = submitted(&app, true).await;
 
     // Act
-    let pending = app.get("/v1/admin/registrations?status=pending", Some(ADMIN_TOKEN)).await;
-    let default = app.get("/v1/admin/registrations", Some(ADMIN_TOKEN)).await;
-    let approved = app.get("/v1/admin/registrations?status=approved", Some(ADMIN_TOKEN)).await;
-    let bogus = app.get("/v1/admin/registrations?status=everything", Some(ADMIN_TOKEN)).await;
+    let pending = app.get("/v1/admin/registrations?status=pending", Some(app.staff.token.as_str())).await;
+    let default = app.get("/v1/admin/registrations", Some(app.staff.token.as_str())).await;
+    let approved = app.get("/v1/admin/registrations?status=approved", Some(app.staff.token.as_str())).await;
+    let bogus = app.get("/v1/admin/registrations?status=everything", Some(app.staff.token.as_str())).await;
     let no_token = app.get("/v1/admin/registrations?status=pending", None).await;
     let wrong_token = app.get("/v1/admin/registrations?status=pending", Some("not-the-token")).await;
 
@@ -59,15 +60,17 @@ async fn approve_and_reject_publish_reviews() {
     let tail = Tail::start(&app.settings, &topics::REGISTRATION_REVIEWS).await;
 
     // Act
-    let approved =
-        app.post(&format!("/v1/admin/registrations/{to_approve}/approve"), &json!({}), Some(ADMIN_TOKEN)).await;
-    let no_reason =
-        app.post(&format!("/v1/admin/registrations/{to_reject}/reject"), &json!({}), Some(ADMIN_TOKEN)).await;
+    let approved = app
+        .post(&format!("/v1/admin/registrations/{to_approve}/approve"), &json!({}), Some(app.staff.token.as_str()))
+        .await;
+    let no_reason = app
+        .post(&format!("/v1/admin/registrations/{to_reject}/reject"), &json!({}), Some(app.staff.token.as_str()))
+        .await;
     let rejected = app
         .post(
             &format!("/v1/admin/registrations/{to_reject}/reject"),
             &json!({"reason": "duplicate form"}),
-            Some(ADMIN_TOKEN),
+            Some(app.staff.token.as_str()),
         )
         .await;
     let unauthorised =
@@ -88,10 +91,15 @@ async fn approve_and_reject_publish_reviews() {
     let mine: Vec<_> = records.iter().filter(|(_, _, v)| ids.contains(&v.registration_id)).collect();
     assert_eq!(mine.len(), 2, "one review each, none for the refused requests: {mine:?}");
     let approval = mine.iter().find(|(_, _, v)| v.registration_id == ids[0]).expect("approval");
-    assert_eq!((approval.2.decision, approval.2.reviewer.as_str()), (ReviewDecision::Approve, "staff"));
+    assert_eq!(
+        (approval.2.decision, approval.2.reviewer.as_str()),
+        (ReviewDecision::Approve, app.staff.name.as_str()),
+        "the review records the staff token's name"
+    );
     assert_eq!(approval.1.registration_id, ids[0], "keyed by registration");
     let rejection = mine.iter().find(|(_, _, v)| v.registration_id == ids[1]).expect("rejection");
     assert_eq!(rejection.2.decision, ReviewDecision::Reject);
+    assert_eq!(rejection.2.reviewer, app.staff.name);
     assert_eq!(rejection.2.reason.as_deref(), Some("duplicate form"));
 }
 
@@ -106,12 +114,23 @@ async fn reviews_of_unknown_or_decided_forms_are_refused() {
     .await;
 
     // Act
-    let unknown =
-        app.post(&format!("/v1/admin/registrations/{}/approve", Uuid::new_v4()), &json!({}), Some(ADMIN_TOKEN)).await;
-    let malformed = app.post("/v1/admin/registrations/xyz/approve", &json!({}), Some(ADMIN_TOKEN)).await;
-    let again = app.post(&format!("/v1/admin/registrations/{decided}/approve"), &json!({}), Some(ADMIN_TOKEN)).await;
+    let unknown = app
+        .post(
+            &format!("/v1/admin/registrations/{}/approve", Uuid::new_v4()),
+            &json!({}),
+            Some(app.staff.token.as_str()),
+        )
+        .await;
+    let malformed = app.post("/v1/admin/registrations/xyz/approve", &json!({}), Some(app.staff.token.as_str())).await;
+    let again = app
+        .post(&format!("/v1/admin/registrations/{decided}/approve"), &json!({}), Some(app.staff.token.as_str()))
+        .await;
     let reject_again = app
-        .post(&format!("/v1/admin/registrations/{decided}/reject"), &json!({"reason": "late"}), Some(ADMIN_TOKEN))
+        .post(
+            &format!("/v1/admin/registrations/{decided}/reject"),
+            &json!({"reason": "late"}),
+            Some(app.staff.token.as_str()),
+        )
         .await;
 
     // Assert

@@ -8,9 +8,11 @@ use mamochi_common::db::PgPool;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{db, kafka, Settings};
 use mamochi_events::codec::EventCodec;
+use mamochi_events::credentials;
 use mamochi_events::publish::publish;
 use mamochi_events::topics::{self, Topic};
 use mamochi_events::{AvroSchemaSource, CartStockLevel, VendorKey};
+use mamochi_gateway::store::staff;
 use mamochi_gateway::Application;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -20,14 +22,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-pub const ADMIN_TOKEN: &str = "gateway-tests-admin-token";
-
 pub fn settings() -> Settings {
     let mut settings = Settings::load(None).expect("settings load from the environment");
     settings.gateway.listen = "127.0.0.1:0".into();
     settings.gateway.ops_listen = "127.0.0.1:0".into();
     settings.gateway.public_url = "http://gateway.test".into();
-    settings.gateway.admin_token = ADMIN_TOKEN.to_string().into();
     settings
 }
 
@@ -52,6 +51,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub settings: Settings,
     pub codec: EventCodec,
+    /// A staff token of this app's own, for `/v1/admin`.
+    pub staff: TestStaff,
     shutdown: Shutdown,
 }
 
@@ -85,11 +86,14 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         assert!(tokio::time::Instant::now() < deadline, "gateway not ready in time: {ready:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let pool = db::pool(&settings.database).expect("pool");
+    let staff = add_staff(&pool).await;
     TestApp {
         address,
         ops_address,
         client,
-        pool: db::pool(&settings.database).expect("pool"),
+        pool,
+        staff,
         codec: EventCodec::new(&settings.registry.url),
         settings,
         shutdown,
@@ -219,6 +223,22 @@ impl TestApp {
         let mut conn = self.pool.get().await.expect("connection");
         diesel::sql_query(statement).execute(&mut conn).await.expect("statement runs");
     }
+}
+
+/// A member of staff: the token's name and the token.
+#[derive(Debug, Clone)]
+pub struct TestStaff {
+    pub name: String,
+    pub token: String,
+}
+
+/// A staff token of its own (named `test-…`), stored as `mamochi staff add`
+/// stores one.
+pub async fn add_staff(pool: &PgPool) -> TestStaff {
+    let name = format!("test-{}", &Uuid::new_v4().simple().to_string()[..16]);
+    let token = credentials::generate_with_prefix(credentials::STAFF_PREFIX).expect("random source");
+    staff::add(pool, &name, &token.sha256).await.expect("the staff token is stored");
+    TestStaff { name, token: token.clear }
 }
 
 #[derive(Debug, Clone)]
