@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mamochi_common::config::KafkaSettings;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -57,9 +56,7 @@ impl LagSampler {
         for target in watched {
             // A consumer that never subscribes: it only asks the group
             // coordinator for the group's committed offsets, without joining.
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &kafka.bootstrap_servers)
-                .set("client.id", format!("{}-bench-lag", kafka.client_id))
+            let consumer: BaseConsumer = mamochi_common::kafka::client_config(kafka, "bench-lag")
                 .set("group.id", &target.group)
                 .set("enable.auto.commit", "false")
                 .create()

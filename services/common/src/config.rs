@@ -203,9 +203,52 @@ pub struct KafkaSettings {
     /// (`max.poll.interval.ms`, at least the 10 s session timeout). Retries
     /// keep polling, so this bounds one handler call, not an outage.
     pub max_poll_interval_ms: u32,
+    /// `plaintext` (the dev stack) or `sasl_ssl` (TLS plus SASL, the secure
+    /// stack); applied to every client the platform builds.
+    pub security_protocol: KafkaSecurity,
+    /// SASL mechanism under `sasl_ssl`: `SCRAM-SHA-512` or `SCRAM-SHA-256`.
+    pub sasl_mechanism: String,
+    /// The principal of this process, unless `principals` names one for the
+    /// service being built.
+    pub sasl_username: Option<String>,
+    #[serde(skip_serializing)]
+    pub sasl_password: Option<SecretString>,
+    /// PEM file of the CA that signed the brokers' certificates (the
+    /// system's trust store when unset).
+    pub ssl_ca_location: Option<String>,
+    /// Per-service principals (`gateway`, `approval`, …), so one process
+    /// running several services still speaks to Kafka as each of them.
+    #[serde(default, skip_serializing)]
+    pub principals: HashMap<String, KafkaPrincipal>,
+}
+
+/// How Kafka clients reach the brokers.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaSecurity {
+    Plaintext,
+    SaslSsl,
+}
+
+/// One SASL principal.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaPrincipal {
+    pub username: String,
+    pub password: SecretString,
 }
 
 impl KafkaSettings {
+    /// These settings as `service` uses them: its own principal when
+    /// `principals` has one, the process's otherwise.
+    pub fn for_service(&self, service: &str) -> KafkaSettings {
+        let mut settings = self.clone();
+        if let Some(principal) = self.principals.get(service) {
+            settings.sasl_username = Some(principal.username.clone());
+            settings.sasl_password = Some(principal.password.clone());
+        }
+        settings
+    }
+
     /// The full consumer group name for a service's group `name`.
     pub fn group(&self, name: &str) -> String {
         format!("{}{name}", self.group_prefix)
@@ -276,6 +319,8 @@ message_timeout_ms = 120000
 linger_ms = 5
 group_prefix = ""
 max_poll_interval_ms = 300000
+security_protocol = "plaintext"
+sasl_mechanism = "SCRAM-SHA-512"
 
 [database]
 url = "postgres://mamochi:mamochi-local@127.0.0.1:55432/mamochi"

@@ -23,7 +23,6 @@ use anyhow::{bail, Context};
 use mamochi_common::{kafka, Settings};
 use mamochi_events::dead_letter::headers;
 use mamochi_events::topics::DEAD_LETTERS;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -265,9 +264,7 @@ async fn replay(settings: &Settings, positions: &[Position]) -> anyhow::Result<(
 /// A consumer that only reads what it is assigned: no group membership, no
 /// commits, so the tool never moves anyone's offsets.
 fn reader(settings: &Settings) -> anyhow::Result<StreamConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.bootstrap_servers)
-        .set("client.id", format!("{}-dead-letters", settings.kafka.client_id))
+    kafka::client_config(&settings.kafka, "dead-letters")
         .set("group.id", settings.kafka.group("dead-letters-tool"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -33,6 +33,18 @@ pub enum Service {
 impl Service {
     const EVERY: [Service; 5] =
         [Service::Gateway, Service::Approval, Service::Distributor, Service::Accounting, Service::Notifier];
+
+    /// The key of this service's Kafka principal in `kafka.principals`.
+    pub fn principal(self) -> &'static str {
+        match self {
+            Service::All => "all",
+            Service::Gateway => "gateway",
+            Service::Approval => "approval",
+            Service::Distributor => "distributor",
+            Service::Accounting => "accounting",
+            Service::Notifier => "notifier",
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +77,12 @@ pub async fn run_services(settings: &Settings, services: &[Service], shutdown: S
 }
 
 async fn start(service: Service, settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    // Each service speaks to Kafka as its own principal (when the settings
+    // name one), even when several share this process: the cluster's ACLs
+    // then hold each to its own topics and groups.
+    let mut own = settings.clone();
+    own.kafka = settings.kafka.for_service(service.principal());
+    let settings = &own;
     match service {
         Service::Gateway => mamochi_gateway::run(settings, shutdown).await,
         Service::Approval => mamochi_approval::run(settings, shutdown).await,
