@@ -114,6 +114,13 @@ impl Identities {
         format!("{plate}{digits:02}")
     }
 
+    /// The payment reference of form `index`, in the gateway's format
+    /// (`BENCH-` and 20 digits): each is accepted once only, so it is drawn
+    /// from the run's random offset like the RUT.
+    pub fn payment_reference(&self, index: u64) -> String {
+        format!("BENCH-{:010}{:010}", self.offset % 10_000_000_000, index % 10_000_000_000)
+    }
+
     /// The JSON body of `POST /v1/registrations` for form `index`.
     pub fn form(&self, index: u64, paid: bool) -> Value {
         json!({
@@ -124,7 +131,7 @@ impl Identities {
             "comuna": "Santiago",
             "cart_plate": self.plate(index),
             "paid": paid,
-            "payment_reference": if paid { json!(format!("BENCH-{}-{index}", self.tag)) } else { Value::Null },
+            "payment_reference": if paid { json!(self.payment_reference(index)) } else { Value::Null },
         })
     }
 }
@@ -184,7 +191,10 @@ mod tests {
         }
         let paid = ids.form(3, true);
         assert_eq!(paid["paid"], true);
-        assert!(paid["payment_reference"].is_string());
+        let reference = paid["payment_reference"].as_str().expect("a reference");
+        let (channel, number) = reference.split_once('-').expect("channel-number");
+        assert!(channel == "BENCH" && number.len() == 20 && number.bytes().all(|b| b.is_ascii_digit()), "{reference}");
+        assert_ne!(ids.payment_reference(3), ids.payment_reference(4));
         assert!(ids.form(3, false)["payment_reference"].is_null());
     }
 }

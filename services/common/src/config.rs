@@ -92,6 +92,42 @@ pub struct GatewaySettings {
     pub db_wait_ms: u64,
     /// How long an Idempotency-Key's answer is kept; older claims are pruned.
     pub idempotency_retention_hours: u32,
+    /// Abuse limits per client address, vendor and staff token.
+    pub rate_limits: RateLimitSettings,
+}
+
+/// The gateway's abuse limits. Each is a token bucket (GCRA): `burst`
+/// requests at once, then `requests` every `per_secs` seconds; a request
+/// over it is answered 429 with `Retry-After`. `requests = 0` turns a limit
+/// off. Counts live in each gateway process (N instances allow N times the
+/// rate); they exist to stop floods from one client, not to meter usage.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RateLimitSettings {
+    /// Comma-separated IP addresses of reverse proxies in front of the
+    /// gateway. Only for a request from one of them is the client address
+    /// read from `X-Forwarded-For`; empty: the peer address is the client.
+    pub trusted_proxies: String,
+    /// `POST /v1/registrations`, per client address.
+    pub registrations_per_ip: RateLimit,
+    /// `GET /v1/registrations/{id}`, per client address.
+    pub status_reads_per_ip: RateLimit,
+    /// `POST /v1/sales`, per vendor.
+    pub sales_per_key: RateLimit,
+    /// `POST /v1/stock/depletions`, per vendor (one cart each): each one
+    /// restocks the cart and sends an email.
+    pub depletions_per_cart: RateLimit,
+    /// Every other request made with a vendor key (`/v1/me…`, `/v1/vendors/…`), per vendor.
+    pub vendor_requests_per_key: RateLimit,
+    /// `/v1/admin/…`, per staff token.
+    pub admin_per_token: RateLimit,
+}
+
+/// One limit: `burst` at once, refilled at `requests` per `per_secs` seconds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per_secs: u32,
+    pub burst: u32,
 }
 
 /// A background service: where it serves /healthz, /readyz and /metrics.
@@ -350,6 +386,18 @@ max_in_flight = 256
 key_cache_ttl_ms = 5000
 db_wait_ms = 2000
 idempotency_retention_hours = 24
+
+[gateway.rate_limits]
+# Production-sensible: a person registers a few carts, a vendor sells a few
+# times a minute and runs out a few times a day. The benchmark lifts them on
+# its own settings; see docs/api-limits.md.
+trusted_proxies = ""
+registrations_per_ip = { requests = 20, per_secs = 3600, burst = 10 }
+status_reads_per_ip = { requests = 300, per_secs = 60, burst = 60 }
+sales_per_key = { requests = 20, per_secs = 1, burst = 200 }
+depletions_per_cart = { requests = 6, per_secs = 3600, burst = 3 }
+vendor_requests_per_key = { requests = 120, per_secs = 60, burst = 60 }
+admin_per_token = { requests = 600, per_secs = 60, burst = 120 }
 
 [approval]
 ops_listen = "127.0.0.1:9101"

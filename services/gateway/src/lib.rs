@@ -2,6 +2,7 @@
 //!
 //! It validates and normalises what clients send ([`domain`]), admits at
 //! most a configured number of write requests at once ([`admission`]),
+//! refuses clients over their abuse limits with 429 ([`limits`]),
 //! authenticates vendors by API key and staff by token ([`auth`]), checks
 //! keys and stock against in-memory views ([`views`]), turns accepted
 //! requests into events on Kafka and serves reads from the PostgreSQL
@@ -17,9 +18,11 @@
 pub mod admission;
 pub mod auth;
 pub mod body;
+pub mod client_address;
 pub mod domain;
 pub mod errors;
 pub mod lane;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

@@ -28,6 +28,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use crate::admission::Admission;
 use crate::domain::rotation::RotationSecret;
 use crate::errors;
+use crate::limits::{self, Limits};
 use crate::metrics::{self, Metrics};
 use crate::routes::me::KeyRevocationBound;
 use crate::routes::{self, PublicUrl};
@@ -84,6 +85,9 @@ impl Application {
         let retention = Duration::from_secs(u64::from(gateway.idempotency_retention_hours) * 3_600);
         let claims = ClaimBook::start(pool.clone(), gateway.max_in_flight * 2, wait, retention, tasks.clone());
         let admission = web::Data::new(Admission::new(gateway.max_in_flight));
+        let limits = Arc::new(Limits::new(&gateway.rate_limits).context("while reading the rate limits")?);
+        tokio::spawn(limits.clone().prune_until(tasks.clone()));
+        let limits = web::Data::from(limits);
         let readiness = Readiness::default();
         let ops = Ops { service: "gateway", readiness: readiness.clone(), registry: metrics.registry.clone() };
         let limit = settings.gateway.max_body_bytes;
@@ -110,6 +114,7 @@ impl Application {
         let port = listener.local_addr().context("while reading the bound address")?.port();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(limits::enforce))
                 .wrap(errors::enveloped_errors())
                 .wrap(from_fn(metrics::record))
                 .app_data(errors::json_config(limit))
@@ -127,6 +132,7 @@ impl Application {
                 .app_data(keys.clone())
                 .app_data(claims.clone())
                 .app_data(stock_data.clone())
+                .app_data(limits.clone())
                 .app_data(admission.clone())
                 .configure(routes::configure)
                 .default_service(web::to(errors::route_not_found))

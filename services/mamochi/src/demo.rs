@@ -101,6 +101,9 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<Vec<Vend
     let mut settings = settings.clone();
     settings.time = TimeSettings { scale: args.time_scale, anchor_real: Some(now), anchor_platform: Some(anchor_platform) };
     settings.accounting.grace_period_secs = settings.accounting.grace_period_secs.min(3600);
+    // Every vendor registers from this one address, at once.
+    let registrations = &mut settings.gateway.rate_limits.registrations_per_ip.burst;
+    *registrations = (*registrations).max(u32::try_from(args.vendors).unwrap_or(u32::MAX));
     let clock = Clock::from_settings(&settings.time)?;
 
     println!("MAMOCHI demo: {} vendors ({} paid), a sale every {}–{} s, week ends {} (platform time, America/Santiago)",
@@ -143,7 +146,7 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
         let body = json!({
             "full_name": name, "rut": rut(index, run_tag), "email": email, "phone": phone(index, run_tag),
             "comuna": "Santiago", "cart_plate": plate(index, run_tag), "paid": paid,
-            "payment_reference": if paid { json!(format!("PAGO-{run_tag}-{index}")) } else { Value::Null },
+            "payment_reference": if paid { json!(payment_reference(index, run_tag)) } else { Value::Null },
         });
         let response = http.post(format!("{api}/v1/registrations")).json(&body).send().await?;
         let status = response.status();
@@ -382,6 +385,13 @@ fn plate(index: usize, run_tag: &str) -> String {
 /// A mobile number, per vendor and run (members may not share a phone).
 fn phone(index: usize, run_tag: &str) -> String {
     let seed = u64::from_str_radix(&run_tag[..7], 16).unwrap_or(0) % 9_000_000;
+/// A payment reference in the gateway's format (`PAGO-` and 16 digits),
+/// unique per run and vendor: each is accepted once only.
+fn payment_reference(index: usize, run_tag: &str) -> String {
+    let seed = u64::from_str_radix(&run_tag[..8], 16).unwrap_or(0);
+    format!("PAGO-{seed:010}{index:06}")
+}
+
     format!("+569{}", 10_000_000 + seed * 10 + index as u64)
 }
 

@@ -1,22 +1,39 @@
 //! A membership form as the gateway accepts it: every field parsed, and the
-//! payment rule enforced — a paid form names its payment reference, a
-//! standard form must not carry one.
+//! payment rule enforced — a paid form names its payment reference, in the
+//! documented format, and a standard form must not carry one. (That a
+//! reference is used once only is checked against PostgreSQL at submission,
+//! see `store::payment_references`.)
 
 use super::{CartPlate, Comuna, Email, FullName, Invalid, Phone, Rut};
 use crate::body::{FieldError, JsonObject};
 
-/// The reference of a priority-review payment: 4 to 64 printable characters.
+/// The reference of a priority-review payment, as the payment receipt
+/// prints it: a channel code of 2 to 10 capital letters or digits, a hyphen,
+/// and the operation number, 6 to 20 digits ([`PAYMENT_REFERENCE_PATTERN`],
+/// e.g. `TX-00123456`, `WEBPAY-20261201004711`). Taken exactly as sent: no
+/// trimming or case folding, so the stored reference is the one the client
+/// sent and two spellings of one payment cannot both pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentReference(String);
 
+/// The format of a payment reference, as a regular expression.
+pub const PAYMENT_REFERENCE_PATTERN: &str = "^[A-Z0-9]{2,10}-[0-9]{6,20}$";
+
 impl PaymentReference {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let trimmed = raw.trim();
-        let length = trimmed.chars().count();
-        if !(4..=64).contains(&length) || trimmed.chars().any(char::is_control) {
-            return Err(Invalid::new("must be 4 to 64 printable characters"));
+        let valid = raw.split_once('-').is_some_and(|(channel, number)| {
+            (2..=10).contains(&channel.len())
+                && channel.bytes().all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit())
+                && (6..=20).contains(&number.len())
+                && number.bytes().all(|byte| byte.is_ascii_digit())
+        });
+        if !valid {
+            return Err(Invalid::new(
+                "must be a channel code (2 to 10 capital letters or digits), a hyphen and the operation number \
+                 (6 to 20 digits), e.g. TX-00123456",
+            ));
         }
-        Ok(Self(trimmed.to_string()))
+        Ok(Self(raw.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -87,7 +104,7 @@ mod tests {
         json!({
             "full_name": "Rosa Pérez", "rut": "12.345.678-5", "email": "Rosa@Example.cl",
             "phone": "9 1234 5678", "comuna": "Ñuñoa", "cart_plate": "bc-df-12",
-            "paid": true, "payment_reference": "TX-1234"
+            "paid": true, "payment_reference": "TX-00123456"
         })
     }
 
@@ -115,6 +132,28 @@ mod tests {
     }
 
     #[test]
+    fn a_payment_reference_matches_the_documented_format_exactly() {
+        for good in ["TX-123456", "WEBPAY-20261201004711", "B2-12345678901234567890", "ABCDEFGHIJ-000000"] {
+            assert_eq!(PaymentReference::parse(good).map(|r| r.as_str().to_string()), Ok(good.to_string()));
+        }
+        for bad in [
+            "TX-991",                   // too few digits
+            "tx-123456",                // lower case
+            " TX-123456",               // not trimmed
+            "T-123456",                 // channel too short
+            "ABCDEFGHIJK-123456",       // channel too long
+            "TX-123456789012345678901", // number too long
+            "TX-12345a",
+            "TX123456",
+            "TX--123456",
+            "TX-123456-7",
+            "ÑU-123456",
+        ] {
+            assert!(PaymentReference::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         for (field, value) in [
             ("rut", json!("12.345.678-9")),
@@ -124,6 +163,7 @@ mod tests {
             ("comuna", json!("")),
             ("cart_plate", json!("AEIOU1")),
             ("paid", json!("yes")),
+            ("payment_reference", json!("TX-99")),
         ] {
             let mut form = valid();
             form[field] = value;

@@ -1,9 +1,14 @@
 //! The public registration endpoints: submit a membership form, and read its
-//! status with the tracking token the submission returned.
+//! status with the tracking token the submission returned, sent in the
+//! `X-Tracking-Token` header only (a token in the URL would end up in
+//! proxies' and servers' access logs; `?token=` is answered 400).
 //!
-//! A form is published first (the event is the source of truth: the approval
-//! service decides from it) and then inserted into the `registrations`
-//! projection so its status is readable at once.
+//! A paid form first claims its payment reference (single use, in
+//! PostgreSQL: a reference another form holds is answered 409). A form is
+//! then published (the event is the source of truth: the approval service
+//! decides from it) and inserted into the `registrations` projection so its
+//! status is readable at once. A form that could not be published gives its
+//! reference back, so the client can retry.
 
 use std::collections::HashMap;
 
@@ -22,11 +27,12 @@ use crate::body::{FieldError, JsonObject};
 use crate::domain::secret::{self, RandomError};
 use crate::domain::NewRegistration;
 use crate::errors::{ApiError, ToApiError};
+use crate::store::registrations::Claim;
 use crate::store::{self, StoreError};
 use crate::{api_response_error, lane};
 use mamochi_events::publish::Publisher;
 
-/// Header that may carry the tracking token instead of `?token=`.
+/// Header that carries the tracking token.
 pub const TOKEN_HEADER: &str = "X-Tracking-Token";
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +41,10 @@ pub enum SubmitError {
     Invalid(#[from] FieldError),
     #[error("could not create a tracking token")]
     Random(#[source] RandomError),
+    #[error("the payment reference was used by another form")]
+    ReferenceUsed,
+    #[error("could not claim the payment reference")]
+    Claim(#[source] StoreError),
     #[error("could not publish the form")]
     Publish(#[source] PublishError),
 }
@@ -44,7 +54,13 @@ impl ToApiError for SubmitError {
         match self {
             Self::Invalid(error) => error.clone().into(),
             Self::Random(_) => ApiError::internal(),
-            Self::Publish(_) => ApiError::unavailable(),
+            Self::ReferenceUsed => ApiError::new(
+                StatusCode::CONFLICT,
+                "payment_reference_used",
+                "this payment reference was already used by another registration; each payment buys one review",
+            )
+            .with_field("payment_reference"),
+            Self::Claim(_) | Self::Publish(_) => ApiError::unavailable(),
         }
     }
 }
@@ -53,6 +69,8 @@ impl ToApiError for SubmitError {
 pub enum StatusError {
     #[error("no tracking token")]
     MissingToken,
+    #[error("tracking token in the query string")]
+    TokenInQuery,
     #[error("unknown registration or wrong token")]
     NotFound,
     #[error("could not read the registration")]
@@ -65,7 +83,14 @@ impl ToApiError for StatusError {
             Self::MissingToken => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing_token",
-                format!("send the tracking token as ?token= or in the {TOKEN_HEADER} header"),
+                format!("send the tracking token in the {TOKEN_HEADER} header"),
+            ),
+            Self::TokenInQuery => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "token_in_query",
+                format!(
+                    "the tracking token is not accepted in the URL (?token=); send it in the {TOKEN_HEADER} header"
+                ),
             ),
             // Same answer for "no such form" and "wrong token": existence is not revealed.
             Self::NotFound => ApiError::not_found("registration"),
@@ -111,10 +136,29 @@ pub async fn submit(
     span.record("registration_id", tracing::field::display(registration_id));
     span.record("paid", event.paid).record("partition", partition);
 
-    publisher
+    if let Some(reference) = &form.payment_reference {
+        match store::registrations::claim_payment_reference(&pool, reference.as_str(), registration_id).await {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Taken) => return Err(SubmitError::ReferenceUsed),
+            Err(error) => return Err(SubmitError::Claim(error)),
+        }
+    }
+    let published = publisher
         .send(&topics::REGISTRATIONS, &RegistrationKey { registration_id }, &event, Some(partition))
-        .await
-        .map_err(SubmitError::Publish)?;
+        .await;
+    if let Err(error) = published {
+        if let Some(reference) = &form.payment_reference {
+            // The form was not accepted, so its reference must not stay
+            // spent. If this fails too, the reference stays claimed by a
+            // form nobody will see; staff can delete that row.
+            if let Err(release) =
+                store::registrations::release_payment_reference(&pool, reference.as_str(), registration_id).await
+            {
+                tracing::error!(error = %release, "payment reference of an unpublished form not released");
+            }
+        }
+        return Err(SubmitError::Publish(error));
+    }
     // The form is durable in Kafka; the approval service will upsert this
     // row from the event even if this insert fails, so a failure here only
     // delays the status page and must not turn an accepted form into an error.
@@ -130,7 +174,7 @@ pub async fn submit(
     })))
 }
 
-/// `GET /v1/registrations/{id}?token=…` (or the `X-Tracking-Token` header).
+/// `GET /v1/registrations/{id}` with the `X-Tracking-Token` header.
 #[tracing::instrument(skip_all, fields(registration_id = %path))]
 pub async fn status(
     path: web::Path<String>,
@@ -138,16 +182,19 @@ pub async fn status(
     request: HttpRequest,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, StatusError> {
-    let token = query
-        .get("token")
-        .cloned()
-        .or_else(|| request.headers().get(TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string))
+    if query.contains_key("token") {
+        return Err(StatusError::TokenInQuery);
+    }
+    let token = request
+        .headers()
+        .get(TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok())
         .filter(|token| !token.is_empty())
         .ok_or(StatusError::MissingToken)?;
     let id = Uuid::parse_str(&path).map_err(|_| StatusError::NotFound)?;
     let row = store::registrations::find_status(&pool, id).await.map_err(StatusError::Store)?;
     let row =
-        row.filter(|row| secret::matches_digest(&token, &row.tracking_token_sha256)).ok_or(StatusError::NotFound)?;
+        row.filter(|row| secret::matches_digest(token, &row.tracking_token_sha256)).ok_or(StatusError::NotFound)?;
     Ok(HttpResponse::Ok().json(json!({
         "registration_id": row.registration_id,
         "status": row.status,

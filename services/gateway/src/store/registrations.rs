@@ -1,6 +1,11 @@
 //! The `registrations` projection: the gateway inserts a form's row right
 //! after publishing it (so its status can be read at once) and reads it back
 //! for the status and staff endpoints. Decisions are written by approval.
+//!
+//! Also the single use of payment references: a paid form's reference is
+//! claimed in `payment_references` (primary key on the reference) before the
+//! form is published, so two forms naming one reference cannot both enter
+//! the paid lane, whichever gateway instances take them.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -49,6 +54,50 @@ pub async fn insert_received(pool: &PgPool, form: &RegistrationSubmitted) -> Res
             submitted_at: form.submitted_at,
         })
         .on_conflict_do_nothing()
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether a payment reference could be claimed for a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The reference is this form's now.
+    Claimed,
+    /// Another form holds it.
+    Taken,
+}
+
+/// Claims `reference` for `registration_id`. Atomic in PostgreSQL: of two
+/// concurrent claims of one reference exactly one is [`Claim::Claimed`].
+pub async fn claim_payment_reference(
+    pool: &PgPool,
+    reference: &str,
+    registration_id: Uuid,
+) -> Result<Claim, StoreError> {
+    let mut conn = connection(pool).await?;
+    let inserted = diesel::sql_query(
+        "INSERT INTO payment_references (payment_reference, registration_id) VALUES ($1, $2) \
+         ON CONFLICT (payment_reference) DO NOTHING",
+    )
+    .bind::<diesel::sql_types::Text, _>(reference)
+    .bind::<diesel::sql_types::Uuid, _>(registration_id)
+    .execute(&mut conn)
+    .await?;
+    Ok(if inserted == 1 { Claim::Claimed } else { Claim::Taken })
+}
+
+/// Gives a claim back (the form it was for was never published), so the
+/// client may submit it again. Only `registration_id`'s own claim goes.
+pub async fn release_payment_reference(
+    pool: &PgPool,
+    reference: &str,
+    registration_id: Uuid,
+) -> Result<(), StoreError> {
+    let mut conn = connection(pool).await?;
+    diesel::sql_query("DELETE FROM payment_references WHERE payment_reference = $1 AND registration_id = $2")
+        .bind::<diesel::sql_types::Text, _>(reference)
+        .bind::<diesel::sql_types::Uuid, _>(registration_id)
         .execute(&mut conn)
         .await?;
     Ok(())

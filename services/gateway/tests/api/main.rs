@@ -7,6 +7,7 @@ mod bad_input;
 mod helpers;
 mod hot_path;
 mod keys;
+mod limits;
 mod openapi;
 mod ops;
 mod registrations;
