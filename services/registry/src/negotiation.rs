@@ -112,7 +112,8 @@ mod tests {
         assert_eq!(negotiate(Some("")), Some(CONTENT_TYPE));
         assert_eq!(negotiate(Some("*/*")), Some(CONTENT_TYPE));
         assert_eq!(negotiate(Some("application/*")), Some(CONTENT_TYPE));
-        let python_client = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json";
+        let python_client =
+            "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json";
         assert_eq!(negotiate(Some(python_client)), Some(CONTENT_TYPE));
     }
 
@@ -126,7 +127,10 @@ mod tests {
             Some("application/json")
         );
         assert_eq!(negotiate(Some("*/*;q=0.1, application/json;q=0.2")), Some("application/json"));
-        assert_eq!(negotiate(Some("*/*, application/vnd.schemaregistry.v1+json;q=0")), Some("application/vnd.schemaregistry+json"));
+        assert_eq!(
+            negotiate(Some("*/*, application/vnd.schemaregistry.v1+json;q=0")),
+            Some("application/vnd.schemaregistry+json")
+        );
     }
 
     #[test]

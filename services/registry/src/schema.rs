@@ -33,7 +33,8 @@ impl AvroSchema {
         // JSON; Confluent's Java parser does not, so neither do we.
         let document = serde_json::from_str(text).map_err(|error| format!("Invalid schema: {error}"))?;
         let parsed = Schema::parse_str(text).map_err(|error| format!("Invalid schema: {error}"))?;
-        let identity = printed(&parsed).ok_or_else(|| "Invalid schema: it cannot be written back as JSON".to_string())?;
+        let identity =
+            printed(&parsed).ok_or_else(|| "Invalid schema: it cannot be written back as JSON".to_string())?;
         Ok(Self { text: text.to_string(), parsed, document, identity })
     }
 }

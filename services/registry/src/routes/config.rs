@@ -10,15 +10,18 @@ use crate::errors::ApiError;
 use crate::kafka_store::KafkaStore;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(endpoint("/config", [(Method::GET, web::route().to(get_global)), (Method::PUT, web::route().to(put_global))]))
-        .service(endpoint(
-            "/config/{subject}",
-            [
-                (Method::GET, web::route().to(get_subject)),
-                (Method::PUT, web::route().to(put_subject)),
-                (Method::DELETE, web::route().to(delete_subject)),
-            ],
-        ));
+    cfg.service(endpoint(
+        "/config",
+        [(Method::GET, web::route().to(get_global)), (Method::PUT, web::route().to(put_global))],
+    ))
+    .service(endpoint(
+        "/config/{subject}",
+        [
+            (Method::GET, web::route().to(get_subject)),
+            (Method::PUT, web::route().to(put_subject)),
+            (Method::DELETE, web::route().to(delete_subject)),
+        ],
+    ));
 }
 
 /// Body of `PUT /config…`, and its answer: Confluent echoes the request.

@@ -40,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// method is Confluent's 405, with `Allow` naming the methods served.
 fn endpoint<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
     let allow = routes.iter().map(|(method, _)| method.as_str()).collect::<Vec<_>>().join(", ");
-    let resource = routes.into_iter().fold(web::resource(path), |resource, (method, route)| resource.route(route.method(method)));
+    let resource =
+        routes.into_iter().fold(web::resource(path), |resource, (method, route)| resource.route(route.method(method)));
     resource.default_service(web::to(move || {
         let allow = allow.clone();
         async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) }

@@ -122,7 +122,8 @@ impl Store {
     fn put_schema(&mut self, subject: String, version: u32, value: SchemaValue) {
         let is_avro = value.schema_type.as_deref().is_none_or(|kind| kind.eq_ignore_ascii_case("AVRO"));
         let avro = is_avro.then(|| AvroSchema::parse(&value.schema).ok()).flatten();
-        let identity = avro.as_ref().map_or_else(|| identity_of(&value.schema, false), |schema| schema.identity.clone());
+        let identity =
+            avro.as_ref().map_or_else(|| identity_of(&value.schema, false), |schema| schema.identity.clone());
         let parsed = avro.map(|schema| schema.parsed);
         // As Confluent's reader does: an id already bound to another schema keeps
         // it, so that two writers racing for one id cannot make it mean two texts.

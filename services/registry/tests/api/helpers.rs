@@ -48,14 +48,20 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a registry on `topic`, loading whatever it already holds.
 pub async fn spawn_app_on(topic: &str) -> TestApp {
+    spawn_app_with(settings(topic)).await
+}
+
+/// Starts a registry with these settings (`settings(topic)` plus changes).
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let topic = settings.registry.topic.clone();
     if std::env::var_os("TEST_LOG").is_some() {
-        mamochi_common::telemetry::init(&settings(topic).log);
+        mamochi_common::telemetry::init(&settings.log);
     }
-    let app = Application::build(&settings(topic)).await.expect("the registry starts");
+    let app = Application::build(&settings).await.expect("the registry starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestApp { address, topic: topic.to_string(), client: reqwest::Client::new(), shutdown, server }
+    TestApp { address, topic, client: reqwest::Client::new(), shutdown, server }
 }
 
 /// `{"schema": text}` as a request body.

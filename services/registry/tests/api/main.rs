@@ -3,10 +3,12 @@
 
 mod helpers;
 
+mod auth;
 mod compatibility;
 mod config;
 mod converter;
 mod deletes;
+mod interop;
 mod metrics;
 mod restart;
 mod schemas;

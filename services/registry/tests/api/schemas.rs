@@ -34,7 +34,7 @@ async fn an_unknown_id_is_40403() {
     app.register("users", USER_V1).await;
 
     let missing = app.get("/schemas/ids/999").await;
-    let missing_with_subject = app.get(&format!("/schemas/ids/999?subject=users")).await;
+    let missing_with_subject = app.get("/schemas/ids/999?subject=users").await;
     let missing_versions = app.get("/schemas/ids/999/versions").await;
     let missing_subjects = app.get("/schemas/ids/999/subjects").await;
 
