@@ -234,6 +234,7 @@ pub async fn revoke_key(
 /// `POST /v1/admin/vendors/{vendor_id}/key`: a new key for the vendor, sent
 /// by email; the old one (if any) stops working.
 #[tracing::instrument(skip_all, fields(vendor_id = %path, staff = %staff.name))]
+#[allow(clippy::too_many_arguments)] // one actix extractor per shared resource
 pub async fn reissue_key(
     staff: Staff,
     path: web::Path<String>,
