@@ -385,14 +385,14 @@ fn plate(index: usize, run_tag: &str) -> String {
 /// A mobile number, per vendor and run (members may not share a phone).
 fn phone(index: usize, run_tag: &str) -> String {
     let seed = u64::from_str_radix(&run_tag[..7], 16).unwrap_or(0) % 9_000_000;
+    format!("+569{}", 10_000_000 + seed * 10 + index as u64)
+}
+
 /// A payment reference in the gateway's format (`PAGO-` and 16 digits),
 /// unique per run and vendor: each is accepted once only.
 fn payment_reference(index: usize, run_tag: &str) -> String {
     let seed = u64::from_str_radix(&run_tag[..8], 16).unwrap_or(0);
     format!("PAGO-{seed:010}{index:06}")
-}
-
-    format!("+569{}", 10_000_000 + seed * 10 + index as u64)
 }
 
 fn random_unit() -> f64 {
