@@ -49,10 +49,7 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     let mut config = ManagerConfig::default();
     config.custom_setup = Box::new(|url| Box::pin(connect(url.to_string())));
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(settings.url(), config);
-    Pool::builder(manager)
-        .max_size(settings.pool_size)
-        .build()
-        .map_err(|error| DbError::Pool(error.to_string()))
+    Pool::builder(manager).max_size(settings.pool_size).build().map_err(|error| DbError::Pool(error.to_string()))
 }
 
 /// Opens one connection to `url`, over TLS when the URL asks for it.

@@ -120,7 +120,8 @@ fn client_config(ca_path: &str, check: Check) -> Result<rustls::ClientConfig, Tl
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = Arc::new(root_store(ca_path)?);
     let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone()).build()?;
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let config = match check {
         Check::ChainAndName => builder.with_webpki_verifier(verifier).with_no_client_auth(),
         Check::ChainOnly => builder
