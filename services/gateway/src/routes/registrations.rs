@@ -143,9 +143,8 @@ pub async fn submit(
             Err(error) => return Err(SubmitError::Claim(error)),
         }
     }
-    let published = publisher
-        .send(&topics::REGISTRATIONS, &RegistrationKey { registration_id }, &event, Some(partition))
-        .await;
+    let published =
+        publisher.send(&topics::REGISTRATIONS, &RegistrationKey { registration_id }, &event, Some(partition)).await;
     if let Err(error) = published {
         if let Some(reference) = &form.payment_reference {
             // The form was not accepted, so its reference must not stay

@@ -187,7 +187,8 @@ async fn vendor_reads_over_the_per_key_limit_are_refused_and_other_vendors_are_n
     let (app, [first, second]) = two_vendors_and(|limits| limits.vendor_requests_per_key = limit).await;
 
     // Act
-    let within = [app.get("/v1/me", Some(&first.api_key)).await, app.get("/v1/me/statements", Some(&first.api_key)).await];
+    let within =
+        [app.get("/v1/me", Some(&first.api_key)).await, app.get("/v1/me/statements", Some(&first.api_key)).await];
     let over = app.get("/v1/me", Some(&first.api_key)).await;
     let other_vendor = app.get("/v1/me", Some(&second.api_key)).await;
 
