@@ -1,9 +1,11 @@
 //! The gateway's PostgreSQL work. It writes only these: the
 //! `registrations` row of a form it just published (the approval service
-//! upserts the same row from the event), the `sale_requests` idempotency
-//! claims it owns, the key columns of an existing member (rotation, staff
-//! revocation and re-issue, in [`members`]) and, through `mamochi staff`,
-//! the `staff_tokens` it reads ([`staff`]). Everything else is a read of another service's projection
+//! upserts the same row from the event), the `payment_references` claim a
+//! paid form makes before it is published (both in [`registrations`]), the
+//! `sale_requests` idempotency claims it owns, the key columns of an
+//! existing member (rotation, staff revocation and re-issue, in
+//! [`members`]) and, through `mamochi staff`, the `staff_tokens` it reads
+//! ([`staff`]). Everything else is a read of another service's projection
 //! (the write path reads them through the in-memory views in
 //! [`crate::views`]). Every wait for a connection is bounded, so a saturated
 //! pool answers 503 instead of queueing requests.
