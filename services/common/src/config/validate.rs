@@ -10,7 +10,7 @@
 
 use secrecy::ExposeSecret;
 
-use super::{Profile, Settings, SmtpTls};
+use super::{KafkaSecurity, Profile, RateLimit, Settings, SmtpTls};
 
 /// The compiled-in admin token (see `DEFAULTS`).
 const BUILTIN_ADMIN_TOKEN: &str = "mamochi-admin-local";
@@ -189,6 +189,29 @@ impl Settings {
         }
         report.require(!kafka.client_id.trim().is_empty(), "kafka.client_id", "is empty");
         report.positive("kafka.message_timeout_ms", kafka.message_timeout_ms);
+        if kafka.security_protocol == KafkaSecurity::SaslSsl {
+            if !["SCRAM-SHA-512", "SCRAM-SHA-256"].contains(&kafka.sasl_mechanism.as_str()) {
+                report.fail("kafka.sasl_mechanism", format!("`{}` is not SCRAM-SHA-512 or SCRAM-SHA-256", kafka.sasl_mechanism));
+            }
+            let has_own = kafka.sasl_username.is_some() && kafka.sasl_password.is_some();
+            if !has_own && kafka.principals.is_empty() {
+                report.fail(
+                    "kafka.sasl_username",
+                    "sasl_ssl needs a principal: kafka.sasl_username and kafka.sasl_password, or kafka.principals",
+                );
+            }
+        }
+        if kafka.sasl_username.is_some() != kafka.sasl_password.is_some() {
+            report.fail("kafka.sasl_password", "kafka.sasl_username and kafka.sasl_password must be set together");
+        }
+        let mut services: Vec<&String> = kafka.principals.keys().collect();
+        services.sort();
+        for service in services {
+            let principal = &kafka.principals[service];
+            if principal.username.trim().is_empty() || principal.password.expose_secret().is_empty() {
+                report.fail(&format!("kafka.principals.{service}"), "needs a non-empty username and password");
+            }
+        }
         // The consumers' session timeout is 10 s; librdkafka refuses a
         // smaller poll interval when it creates the consumer.
         if kafka.max_poll_interval_ms < 10_000 {
@@ -205,6 +228,11 @@ impl Settings {
             Ok(url) => report.fail("database.url", format!("scheme `{}` is not postgres or postgresql", url.scheme)),
             // The problem text never quotes the URL: it may hold a password.
             Err(problem) => report.fail("database.url", format!("not a URL: {problem}")),
+        }
+        // The pool's own reading of `sslmode` and `sslrootcert` (the CA file
+        // must exist and hold a certificate).
+        if let Err(error) = crate::db_tls::TlsUrl::parse(self.database.url()) {
+            report.fail("database.url", error.to_string());
         }
         report.positive("database.pool_size", self.database.pool_size);
     }
@@ -235,6 +263,28 @@ impl Settings {
         report.positive("gateway.max_in_flight", self.gateway.max_in_flight);
         report.positive("gateway.db_wait_ms", self.gateway.db_wait_ms);
         report.positive("gateway.idempotency_retention_hours", self.gateway.idempotency_retention_hours);
+        let limits = &self.gateway.rate_limits;
+        for (name, limit) in [
+            ("registrations_per_ip", limits.registrations_per_ip),
+            ("status_reads_per_ip", limits.status_reads_per_ip),
+            ("sales_per_key", limits.sales_per_key),
+            ("depletions_per_cart", limits.depletions_per_cart),
+            ("vendor_requests_per_key", limits.vendor_requests_per_key),
+            ("admin_per_token", limits.admin_per_token),
+        ] {
+            let RateLimit { requests, per_secs, .. } = limit;
+            if requests > 0 && per_secs == 0 {
+                report.fail(
+                    &format!("gateway.rate_limits.{name}.per_secs"),
+                    "must be greater than zero while requests is (requests = 0 turns the limit off)",
+                );
+            }
+        }
+        for proxy in limits.trusted_proxies.split(',').map(str::trim).filter(|proxy| !proxy.is_empty()) {
+            if proxy.parse::<std::net::IpAddr>().is_err() {
+                report.fail("gateway.rate_limits.trusted_proxies", format!("`{proxy}` is not an IP address"));
+            }
+        }
         report.http_url("registry.url", &self.registry.url);
         report.listen("registry.listen", &self.registry.listen);
         report.require(!self.registry.topic.trim().is_empty(), "registry.topic", "is empty");
@@ -534,6 +584,43 @@ mod tests {
         let problems: Vec<&str> = invalid.errors.iter().map(|error| error.problem.as_str()).collect();
         assert_eq!(problems, vec!["entry 2 is not `user:password`", "entry 3 is not `user:password`"]);
         assert!(!invalid.to_string().contains("no-password-here"), "{invalid}");
+    }
+
+    #[test]
+    fn sasl_ssl_needs_a_principal_and_a_scram_mechanism() {
+        let without = production(&[("MAMOCHI__KAFKA__SECURITY_PROTOCOL", "sasl_ssl")]);
+        let with = production(&[
+            ("MAMOCHI__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
+            ("MAMOCHI__KAFKA__SASL_USERNAME", "admin"),
+            ("MAMOCHI__KAFKA__SASL_PASSWORD", "pw"),
+            ("MAMOCHI__KAFKA__SASL_MECHANISM", "PLAIN"),
+        ]);
+
+        assert_eq!(paths(&without), vec!["kafka.sasl_username"]);
+        assert_eq!(paths(&with), vec!["kafka.sasl_mechanism"]);
+    }
+
+    #[test]
+    fn database_tls_parameters_are_read_as_the_pool_reads_them() {
+        let settings = production(&[("MAMOCHI__DATABASE__URL", "postgres://m:pw@db:5432/m?sslmode=verify-full")]);
+
+        let invalid = settings.validate().expect_err("verify-full without a CA");
+
+        assert_eq!(invalid.errors.len(), 1);
+        assert!(invalid.errors[0].problem.contains("sslrootcert"), "{invalid}");
+    }
+
+    #[test]
+    fn a_rate_limit_needs_a_period_and_proxies_are_addresses() {
+        let settings = production(&[
+            ("MAMOCHI__GATEWAY__RATE_LIMITS__SALES_PER_KEY__PER_SECS", "0"),
+            ("MAMOCHI__GATEWAY__RATE_LIMITS__TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
+        ]);
+
+        assert_eq!(
+            paths(&settings),
+            vec!["gateway.rate_limits.sales_per_key.per_secs", "gateway.rate_limits.trusted_proxies"]
+        );
     }
 
     #[test]
