@@ -191,7 +191,10 @@ impl Settings {
         report.positive("kafka.message_timeout_ms", kafka.message_timeout_ms);
         if kafka.security_protocol == KafkaSecurity::SaslSsl {
             if !["SCRAM-SHA-512", "SCRAM-SHA-256"].contains(&kafka.sasl_mechanism.as_str()) {
-                report.fail("kafka.sasl_mechanism", format!("`{}` is not SCRAM-SHA-512 or SCRAM-SHA-256", kafka.sasl_mechanism));
+                report.fail(
+                    "kafka.sasl_mechanism",
+                    format!("`{}` is not SCRAM-SHA-512 or SCRAM-SHA-256", kafka.sasl_mechanism),
+                );
             }
             let has_own = kafka.sasl_username.is_some() && kafka.sasl_password.is_some();
             if !has_own && kafka.principals.is_empty() {
