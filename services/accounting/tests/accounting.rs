@@ -112,11 +112,10 @@ async fn a_redelivered_sale_is_counted_once() {
     })
     .await;
     produce_sales(&settings, &[first.clone(), second.clone(), first.clone()]).await;
-    eventually(Duration::from_secs(30), "the second sale", || async {
-        (total_sales(&pool, &[vendor]).await >= 2).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The group's committed offsets passing the burst's end mean every one of
+    // its records, the repeat after the new sale included, was handled.
+    let burst_end = sales_end_offsets(&settings);
+    wait_until_accounting_read(&settings, &burst_end, Duration::from_secs(60)).await;
     let metrics = service.metrics().await;
     service.stop().await;
 
@@ -139,6 +138,8 @@ async fn the_clock_closes_a_quiet_members_week_with_a_zero_statement() {
     let email = format!("quiet-{}@example.cl", member.simple());
     add_member(&pool, member, "Carmen Quiet", &email, utc("2026-11-17T12:00:00Z")).await;
     let statement_id = statement::statement_id(member, "2026-W47");
+    let (statements_mark, emails_mark) =
+        (end_offsets(&settings, &topics::STATEMENTS), end_offsets(&settings, &topics::EMAIL_REQUESTS));
 
     // Act
     let service = start(&settings);
@@ -160,14 +161,14 @@ async fn the_clock_closes_a_quiet_members_week_with_a_zero_statement() {
     assert_eq!((row.week_start, row.week_end), (utc(W47_START), utc(W47_END)));
     assert!(statement_rows(&pool, member, "2026-W46").await.is_empty(), "no statement before the member joined");
 
-    let issued: Vec<WeeklyStatementIssued> = read_topic(&settings, &topics::STATEMENTS, Duration::from_secs(3))
+    let issued: Vec<WeeklyStatementIssued> = read_topic(&settings, &topics::STATEMENTS, &statements_mark)
         .await
         .into_iter()
         .filter(|event: &WeeklyStatementIssued| event.statement_id == statement_id)
         .collect();
     assert_eq!(issued.len(), 1);
     assert_eq!((issued[0].sales_count, issued[0].earnings_clp, issued[0].week_start), (0, 0, utc(W47_START)));
-    let emails: Vec<EmailRequested> = read_topic(&settings, &topics::EMAIL_REQUESTS, Duration::from_secs(3))
+    let emails: Vec<EmailRequested> = read_topic(&settings, &topics::EMAIL_REQUESTS, &emails_mark)
         .await
         .into_iter()
         .filter(|email: &EmailRequested| email.message_id == statement::email_message_id(statement_id))
@@ -188,9 +189,10 @@ async fn a_week_yields_exactly_one_statement_event_and_email_even_when_the_close
     // later sale (W48) moves event time past W47's end plus the grace hour.
     let settings = settings(utc(W47_END) - chrono::Duration::hours(2), 1.0, 3600);
     let pool = pool(&settings);
+    let joined = utc("2026-11-17T12:00:00Z");
     let member = Uuid::new_v4();
     let email = format!("rosa-{}@example.cl", member.simple());
-    add_member(&pool, member, "Rosa Pérez", &email, utc("2026-11-17T12:00:00Z")).await;
+    add_member(&pool, member, "Rosa Pérez", &email, joined).await;
     let statement_id = statement::statement_id(member, "2026-W47");
     let message_id = statement::email_message_id(statement_id);
     let sales = [
@@ -199,29 +201,64 @@ async fn a_week_yields_exactly_one_statement_event_and_email_even_when_the_close
         sale(member, utc("2026-11-22T22:00:00Z"), 1, 2_500),
         sale(member, utc(W47_END) + chrono::Duration::hours(2), 1, 1_000),
     ];
-    let published =
-        || async { statement_rows(&pool, member, "2026-W47").await.into_iter().find(|row| row.published_at.is_some()) };
+    let published_of = |vendor: Uuid| {
+        let pool = pool.clone();
+        move || {
+            let pool = pool.clone();
+            async move {
+                statement_rows(&pool, vendor, "2026-W47").await.into_iter().find(|row| row.published_at.is_some())
+            }
+        }
+    };
+    let marks = Marks::now(&settings);
 
-    // Act: close and publish, then run the closer again on a restarted service.
+    // Act: close and publish, then stop.
     let service = start(&settings);
     produce_sales(&settings, &sales).await;
-    let statement = eventually(Duration::from_secs(60), "the W47 statement published", published).await;
+    let sales_end = sales_end_offsets(&settings);
+    let statement = eventually(Duration::from_secs(60), "the W47 statement published", published_of(member)).await;
+    wait_until_accounting_read(&settings, &sales_end, Duration::from_secs(60)).await;
     service.stop().await;
+    let committed_at_stop = accounting_committed(&settings);
+
+    // Act: restart. Two members who joined in W47 arrive while it is down,
+    // the second only once the first one's statement is out: the second is
+    // closed by a pass that started after the restarted closer's first pass
+    // (the one that would re-close or re-publish the closed week) finished.
+    // A new W48 sale of the vendor is read after its four earlier ones.
+    let (second, third) = (Uuid::new_v4(), Uuid::new_v4());
+    add_member(&pool, second, "Juan Soto", &format!("juan-{}@example.cl", second.simple()), joined).await;
     let again = start(&settings);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    eventually(Duration::from_secs(60), "the second member's W47 statement", published_of(second)).await;
+    add_member(&pool, third, "Marta Rojas", &format!("marta-{}@example.cl", third.simple()), joined).await;
+    eventually(Duration::from_secs(60), "the third member's W47 statement", published_of(third)).await;
+    let later = sale(member, utc(W47_END) + chrono::Duration::hours(30), 2, 1_100);
+    produce_sales(&settings, std::slice::from_ref(&later)).await;
+    let later_end = sales_end_offsets(&settings);
+    wait_until_accounting_read(&settings, &later_end, Duration::from_secs(60)).await;
     again.stop().await;
 
-    // Assert: one row with the week's figures, one event, one email.
+    // Assert: the first instance committed past every sale on shutdown, so
+    // the restart resumed there and no sale was counted twice.
+    for (partition, end) in &sales_end {
+        let committed = committed_at_stop.iter().find(|(p, _)| p == partition).map(|(_, offset)| *offset);
+        assert!(committed.is_some_and(|offset| offset >= *end), "partition {partition}: {committed:?} < {end}");
+    }
+    assert_eq!(total_sales(&pool, &[member]).await, 5, "four sales and the later one, each once");
+    // The statement is the one first published, with the week's exact figures.
     let rows = statement_rows(&pool, member, "2026-W47").await;
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0], statement);
+    assert_eq!(rows, [statement.clone()], "unchanged, published_at included");
     assert_eq!((statement.sales_count, statement.units, statement.earnings_clp), (3, 4, 6_500));
     assert_eq!(statement.average_ticket_clp, 2_167, "6500 / 3 = 2166.67 rounds to 2167");
-    let issued = statement_events(&settings, statement_id).await;
-    assert_eq!(issued.len(), 1);
+    let w47 = week_row(&pool, member, "2026-W47").await.expect("W47");
+    assert_eq!((w47.sales_count, w47.units, w47.earnings_clp), (3, 4, 6_500));
+    assert!(w47.closed_at.is_some());
+    // One event and one email request on the topics, whatever the restart did.
+    let issued = statement_events(&settings, &marks, statement_id).await;
+    assert_eq!(issued.len(), 1, "{issued:?}");
     assert_eq!((issued[0].sales_count, issued[0].earnings_clp, issued[0].average_ticket_clp), (3, 6_500, 2_167));
-    let emails = statement_emails(&settings, message_id).await;
-    assert_eq!(emails.len(), 1);
+    let emails = statement_emails(&settings, &marks, message_id).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
     assert_eq!(emails[0].to, email);
     for line in [
         "Hola Rosa Pérez:",
@@ -233,9 +270,12 @@ async fn a_week_yields_exactly_one_statement_event_and_email_even_when_the_close
     ] {
         assert!(emails[0].body_text.contains(line), "missing {line:?} in:\n{}", emails[0].body_text);
     }
-    assert!(week_row(&pool, member, "2026-W48")
-        .await
-        .is_some_and(|row| row.sales_count == 1 && row.closed_at.is_none()));
+    // The members who joined while it was down got theirs, with zeros.
+    for vendor in [second, third] {
+        let rows = statement_rows(&pool, vendor, "2026-W47").await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].sales_count, rows[0].earnings_clp), (0, 0));
+    }
 
     // Act: a crash after Kafka acknowledged but before published_at committed.
     let mut conn = pool.get().await.expect("connection");
@@ -246,30 +286,52 @@ async fn a_week_yields_exactly_one_statement_event_and_email_even_when_the_close
         .expect("forget publication");
     drop(conn);
     let recovered = start(&settings);
-    eventually(Duration::from_secs(30), "the statement published again", published).await;
+    eventually(Duration::from_secs(30), "the statement published again", published_of(member)).await;
     recovered.stop().await;
 
     // Assert: the same statement re-published under the same ids, so the
     // notifier (which sends each message id once) still sends one email.
     assert_eq!(statement_rows(&pool, member, "2026-W47").await.len(), 1);
-    let issued = statement_events(&settings, statement_id).await;
+    let issued = statement_events(&settings, &marks, statement_id).await;
     assert_eq!(issued.len(), 2);
     assert_eq!(issued[0], issued[1], "identical statement events");
-    let emails = statement_emails(&settings, message_id).await;
+    let emails = statement_emails(&settings, &marks, message_id).await;
     assert_eq!(emails.len(), 2);
     assert!(emails.iter().all(|email| email.message_id == message_id && email.body_text == emails[0].body_text));
 }
 
-async fn statement_events(settings: &mamochi_common::Settings, statement_id: Uuid) -> Vec<WeeklyStatementIssued> {
-    read_topic(settings, &topics::STATEMENTS, Duration::from_secs(3))
+/// Marks taken before a test's act: the ends of the statements and the
+/// email-requests topics.
+struct Marks {
+    statements: Vec<(i32, i64)>,
+    emails: Vec<(i32, i64)>,
+}
+
+impl Marks {
+    fn now(settings: &mamochi_common::Settings) -> Self {
+        Self {
+            statements: end_offsets(settings, &topics::STATEMENTS),
+            emails: end_offsets(settings, &topics::EMAIL_REQUESTS),
+        }
+    }
+}
+
+/// Every event of `statement_id` written since `marks` and before the call.
+async fn statement_events(
+    settings: &mamochi_common::Settings,
+    marks: &Marks,
+    statement_id: Uuid,
+) -> Vec<WeeklyStatementIssued> {
+    read_topic(settings, &topics::STATEMENTS, &marks.statements)
         .await
         .into_iter()
         .filter(|event: &WeeklyStatementIssued| event.statement_id == statement_id)
         .collect()
 }
 
-async fn statement_emails(settings: &mamochi_common::Settings, message_id: Uuid) -> Vec<EmailRequested> {
-    read_topic(settings, &topics::EMAIL_REQUESTS, Duration::from_secs(3))
+/// Every email request with `message_id` written since `marks` and before the call.
+async fn statement_emails(settings: &mamochi_common::Settings, marks: &Marks, message_id: Uuid) -> Vec<EmailRequested> {
+    read_topic(settings, &topics::EMAIL_REQUESTS, &marks.emails)
         .await
         .into_iter()
         .filter(|email: &EmailRequested| email.message_id == message_id)
@@ -343,6 +405,7 @@ async fn a_crash_mid_stream_loses_nothing_and_counts_nothing_twice() {
         .collect();
     let before_burst = sales_end_offsets(&settings);
     produce_sales(&settings, &sales).await;
+    let burst_end = sales_end_offsets(&settings);
 
     // Act: kill the service while it is applying them; as after a hard crash,
     // lose every offset commit made since the burst began (so every sale
@@ -363,7 +426,10 @@ async fn a_crash_mid_stream_loses_nothing_and_counts_nothing_twice() {
     })
     .await;
     let elapsed = restarted_at.elapsed();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // All counted is not all handled: a re-delivered sale after the last new
+    // one would double a total only later. Committed offsets past the burst
+    // mean every record of it was handled.
+    wait_until_accounting_read(&settings, &burst_end, Duration::from_secs(120)).await;
     let metrics = service.metrics().await;
     service.stop().await;
 

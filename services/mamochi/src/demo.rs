@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::America::Santiago;
 use mamochi_common::clock::{Clock, TimeSettings};
 use mamochi_common::Settings;
@@ -95,7 +95,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<Vec<Vend
     // the vendors start selling (registration takes a few seconds first).
     let now = Utc::now();
     let week_real = chrono::Duration::milliseconds((args.week_minutes * 60_000.0) as i64);
-    let week_end = next_monday_midnight(Utc::now() + chrono::Duration::days(7));
+    let week_end = next_monday_midnight(now);
     let platform_at_selling = week_end - chrono::Duration::milliseconds((week_real.num_milliseconds() as f64 * args.time_scale) as i64);
     let anchor_platform = platform_at_selling - chrono::Duration::milliseconds((15_000.0 * args.time_scale) as i64);
     let mut settings = settings.clone();
@@ -345,15 +345,12 @@ async fn wait_until_ready(http: &reqwest::Client, ops: &str) -> anyhow::Result<(
     bail!("the gateway (operations port {ops}) did not become ready")
 }
 
-/// Monday 00:00 America/Santiago of the week containing `instant`'s next week start.
+/// The first Monday 00:00 America/Santiago strictly after `instant`: the end
+/// of the guild's week that contains it. Accounting's own week rule decides,
+/// so the demo's week ends exactly where accounting closes it, daylight-saving
+/// weeks included.
 fn next_monday_midnight(instant: DateTime<Utc>) -> DateTime<Utc> {
-    let local = instant.with_timezone(&Santiago).date_naive();
-    let monday = local - chrono::Duration::days(i64::from(local.weekday().num_days_from_monday()));
-    Santiago
-        .from_local_datetime(&monday.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .earliest()
-        .map(|local| local.with_timezone(&Utc))
-        .unwrap_or(instant)
+    mamochi_accounting::week::Week::containing(instant).end
 }
 
 /// A valid RUT, different per vendor and per run.
@@ -424,12 +421,34 @@ mod tests {
     }
 
     #[test]
-    fn the_week_boundary_is_monday_midnight_in_santiago() {
-        let instant = Utc.with_ymd_and_hms(2026, 11, 26, 15, 0, 0).single().expect("instant");
-        let monday = next_monday_midnight(instant).with_timezone(&Santiago);
-        assert_eq!(monday.weekday(), chrono::Weekday::Mon);
-        assert_eq!(monday.format("%H:%M").to_string(), "00:00");
-        assert!(monday.with_timezone(&Utc) <= instant);
+    fn next_monday_midnight_is_the_first_santiago_monday_midnight_after_the_instant() {
+        // Expected instants written out by hand from the Santiago offsets:
+        // UTC-3 in summer, UTC-4 in winter; winter time ends on Sunday
+        // 2026-09-06 and starts on Sunday 2026-04-05.
+        let cases = [
+            // A Thursday in summer time.
+            ("2026-11-26T15:00:00Z", "2026-11-30T03:00:00Z"),
+            // Sunday 23:59:59 local: the Monday an instant later.
+            ("2026-11-30T02:59:59Z", "2026-11-30T03:00:00Z"),
+            // Monday 00:00 local itself, and Monday noon: the next Monday.
+            ("2026-11-30T03:00:00Z", "2026-12-07T03:00:00Z"),
+            ("2026-11-30T15:00:00Z", "2026-12-07T03:00:00Z"),
+            // Sunday 23:30 at UTC-4 before the week of the September change:
+            // its week ends at UTC-4 (168 hours later would be Monday 00:30
+            // local of the week after, at UTC-3).
+            ("2026-08-31T03:30:00Z", "2026-08-31T04:00:00Z"),
+            // Saturday before the change (UTC-4); Monday is at UTC-3.
+            ("2026-09-05T16:00:00Z", "2026-09-07T03:00:00Z"),
+            // Friday before the April change (UTC-3); Monday is at UTC-4.
+            ("2026-04-03T15:00:00Z", "2026-04-06T04:00:00Z"),
+            // Sunday 23:30 local after the April change (UTC-4).
+            ("2026-04-06T03:30:00Z", "2026-04-06T04:00:00Z"),
+        ];
+        for (instant, expected) in cases {
+            let instant: DateTime<Utc> = instant.parse().expect("instant");
+            let expected: DateTime<Utc> = expected.parse().expect("expected");
+            assert_eq!(next_monday_midnight(instant), expected, "after {instant}");
+        }
     }
 
     #[test]

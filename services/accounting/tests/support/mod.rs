@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use futures::StreamExt;
 use mamochi_common::db::PgPool;
 use mamochi_common::schema::{members, registrations, statements, weekly_sales};
 use mamochi_common::shutdown::Shutdown;
@@ -17,7 +16,7 @@ use mamochi_events::codec::EventCodec;
 use mamochi_events::topics::{self, Topic};
 use mamochi_events::{AvroSchemaSource, PaymentMethod, SaleRecorded, VendorKey};
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::de::DeserializeOwned;
@@ -280,47 +279,114 @@ where
     }
 }
 
-/// Every record of `topic` from the beginning, decoded, until the topic has
-/// been quiet for `idle` (after the first record arrived).
-pub async fn read_topic<K, V>(settings: &Settings, topic: &Topic<K, V>, idle: Duration) -> Vec<V>
-where
-    V: AvroSchemaSource + DeserializeOwned,
-{
-    let group = format!("test.accounting.reader.{}", Uuid::new_v4().simple());
-    let consumer = kafka::consumer(&settings.kafka, &group, "accounting-test").expect("consumer");
-    consumer.subscribe(&[topic.name()]).expect("subscribe");
-    let codec = EventCodec::new(&settings.registry.url);
-    let mut stream = consumer.stream();
-    let mut raw: Vec<OwnedMessage> = Vec::new();
-    let first_deadline = Duration::from_secs(30);
-    loop {
-        let wait = if raw.is_empty() { first_deadline } else { idle };
-        match tokio::time::timeout(wait, stream.next()).await {
-            Ok(Some(Ok(message))) => raw.push(message.detach()),
-            Ok(Some(Err(error))) => eprintln!("reader: {error}"),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    let mut values = Vec::with_capacity(raw.len());
-    for message in &raw {
-        values.push(codec.decode::<V>(message.payload()).await.expect("decodes"));
-    }
-    values
+/// Each partition's end offset of `topic` now: where a later read or wait
+/// starts or stops.
+pub fn end_offsets<K, V>(settings: &Settings, topic: &Topic<K, V>) -> Vec<(i32, i64)> {
+    let consumer: rdkafka::consumer::BaseConsumer =
+        kafka::consumer_config(&settings.kafka, "test.accounting.watermarks", "accounting-test")
+            .create()
+            .expect("consumer");
+    (0..topic.info.partitions)
+        .map(|partition| {
+            let (_, high) =
+                consumer.fetch_watermarks(topic.name(), partition, Duration::from_secs(10)).expect("watermarks");
+            (partition, high)
+        })
+        .collect()
 }
 
 /// Where the group's next read of each sales partition would start today:
 /// the partitions' end offsets.
 pub fn sales_end_offsets(settings: &Settings) -> Vec<(i32, i64)> {
+    end_offsets(settings, &topics::SALES)
+}
+
+/// Every record of `topic` written between `from` (a mark taken with
+/// [`end_offsets`] before the act) and the topic's end now, decoded. Reads
+/// until its position reaches that end on every partition, so a record
+/// missing from the answer was not in the topic when it was called; panics
+/// if the end is not reached within a minute.
+pub async fn read_topic<K, V>(settings: &Settings, topic: &Topic<K, V>, from: &[(i32, i64)]) -> Vec<V>
+where
+    V: AvroSchemaSource + DeserializeOwned,
+{
+    use rdkafka::{Offset, TopicPartitionList};
+    let ends = end_offsets(settings, topic);
+    let group = format!("test.accounting.reader.{}", Uuid::new_v4().simple());
+    let consumer = kafka::consumer(&settings.kafka, &group, "accounting-test").expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    let mut pending: Vec<(i32, i64)> = Vec::new();
+    for (partition, start) in from {
+        let end = ends.iter().find(|(p, _)| p == partition).map_or(0, |(_, end)| *end);
+        if end > *start {
+            assignment.add_partition_offset(topic.name(), *partition, Offset::Offset(*start)).expect("offset");
+            pending.push((*partition, end));
+        }
+    }
+    let codec = EventCodec::new(&settings.registry.url);
+    let mut values = Vec::new();
+    if pending.is_empty() {
+        return values;
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !pending.is_empty() {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => {
+                let (partition, offset) = (message.partition(), message.offset());
+                values.push(codec.decode::<V>(message.payload()).await.expect("decodes"));
+                pending.retain(|(p, end)| !(*p == partition && offset + 1 >= *end));
+            }
+            Ok(Err(error)) => eprintln!("reader: {error}"),
+            Err(_) => panic!("{} not read to its end {ends:?} within a minute: {pending:?} left", topic.name()),
+        }
+    }
+    values
+}
+
+/// Waits until the accounting group has committed, on every sales
+/// partition, an offset at or past `ends`. Offsets are committed only after
+/// their batch's transaction, so every sale before `ends` (a redelivered one
+/// included) has then been applied or recognised as a duplicate.
+pub async fn wait_until_accounting_read(settings: &Settings, ends: &[(i32, i64)], timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let committed = accounting_committed(settings);
+        let behind: Vec<_> = ends
+            .iter()
+            .filter(|(partition, end)| {
+                committed.iter().find(|(p, _)| p == partition).map_or(*end > 0, |(_, offset)| offset < end)
+            })
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the accounting group did not commit past {behind:?} in time: {committed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The accounting group's committed offset on each sales partition that has one.
+pub fn accounting_committed(settings: &Settings) -> Vec<(i32, i64)> {
+    use rdkafka::{Offset, TopicPartitionList};
     let consumer: rdkafka::consumer::BaseConsumer =
-        kafka::consumer_config(&settings.kafka, "test.accounting.watermarks", "accounting-test")
+        kafka::consumer_config(&settings.kafka, &settings.kafka.group(mamochi_accounting::GROUP), "accounting-test")
             .create()
             .expect("consumer");
-    (0..topics::SALES.info.partitions)
-        .map(|partition| {
-            let (_, high) = consumer
-                .fetch_watermarks(topics::SALES.name(), partition, Duration::from_secs(10))
-                .expect("watermarks");
-            (partition, high)
+    let mut list = TopicPartitionList::new();
+    for partition in 0..topics::SALES.info.partitions {
+        list.add_partition(topics::SALES.name(), partition);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .filter_map(|element| match element.offset() {
+            Offset::Offset(offset) => Some((element.partition(), offset)),
+            _ => None,
         })
         .collect()
 }
