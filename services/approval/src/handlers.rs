@@ -81,7 +81,7 @@ impl Approval {
                     let waited = (now - form.submitted_at).max(chrono::Duration::zero());
                     let waited = self.clock.real_duration(waited).as_secs_f64();
                     self.metrics.wait_seconds.with_label_values(&[lane]).observe(waited);
-                    tracing::debug!(registration_id = %form.registration_id, ?decision, lane, "form decided");
+                    tracing::debug!(registration_id = %form.registration_id, decision = outcome_label(decision), lane, "form decided");
                 }
                 Applied::Duplicate => self.metrics.duplicates.with_label_values(&["form"]).inc(),
                 Applied::AlreadyDecided | Applied::UnknownRegistration => {}
@@ -116,7 +116,9 @@ impl Handler<RegistrationReviewed> for Approval {
         match &applied {
             Applied::Decided(decision) => {
                 self.metrics.decisions.with_label_values(&[outcome_label(decision), "staff"]).inc();
-                tracing::info!(?decision, reviewer = %review.reviewer, "staff review applied");
+                // The label only: a staff reason is free text and may quote
+                // the applicant's personal data.
+                tracing::info!(decision = outcome_label(decision), reviewer = %review.reviewer, "staff review applied");
             }
             Applied::UnknownRegistration => {
                 return Err(HandlerError::Rejected(format!(
