@@ -144,12 +144,16 @@ async fn sales_over_the_per_key_limit_are_refused_and_other_vendors_are_not() {
         within.push(record_sale(&app, &first.api_key).await.status);
     }
     let over = record_sale(&app, &first.api_key).await;
+    // The limit follows the path the router matches, not its spelling.
+    let sale = json!({"quantity": 1, "unit_price_clp": 1_500, "payment_method": "cash"});
+    let respelled = app.post("/v1/%73ales", &sale, Some(&first.api_key)).await;
     let other_vendor = record_sale(&app, &second.api_key).await;
     let wrong_key = record_sale(&app, "mamochi_not-a-key").await;
 
     // Assert
     assert_eq!(within, [201, 201, 201]);
     assert_rate_limited(&over, limit);
+    assert_rate_limited(&respelled, limit);
     assert_eq!(other_vendor.status, 201, "{:?}", other_vendor.body);
     assert_eq!(wrong_key.status, 401, "a wrong key is refused as before, not counted");
 }
