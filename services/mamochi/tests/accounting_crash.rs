@@ -3,6 +3,7 @@
 //! nothing counted twice. Runs the real binary (`mamochi run accounting`) so
 //! the kill is a real process death, not a cancelled task.
 
+mod accounting_support;
 mod support;
 
 use std::process::{Child, Command, Stdio};
@@ -75,12 +76,15 @@ async fn sigkill_mid_stream_then_restart_gives_exact_totals() {
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
     .expect("sales acknowledged");
+    let sales_end = accounting_support::end_offsets(&settings, topics::SALES.name());
+    let group = settings.kafka.group(mamochi_accounting::GROUP);
     let pool = db::pool(&settings.database).expect("pool");
 
     // Act: start, kill with SIGKILL once part of the stream is applied, restart.
     let mut first = start_accounting(&settings);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while applied(&pool, &vendors).await.0 < 2_000 && Instant::now() < deadline {
+    while applied(&pool, &vendors).await.0 < 2_000 {
+        assert!(Instant::now() < deadline, "2,000 sales not applied within 120 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).expect("SIGKILL");
@@ -88,12 +92,17 @@ async fn sigkill_mid_stream_then_restart_gives_exact_totals() {
     let at_kill = applied(&pool, &vendors).await.0;
     println!("killed accounting with {at_kill} of {} sales applied", sales.len());
     let mut second = start_accounting(&settings);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while applied(&pool, &vendors).await.0 < sales.len() as i64 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Linger: a double count would show up as more than expected.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Every sale counted is not every record handled: a sale delivered again
+    // after the last new one would double a total only later. The group's
+    // committed offsets past the stream's end mean every record was handled.
+    accounting_support::wait_until_committed(
+        &settings,
+        &group,
+        topics::SALES.name(),
+        &sales_end,
+        Duration::from_secs(180),
+    )
+    .await;
     let (count, earnings) = applied(&pool, &vendors).await;
     kill(Pid::from_raw(second.id() as i32), Signal::SIGTERM).expect("SIGTERM");
     second.wait().expect("reaped");

@@ -241,6 +241,54 @@ where
     }
 }
 
+/// Each partition's end offset of `topic` now.
+pub fn end_offsets(settings: &Settings, topic: &str) -> Vec<(i32, i64)> {
+    let consumer: BaseConsumer =
+        kafka::consumer_config(&settings.kafka, "test.accounting.ends", "test").create().expect("consumer");
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|topic| topic.partitions())
+        .map(|partition| {
+            let (_, high) = consumer.fetch_watermarks(topic, partition.id(), timeout).expect("watermarks");
+            (partition.id(), high)
+        })
+        .collect()
+}
+
+/// Waits until `group` has committed, on every partition of `topic`, an
+/// offset at or past `ends` (from [`end_offsets`]). The services commit an
+/// offset only after its record's effect is durable, so every record before
+/// `ends`, a redelivered one included, has then been handled.
+pub async fn wait_until_committed(settings: &Settings, group: &str, topic: &str, ends: &[(i32, i64)], timeout: Duration) {
+    let consumer: BaseConsumer = kafka::consumer_config(&settings.kafka, group, "test").create().expect("consumer");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut list = TopicPartitionList::new();
+        for (partition, _) in ends {
+            list.add_partition(topic, *partition);
+        }
+        let committed = consumer.committed_offsets(list, Duration::from_secs(10)).ok();
+        let behind: Vec<&(i32, i64)> = ends
+            .iter()
+            .filter(|(partition, end)| {
+                let offset = committed.as_ref().and_then(|list| list.find_partition(topic, *partition));
+                match offset.map(|element| element.offset()) {
+                    Some(Offset::Offset(offset)) => offset < *end,
+                    _ => *end > 0,
+                }
+            })
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{group} did not commit {topic} up to {behind:?} in time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A reader of the email-requests topic from its current end: create it
 /// before the act, read it after.
 #[derive(Debug)]
