@@ -133,3 +133,16 @@ fn users_are_a_toml_list_or_one_comma_separated_environment_variable() {
     assert_eq!(users, ["a:1", "b:2:3"]);
     assert!(defaults.registry.basic_auth_users.is_empty(), "off by default");
 }
+
+#[test]
+fn users_in_a_toml_file_are_a_list_that_may_hold_commas() {
+    let file = std::env::temp_dir().join(format!("mamochi-registry-auth-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, "[registry]\nbasic_auth_users = [\"a:1,2\", \"b:3\"]\n").expect("config file written");
+
+    let loaded = Settings::load_with_env(Some(&file), Some(HashMap::new()));
+    std::fs::remove_file(&file).expect("config file removed");
+
+    let settings = loaded.expect("settings");
+    let users: Vec<&str> = settings.registry.basic_auth_users.iter().map(|user| user.expose_secret()).collect();
+    assert_eq!(users, ["a:1,2", "b:3"]);
+}
