@@ -1,11 +1,14 @@
 //! The HTTP API: Confluent Schema Registry's REST endpoints for Avro.
 //!
-//! Guarantees: every answer, success or error, has content type
-//! `application/vnd.schemaregistry.v1+json` and Confluent's body shapes;
-//! request bodies are read whatever their declared JSON content type
+//! Guarantees: every answer, success or error, has Confluent's body shapes
+//! and is written as `application/vnd.schemaregistry.v1+json` (the
+//! [`crate::negotiation`] middleware then gives it the media type the client
+//! accepts); request bodies are read whatever their declared JSON content type
 //! (`application/vnd.schemaregistry.v1+json`, `application/vnd.schemaregistry+json`,
 //! `application/json`, or none), and a malformed one is a 400 with a
-//! Confluent-style error body, never a panic.
+//! Confluent-style error body, never a panic. Query booleans are read as
+//! Confluent's Java server reads them, and a known path asked with another
+//! method is a 405 naming the methods it serves.
 
 mod compatibility;
 mod config;
@@ -22,7 +25,7 @@ use crate::kafka_log::SchemaReference;
 use crate::schema::AvroSchema;
 use crate::store::Version;
 
-/// Confluent's media type, used for every response.
+/// Confluent's media type: what handlers write, and the default answer type.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 /// Registers every endpoint and Confluent-style errors for bad paths and queries.
