@@ -1,11 +1,59 @@
 //! Sales and depletions: what reaches Kafka, idempotency, the stock rule.
+//! A test that asserts a sale was *not* recorded reads the topic up to
+//! markers of its own written after the requests ([`sales_until_markers`]),
+//! never until a quiet spell.
 
 use std::time::Duration;
 
+use mamochi_common::kafka;
 use mamochi_events::{topics, PaymentMethod, SaleRecorded, StockEvent, StockEventKind, VendorKey};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
 use serde_json::json;
+use uuid::Uuid;
 
-use crate::helpers::{spawn_app, Answer, Tail, TestApp};
+use crate::helpers::{spawn_app, Answer, Tail, TestApp, TestVendor};
+
+/// The vendor's sales on the topic since `tail` started, up to a marker.
+///
+/// The gateway answers a sale only after Kafka acknowledged it, so every
+/// sale it produced for the requests already answered lies before a record
+/// written now, in whatever partition it went to. One marker sale of the
+/// vendor (its own sale id, left out of the answer) is written to every
+/// partition and the tail is read until all of them arrived: a sale missing
+/// from the answer was never produced. Panics if the markers do not arrive.
+async fn sales_until_markers(app: &TestApp, tail: &Tail, vendor: &TestVendor) -> Vec<SaleRecorded> {
+    let producer: FutureProducer = kafka::producer(&app.settings.kafka, "gateway-test").expect("producer");
+    let mut markers = Vec::new();
+    for partition in 0..topics::SALES.info.partitions {
+        let now = chrono::Utc::now();
+        let marker = SaleRecorded {
+            sale_id: Uuid::new_v4(),
+            vendor_id: vendor.member_id,
+            quantity: 1,
+            unit_price_clp: 1,
+            total_clp: 1,
+            payment_method: PaymentMethod::Cash,
+            occurred_at: now,
+            recorded_at: now,
+        };
+        let key = VendorKey { vendor_id: vendor.member_id };
+        let (key, value) = app.codec.encode(&topics::SALES, &key, &marker).await.expect("marker encodes");
+        let record = FutureRecord::to(topics::SALES.name()).partition(partition).key(&key).payload(&value);
+        producer.send(record, Timeout::After(Duration::from_secs(30))).await.expect("marker acknowledged");
+        markers.push(marker.sale_id);
+    }
+    let seen = |records: &[(i32, VendorKey, SaleRecorded)]| {
+        markers.iter().all(|marker| records.iter().any(|(_, _, sale)| sale.sale_id == *marker))
+    };
+    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(30), seen).await;
+    assert!(seen(&records), "the tail never reached the markers");
+    records
+        .into_iter()
+        .map(|(_, _, sale)| sale)
+        .filter(|sale| sale.vendor_id == vendor.member_id && !markers.contains(&sale.sale_id))
+        .collect()
+}
 
 async fn sell(app: &TestApp, key: &str, body: &serde_json::Value, idempotency_key: Option<&str>) -> Answer {
     let mut request = app.client.post(app.url("/v1/sales")).bearer_auth(key).json(body);
@@ -70,10 +118,9 @@ async fn a_repeated_idempotency_key_records_one_sale_and_returns_the_first_answe
     assert_eq!(second.status, 201);
     assert_eq!(second.body, first.body, "the same answer, same sale_id");
     assert_eq!(other_body.error(), (422, "idempotency_key_reused", Some("Idempotency-Key")));
-    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(3), |_| false).await;
-    let mine: Vec<_> = records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).collect();
+    let mine = sales_until_markers(&app, &tail, &vendor).await;
     assert_eq!(mine.len(), 1, "one record on the topic: {mine:?}");
-    assert_eq!(mine[0].2.sale_id.to_string(), first.body["sale_id"].as_str().expect("sale_id"));
+    assert_eq!(mine[0].sale_id.to_string(), first.body["sale_id"].as_str().expect("sale_id"));
 }
 
 #[tokio::test]
@@ -94,10 +141,10 @@ async fn a_sale_larger_than_the_stock_is_refused_and_not_recorded() {
     // Assert
     assert_eq!(answer.error(), (409, "insufficient_stock", Some("quantity")));
     assert_eq!(within.status, 201, "selling exactly the stock is allowed");
-    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(3), |_| false).await;
-    let mine: Vec<_> = records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).collect();
+    let mine = sales_until_markers(&app, &tail, &vendor).await;
     assert_eq!(mine.len(), 1, "only the sale within stock: {mine:?}");
-    assert_eq!(mine[0].2.quantity, 2);
+    assert_eq!(mine[0].quantity, 2);
+    assert_eq!(mine[0].sale_id.to_string(), within.body["sale_id"].as_str().expect("sale_id"));
 }
 
 #[tokio::test]
@@ -153,9 +200,9 @@ async fn concurrent_requests_with_one_key_record_one_sale() {
     for answer in answers.iter().filter(|a| a.status != 201) {
         assert_eq!(answer.error(), (409, "idempotency_key_in_flight", Some("Idempotency-Key")));
     }
-    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(3), |_| false).await;
-    let mine = records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).count();
-    assert_eq!(mine, 1, "one record on the topic");
+    let mine = sales_until_markers(&app, &tail, &vendor).await;
+    assert_eq!(mine.len(), 1, "one record on the topic: {mine:?}");
+    assert_eq!(mine[0].sale_id.to_string(), created[0].body["sale_id"].as_str().expect("sale_id"));
     let replay = sell(&app, &vendor.api_key, &body, Some(&key)).await;
     assert_eq!(replay.body, created[0].body, "once settled, a repeat gets the first answer");
 }
@@ -186,9 +233,8 @@ async fn a_key_refused_for_stock_stays_free_and_a_recorded_key_is_answered_whate
     assert_eq!(repeat.status, 201, "a repeat is answered from its claim, not refused for stock: {:?}", repeat.body);
     assert_eq!(repeat.body, first.body);
     assert_eq!(retried.status, 201, "the refused key was released, so the retry records the sale: {:?}", retried.body);
-    let records = tail.collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(3), |_| false).await;
-    let mut quantities: Vec<i32> =
-        records.iter().filter(|(_, _, v)| v.vendor_id == vendor.member_id).map(|(_, _, v)| v.quantity).collect();
+    let mine = sales_until_markers(&app, &tail, &vendor).await;
+    let mut quantities: Vec<i32> = mine.iter().map(|sale| sale.quantity).collect();
     quantities.sort_unstable();
     assert_eq!(quantities, vec![2, 3], "the recorded sale once, the retried one once");
 }
