@@ -11,6 +11,7 @@ use std::time::Duration;
 use mamochi_common::kafka::{self, TopicSpec};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use support::Until;
 
 async fn produce(producer: &FutureProducer, topic: &str, values: std::ops::Range<u64>) {
     let deliveries = values.map(|value| {
@@ -43,9 +44,9 @@ async fn a_restarted_consumer_resumes_exactly_after_the_last_processed_record() 
 
     // Act: the first consumer processes 120 records and stops; 100 more
     // arrive while it is away; a second consumer in the same group resumes.
-    let first = support::consume_values(&settings, &group, &topic, 120, Duration::ZERO, Duration::from_secs(60)).await;
+    let first = support::consume_values(&settings, &group, &topic, Until::Count(120), Duration::from_secs(60)).await;
     produce(&producer, &topic, 300..400).await;
-    let second = support::consume_values(&settings, &group, &topic, 280, Duration::from_secs(3), Duration::from_secs(60)).await;
+    let second = support::consume_values(&settings, &group, &topic, Until::End, Duration::from_secs(60)).await;
 
     // Assert: together they saw every record exactly once.
     assert_eq!(first.len(), 120, "the first consumer stopped after 120 records");

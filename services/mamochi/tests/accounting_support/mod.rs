@@ -262,7 +262,13 @@ pub fn end_offsets(settings: &Settings, topic: &str) -> Vec<(i32, i64)> {
 /// offset at or past `ends` (from [`end_offsets`]). The services commit an
 /// offset only after its record's effect is durable, so every record before
 /// `ends`, a redelivered one included, has then been handled.
-pub async fn wait_until_committed(settings: &Settings, group: &str, topic: &str, ends: &[(i32, i64)], timeout: Duration) {
+pub async fn wait_until_committed(
+    settings: &Settings,
+    group: &str,
+    topic: &str,
+    ends: &[(i32, i64)],
+    timeout: Duration,
+) {
     let consumer: BaseConsumer = kafka::consumer_config(&settings.kafka, group, "test").create().expect("consumer");
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

@@ -28,46 +28,80 @@ pub fn unique(prefix: &str) -> String {
     format!("test.{prefix}.{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Where [`consume_values`] stops.
+#[derive(Debug, Clone, Copy)]
+pub enum Until {
+    /// After exactly this many records.
+    Count(usize),
+    /// Once every partition has been read up to its end as it was when the
+    /// consumer started: a record missing from the answer was not there, a
+    /// record read twice shows up twice, with no quiet spell waited out.
+    End,
+}
+
 /// Consumes `topic` in `group`, storing each record's offset after it has been
-/// "processed" (decoded and recorded), until `expected` records have arrived,
-/// then keeps listening for `linger` to catch anything extra. Commits the
-/// stored offsets and leaves the group before returning.
+/// "processed" (decoded and recorded), until `until`, or panics after
+/// `give_up_after`. Commits the stored offsets and leaves the group before
+/// returning.
 pub async fn consume_values(
     settings: &Settings,
     group: &str,
     topic: &str,
-    expected: usize,
-    linger: Duration,
+    until: Until,
     give_up_after: Duration,
 ) -> Vec<u64> {
     let consumer = kafka::consumer(&settings.kafka, group, "test").expect("consumer");
+    // The partitions with records left to read (from the group's committed
+    // offset, or the partition's start) and the offset to read them up to.
+    let mut remaining: Vec<(i32, i64)> = Vec::new();
+    if let Until::End = until {
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
+        let mut list = rdkafka::TopicPartitionList::new();
+        let partitions: Vec<i32> =
+            metadata.topics().iter().flat_map(|topic| topic.partitions()).map(|partition| partition.id()).collect();
+        for partition in &partitions {
+            list.add_partition(topic, *partition);
+        }
+        let committed = consumer.committed_offsets(list, timeout).expect("committed offsets");
+        for partition in partitions {
+            let (low, high) = consumer.fetch_watermarks(topic, partition, timeout).expect("watermarks");
+            let next = match committed.find_partition(topic, partition).map(|element| element.offset()) {
+                Some(rdkafka::Offset::Offset(offset)) => offset,
+                _ => low,
+            };
+            if next < high {
+                remaining.push((partition, high));
+            }
+        }
+    }
     consumer.subscribe(&[topic]).expect("subscribe");
     let mut values = Vec::new();
     let mut stream = consumer.stream();
     let give_up = tokio::time::Instant::now() + give_up_after;
-    let mut linger_until = None;
     loop {
-        let deadline = match linger_until {
-            Some(until) => until,
-            None => give_up,
+        let done = match until {
+            Until::Count(expected) => values.len() >= expected,
+            Until::End => remaining.is_empty(),
         };
-        match tokio::time::timeout_at(deadline, stream.next()).await {
+        if done {
+            break;
+        }
+        match tokio::time::timeout_at(give_up, stream.next()).await {
             Ok(Some(Ok(message))) => {
                 let payload = message.payload().expect("payload");
                 let text = std::str::from_utf8(payload).expect("utf-8");
                 values.push(text.parse::<u64>().expect("a number"));
                 consumer.store_offset_from_message(&message).expect("store offset");
+                let (partition, offset) = (message.partition(), message.offset());
+                remaining.retain(|(p, end)| !(*p == partition && offset + 1 >= *end));
             }
             // librdkafka reports transient trouble (a dead broker, say) as
             // errors on the stream and recovers by itself; the deadline bounds it.
             Ok(Some(Err(error))) => eprintln!("consumer reported (continuing): {error}"),
-            Ok(None) | Err(_) => break,
-        }
-        if values.len() == expected && linger_until.is_none() {
-            if linger.is_zero() {
-                break;
+            Ok(None) | Err(_) => {
+                panic!("{until:?} not reached on {topic} within {give_up_after:?}: {} read", values.len())
             }
-            linger_until = Some(tokio::time::Instant::now() + linger);
         }
     }
     drop(stream);
@@ -90,7 +124,8 @@ pub fn isolated_settings() -> Settings {
         (mamochi_notifier::service::GROUP, mamochi_events::topics::EMAIL_REQUESTS.name()),
     ];
     for (group, topic) in groups {
-        kafka::start_group_at_end(&settings.kafka, &settings.kafka.group(group), topic).expect("group starts at the end");
+        kafka::start_group_at_end(&settings.kafka, &settings.kafka.group(group), topic)
+            .expect("group starts at the end");
     }
     settings
 }
