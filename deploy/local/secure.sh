@@ -185,7 +185,9 @@ secure_registry_user() { echo "platform:$(secret registry-platform)"; }
 
 # The settings every platform process reads in secure mode: the default
 # Kafka principal is the admin (tools, `mamochi topics`, tests), and each
-# service has its own under kafka.principals.
+# service has its own under kafka.principals. The services' own ports move
+# with the stack's (API 8180, operations 9200-9204), so a platform on the
+# secure stack runs beside one on the plain stack.
 secure_print_env() {
     local user upper
     cat <<EOF
@@ -197,6 +199,13 @@ export MAMOCHI__KAFKA__SASL_PASSWORD='$(secret admin)'
 export MAMOCHI__REGISTRY__URL='http://$(secure_registry_user)@127.0.0.1:$REGISTRY_PORT'
 export MAMOCHI__REGISTRY__BASIC_AUTH_USERS='$(secure_registry_user)'
 export MAMOCHI_SECURE_CA='$TLS_DIR/ca.pem'
+export MAMOCHI__GATEWAY__LISTEN='127.0.0.1:$((8080 + PORT_SHIFT))'
+export MAMOCHI__GATEWAY__PUBLIC_URL='http://127.0.0.1:$((8080 + PORT_SHIFT))'
+export MAMOCHI__GATEWAY__OPS_LISTEN='127.0.0.1:$((9100 + PORT_SHIFT))'
+export MAMOCHI__APPROVAL__OPS_LISTEN='127.0.0.1:$((9101 + PORT_SHIFT))'
+export MAMOCHI__DISTRIBUTOR__OPS_LISTEN='127.0.0.1:$((9102 + PORT_SHIFT))'
+export MAMOCHI__ACCOUNTING__OPS_LISTEN='127.0.0.1:$((9103 + PORT_SHIFT))'
+export MAMOCHI__NOTIFIER__OPS_LISTEN='127.0.0.1:$((9104 + PORT_SHIFT))'
 EOF
     for user in "${SECURE_SERVICES[@]}"; do
         upper=${user^^}

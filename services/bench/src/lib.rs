@@ -381,8 +381,7 @@ async fn measure(
 async fn broker_count(settings: &Settings) -> anyhow::Result<usize> {
     let kafka = settings.kafka.clone();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer =
-            rdkafka::ClientConfig::new().set("bootstrap.servers", &kafka.bootstrap_servers).create()?;
+        let consumer: BaseConsumer = mamochi_common::kafka::client_config(&kafka, "bench-brokers").create()?;
         let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         anyhow::Ok(metadata.brokers().len())
     })
