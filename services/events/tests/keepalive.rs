@@ -120,9 +120,15 @@ async fn an_outage_longer_than_the_poll_interval_evicts_nobody_and_applies_each_
     let run = runner.run::<SaleRecorded, _>(&consumer, &handler, &shutdown);
     tokio::pin!(run);
     let deadline = Instant::now() + OUTAGE + Duration::from_secs(60);
+    // The coordinator's view of the group once it first settles: the member
+    // this consumer joined as.
+    let mut joined_as: Option<Vec<String>> = None;
     let applied_all = loop {
+        if joined_as.is_none() && rebalances("assign") >= 1 {
+            joined_as = stable_members(&settings, &group);
+        }
         let applied = handler.applied.lock().expect("lock").values().map(Vec::len).sum::<usize>();
-        if applied >= total {
+        if applied >= total && joined_as.is_some() {
             break true;
         }
         if Instant::now() >= deadline {
@@ -133,15 +139,11 @@ async fn an_outage_longer_than_the_poll_interval_evicts_nobody_and_applies_each_
             () = tokio::time::sleep(Duration::from_millis(100)) => {},
         }
     };
-    // Let librdkafka report anything a late eviction would cause (it rejoins
-    // and counts a revoke and a second assign) before looking.
-    let settle = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < settle {
-        tokio::select! {
-            result = &mut run => panic!("the loop ended by itself after the outage: {result:?}"),
-            () = tokio::time::sleep(Duration::from_millis(100)) => {},
-        }
-    }
+    // The coordinator's view now, not a quiet spell: a consumer that missed
+    // its poll interval leaves the group at once (librdkafka enforces it),
+    // so after an eviction the group would be empty, rebalancing, or hold a
+    // member that joined again under a new id.
+    let members_after = stable_members(&settings, &group);
     let (assigns, revokes, errors) = (rebalances("assign"), rebalances("revoke"), rebalances("error"));
     shutdown.cancel();
     run.await.expect("the loop stops cleanly");
@@ -150,6 +152,8 @@ async fn an_outage_longer_than_the_poll_interval_evicts_nobody_and_applies_each_
     assert!(applied_all, "every record applied after the outage");
     let failures = *handler.failures.lock().expect("lock");
     assert!(failures > 5, "the handler really failed through the outage ({failures} failures)");
+    assert!(joined_as.as_ref().is_some_and(|members| members.len() == 1), "one member at first: {joined_as:?}");
+    assert_eq!(members_after, joined_as, "the same single member, stable, after the outage");
     assert_eq!(assigns, 1, "one assignment: the group never evicted the consumer");
     assert_eq!(revokes, 0, "no partition was taken away during the outage");
     assert_eq!(errors, 0);
@@ -157,4 +161,14 @@ async fn an_outage_longer_than_the_poll_interval_evicts_nobody_and_applies_each_
     assert_eq!(applied, expected, "each record once, in partition order");
     let unique: HashSet<i32> = applied.values().flatten().copied().collect();
     assert_eq!(unique.len(), total);
+}
+
+/// The member ids of `group` as its coordinator reports them, if the group
+/// is stable.
+fn stable_members(settings: &mamochi_common::Settings, group: &str) -> Option<Vec<String>> {
+    let probe: rdkafka::consumer::BaseConsumer =
+        kafka::consumer_config(&settings.kafka, "test-probe", "test-probe").create().expect("probe");
+    let list = probe.fetch_group_list(Some(group), Duration::from_secs(10)).expect("group list");
+    let found = list.groups().iter().find(|found| found.name() == group)?;
+    (found.state() == "Stable").then(|| found.members().iter().map(|member| member.id().to_string()).collect())
 }
