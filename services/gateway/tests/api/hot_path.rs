@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use mamochi_events::{topics, SaleRecorded, VendorKey};
+use mamochi_events::topics;
 use serde_json::json;
 
 use crate::helpers::{settings, spawn_app, spawn_app_with, Answer, Tail};
+use crate::sales::sales_until_markers;
 
 #[tokio::test]
 async fn a_revoked_key_stops_working_within_the_key_cache_bound() {
@@ -88,16 +89,8 @@ async fn a_retry_after_a_lost_claim_is_the_same_sale() {
     // which accounting and the distributor apply once.
     assert_eq!(retry.status, 201, "{:?}", retry.body);
     assert_eq!(retry.body["sale_id"], first.body["sale_id"]);
-    let records = tail
-        .collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(10), |records| {
-            records.iter().filter(|(_, _, sale)| sale.vendor_id == vendor.member_id).count() >= 2
-        })
-        .await;
-    let ids: Vec<String> = records
-        .iter()
-        .filter(|(_, _, sale)| sale.vendor_id == vendor.member_id)
-        .map(|(_, _, sale)| sale.sale_id.to_string())
-        .collect();
+    let ids: Vec<String> =
+        sales_until_markers(&app, &tail, &vendor).await.iter().map(|sale| sale.sale_id.to_string()).collect();
     assert_eq!(ids.len(), 2, "both attempts reached the topic: {ids:?}");
     assert!(ids.iter().all(|id| Some(id.as_str()) == first.body["sale_id"].as_str()), "{ids:?}");
 }
@@ -134,11 +127,6 @@ async fn over_capacity_the_gateway_answers_503_with_retry_after_at_once() {
         assert_eq!(answer.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
         assert!(*took < Duration::from_secs(2), "a refusal is immediate, took {took:?}");
     }
-    let records = tail
-        .collect::<VendorKey, SaleRecorded>(&app.codec, Duration::from_secs(10), |records| {
-            records.iter().filter(|(_, _, sale)| sale.vendor_id == vendor.member_id).count() >= created
-        })
-        .await;
-    let recorded = records.iter().filter(|(_, _, sale)| sale.vendor_id == vendor.member_id).count();
+    let recorded = sales_until_markers(&app, &tail, &vendor).await.len();
     assert_eq!(recorded, created, "exactly the admitted sales were recorded");
 }

@@ -22,7 +22,7 @@ use crate::helpers::{spawn_app, Answer, Tail, TestApp, TestVendor};
 /// vendor (its own sale id, left out of the answer) is written to every
 /// partition and the tail is read until all of them arrived: a sale missing
 /// from the answer was never produced. Panics if the markers do not arrive.
-async fn sales_until_markers(app: &TestApp, tail: &Tail, vendor: &TestVendor) -> Vec<SaleRecorded> {
+pub(crate) async fn sales_until_markers(app: &TestApp, tail: &Tail, vendor: &TestVendor) -> Vec<SaleRecorded> {
     let producer: FutureProducer = kafka::producer(&app.settings.kafka, "gateway-test").expect("producer");
     let mut markers = Vec::new();
     for partition in 0..topics::SALES.info.partitions {
