@@ -247,7 +247,7 @@ async fn a_week_yields_exactly_one_statement_event_and_email_even_when_the_close
     assert_eq!(total_sales(&pool, &[member]).await, 5, "four sales and the later one, each once");
     // The statement is the one first published, with the week's exact figures.
     let rows = statement_rows(&pool, member, "2026-W47").await;
-    assert_eq!(rows, [statement.clone()], "unchanged, published_at included");
+    assert_eq!(rows, std::slice::from_ref(&statement), "unchanged, published_at included");
     assert_eq!((statement.sales_count, statement.units, statement.earnings_clp), (3, 4, 6_500));
     assert_eq!(statement.average_ticket_clp, 2_167, "6500 / 3 = 2166.67 rounds to 2167");
     let w47 = week_row(&pool, member, "2026-W47").await.expect("W47");
