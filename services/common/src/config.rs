@@ -74,8 +74,6 @@ pub struct GatewaySettings {
     pub ops_listen: String,
     /// Base URL clients reach the API at, used in links such as `status_url`.
     pub public_url: String,
-    /// Bearer token of guild staff for the /v1/admin endpoints.
-    pub admin_token: SecretString,
     /// Largest JSON body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Write requests (sales, depletions) handled at once; one more is
@@ -380,7 +378,6 @@ scale = 1.0
 listen = "127.0.0.1:8080"
 ops_listen = "127.0.0.1:9100"
 public_url = "http://127.0.0.1:8080"
-admin_token = "mamochi-admin-local"
 max_body_bytes = 16384
 max_in_flight = 256
 key_cache_ttl_ms = 5000

@@ -81,7 +81,6 @@ email_seal_key = "not-hex"
         "secrets.email_seal_key",
         // No profile in the file or the environment: production, so the
         // built-in secrets left in place are named too.
-        "gateway.admin_token",
         "database.url",
     ] {
         assert!(said.contains(&format!("  - {path}: ")), "{path} not named in:\n{said}");
@@ -113,7 +112,6 @@ fn the_local_stacks_environment_is_valid_under_the_local_profile() {
 #[test]
 fn own_secrets_are_valid_in_production() {
     let output = mamochi()
-        .env("MAMOCHI__GATEWAY__ADMIN_TOKEN", "a-token-of-this-deployment-only")
         .env("MAMOCHI__SECRETS__EMAIL_SEAL_KEY", "0f".repeat(32))
         .env("MAMOCHI__DATABASE__URL", "postgres://mamochi:another-password@db.internal:5432/mamochi")
         .args(["config", "check"])
@@ -159,7 +157,7 @@ fn run_refuses_to_start_with_built_in_secrets_outside_the_local_profile() {
     let said = text(&output);
     let status = status.unwrap_or_else(|| panic!("`mamochi run gateway` started with built-in secrets:\n{said}"));
     assert!(!status.success(), "{said}");
-    for path in ["gateway.admin_token", "secrets.email_seal_key", "database.url"] {
+    for path in ["secrets.email_seal_key", "database.url"] {
         assert!(said.contains(path), "{path} not named in:\n{said}");
     }
 }

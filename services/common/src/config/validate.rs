@@ -13,7 +13,6 @@ use secrecy::ExposeSecret;
 use super::{KafkaSecurity, Profile, RateLimit, Settings, SmtpTls};
 
 /// The compiled-in admin token (see `DEFAULTS`).
-const BUILTIN_ADMIN_TOKEN: &str = "mamochi-admin-local";
 /// The compiled-in email seal key (see `DEFAULTS`).
 const BUILTIN_SEAL_KEY: &str = "6d616d6f6368692d6c6f63616c2d6465762d6b65792d6e6f742d736563726574";
 /// The password of the compiled-in database URL and of the local stack's role.
@@ -112,9 +111,6 @@ impl Settings {
     /// Paths of the settings that still hold a built-in development secret.
     pub fn builtin_secrets_in_use(&self) -> Vec<&'static str> {
         let mut paths = Vec::new();
-        if self.gateway.admin_token.expose_secret() == BUILTIN_ADMIN_TOKEN {
-            paths.push("gateway.admin_token");
-        }
         if self.secrets.email_seal_key.expose_secret().trim().eq_ignore_ascii_case(BUILTIN_SEAL_KEY) {
             paths.push("secrets.email_seal_key");
         }
@@ -157,11 +153,6 @@ impl Settings {
 
     fn check_secrets(&self, report: &mut Report) {
         self.check_builtin_secrets(report);
-        if self.gateway.admin_token.expose_secret().trim().is_empty() {
-            report.fail("gateway.admin_token", "is missing (empty)");
-        } else if self.profile != Profile::Local && self.gateway.admin_token.expose_secret().len() < 16 {
-            report.fail("gateway.admin_token", "is shorter than 16 characters");
-        }
         let key = self.secrets.email_seal_key.expose_secret().trim();
         if key.is_empty() {
             report.fail("secrets.email_seal_key", "is missing (empty)");
@@ -445,8 +436,7 @@ mod tests {
     }
 
     /// Secrets of one's own, so that only the rule under test can fail.
-    const OWN_SECRETS: [(&str, &str); 3] = [
-        ("MAMOCHI__GATEWAY__ADMIN_TOKEN", "a-long-token-of-our-own"),
+    const OWN_SECRETS: [(&str, &str); 2] = [
         ("MAMOCHI__SECRETS__EMAIL_SEAL_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
         ("MAMOCHI__DATABASE__URL", "postgres://mamochi:s3cret@db.internal:5432/mamochi"),
     ];
@@ -464,7 +454,7 @@ mod tests {
         assert_eq!(defaults.profile, Profile::Production, "the default profile is not the local one");
         assert_eq!(
             defaults.builtin_secrets_in_use(),
-            vec!["gateway.admin_token", "secrets.email_seal_key", "database.url"]
+            vec!["secrets.email_seal_key", "database.url"]
         );
     }
 
@@ -473,7 +463,7 @@ mod tests {
         let invalid = load(&[]).validate().expect_err("built-in secrets in production");
 
         let named: Vec<&str> = invalid.errors.iter().map(|error| error.path.as_str()).collect();
-        assert_eq!(named, vec!["gateway.admin_token", "secrets.email_seal_key", "database.url"]);
+        assert_eq!(named, vec!["secrets.email_seal_key", "database.url"]);
         assert!(invalid.to_string().contains("MAMOCHI__SECRETS__EMAIL_SEAL_KEY"), "{invalid}");
         assert!(!invalid.to_string().contains(BUILTIN_DB_PASSWORD), "no secret value in the message: {invalid}");
         assert!(load(&[]).refuse_builtin_secrets().is_err());
