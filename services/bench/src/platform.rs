@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::future::BoxFuture;
-use mamochi_common::config::{RateLimit, RateLimitSettings};
 use mamochi_common::kafka;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::Settings;
@@ -77,7 +76,10 @@ pub fn isolated_settings(base: &Settings, run_tag: &str) -> anyhow::Result<(Sett
     settings.notifier.ops_listen = format!("127.0.0.1:{}", free_port()?);
     settings.distributor.initial_stock = BENCH_STOCK;
     settings.distributor.restock_quantity = BENCH_STOCK;
-    lift_limits(&mut settings.gateway.rate_limits);
+    // One client sending thousands of requests a second from a few keys and
+    // hundreds of forms from one address, which the abuse limits exist to
+    // refuse: lifted, not turned off, so the limiter stays on the measured path.
+    settings.gateway.rate_limits.lift();
     let endpoints = Endpoints {
         api: settings.gateway.public_url.clone(),
         gateway_metrics: format!("http://{}/metrics", settings.gateway.ops_listen),
@@ -86,30 +88,11 @@ pub fn isolated_settings(base: &Settings, run_tag: &str) -> anyhow::Result<(Sett
     Ok((settings, endpoints))
 }
 
-/// The bench is one client sending thousands of requests a second from a few
-/// keys and hundreds of forms from one address, which the gateway's abuse
-/// limits exist to refuse: they are lifted to a million a second, not turned
-/// off, so the limiter stays on the measured path.
-fn lift_limits(limits: &mut RateLimitSettings) {
-    let lifted = RateLimit { requests: 1_000_000, per_secs: 1, burst: 1_000_000 };
-    for limit in [
-        &mut limits.registrations_per_ip,
-        &mut limits.status_reads_per_ip,
-        &mut limits.sales_per_key,
-        &mut limits.depletions_per_cart,
-        &mut limits.vendor_requests_per_key,
-        &mut limits.admin_per_token,
-    ] {
-        *limit = lifted;
-    }
-}
-
-/// A port nobody listens on now. Another process could take it before the
-/// service binds it; on a developer machine that race is theoretical, and
-/// the service would then fail to start loudly rather than measure wrongly.
+/// A port nobody listens on now, outside the range outgoing connections
+/// take theirs from; should another listener take it before the service
+/// binds it, the service fails to start loudly rather than measure wrongly.
 fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("while looking for a free port")?;
-    Ok(listener.local_addr()?.port())
+    mamochi_common::ports::unused_loopback_port().context("while looking for a free port")
 }
 
 /// Waits until the gateway and every ops endpoint answer `/readyz`.

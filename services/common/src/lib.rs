@@ -11,6 +11,7 @@ pub mod db_tls;
 pub mod kafka;
 pub mod kafka_metrics;
 pub mod ops;
+pub mod ports;
 pub mod retention;
 pub mod seal;
 /// Diesel's description of the tables, generated from `migrations/` by

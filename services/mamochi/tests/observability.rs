@@ -386,10 +386,10 @@ async fn wait_for_mail(dir: &Path, to: &str, wanted: impl Fn(&mailbox::Mail) -> 
     }
 }
 
-/// A port nobody listens on now (the service binds it a moment later).
+/// A port nobody listens on now (the service binds it a moment later),
+/// outside the range outgoing connections take theirs from.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("local address").port()
+    mamochi_common::ports::unused_loopback_port().expect("a free loopback port")
 }
 
 /// An SMTP relay in front of the stack's sink that turns the first

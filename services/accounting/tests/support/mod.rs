@@ -53,8 +53,7 @@ pub fn settings(anchor: DateTime<Utc>, scale: f64, grace_secs: i64) -> Settings 
 }
 
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
+    mamochi_common::ports::unused_loopback_port().expect("a free loopback port")
 }
 
 /// A running accounting service.

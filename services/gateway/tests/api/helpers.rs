@@ -24,7 +24,8 @@ use uuid::Uuid;
 
 pub fn settings() -> Settings {
     let mut settings = Settings::load(None).expect("settings load from the environment");
-    lift_limits(&mut settings.gateway.rate_limits);
+    // Tests other than `limits.rs` poll and retry faster than a client may.
+    settings.gateway.rate_limits.lift();
     settings.gateway.listen = "127.0.0.1:0".into();
     settings.gateway.ops_listen = "127.0.0.1:0".into();
     settings.gateway.public_url = "http://gateway.test".into();
@@ -283,22 +284,6 @@ pub fn form(paid: bool) -> Value {
         body["payment_reference"] = Value::String(payment_reference());
     }
     body
-}
-
-/// The abuse limits lifted to a million a second: tests other than
-/// `limits.rs` poll and retry faster than a client may, and set no limit.
-pub fn lift_limits(limits: &mut mamochi_common::config::RateLimitSettings) {
-    let lifted = mamochi_common::config::RateLimit { requests: 1_000_000, per_secs: 1, burst: 1_000_000 };
-    for limit in [
-        &mut limits.registrations_per_ip,
-        &mut limits.status_reads_per_ip,
-        &mut limits.sales_per_key,
-        &mut limits.depletions_per_cart,
-        &mut limits.vendor_requests_per_key,
-        &mut limits.admin_per_token,
-    ] {
-        *limit = lifted;
-    }
 }
 
 /// A payment reference in the documented format, different between calls

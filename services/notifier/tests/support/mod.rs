@@ -313,10 +313,9 @@ fn decode_quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).replace("\r\n", "\n")
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port, outside the range outgoing connections take theirs from.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    mamochi_common::ports::unused_loopback_port().expect("a free loopback port")
 }
 
 /// The value of an unlabelled-or-labelled sample line in Prometheus text.
