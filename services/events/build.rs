@@ -24,14 +24,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", file.display());
     }
 
-    let texts: Vec<String> = files
-        .iter()
-        .map(|file| std::fs::read_to_string(file).expect("schema file is readable"))
-        .collect();
-    let generator = rsgen_avro::Generator::builder()
-        .use_chrono_dates(true)
-        .build()
-        .expect("generator builds");
+    let texts: Vec<String> =
+        files.iter().map(|file| std::fs::read_to_string(file).expect("schema file is readable")).collect();
+    let generator = rsgen_avro::Generator::builder().use_chrono_dates(true).build().expect("generator builds");
     let mut generated = Vec::new();
     let sources: Vec<&str> = texts.iter().map(String::as_str).collect();
     for (file, text) in files.iter().zip(&sources) {
@@ -49,7 +44,8 @@ fn main() {
 
 /// `impl AvroSchemaSource for <Type>` for one schema file.
 fn schema_source_impl(file: &Path, text: &str) -> String {
-    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+    let json: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
     let name = json["name"].as_str().unwrap_or_else(|| panic!("{}: a top-level named record", file.display()));
     let namespace = json["namespace"].as_str().unwrap_or_default();
     let file_name = file.file_name().and_then(|name| name.to_str()).expect("UTF-8 file name");

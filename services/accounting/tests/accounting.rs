@@ -205,9 +205,7 @@ async fn a_week_yields_exactly_one_statement_event_and_email_even_when_the_close
         let pool = pool.clone();
         move || {
             let pool = pool.clone();
-            async move {
-                statement_rows(&pool, vendor, "2026-W47").await.into_iter().find(|row| row.published_at.is_some())
-            }
+            async move { statement_rows(&pool, vendor, "2026-W47").await.into_iter().find(|row| row.published_at.is_some()) }
         }
     };
     let marks = Marks::now(&settings);

@@ -69,7 +69,12 @@ async fn forms_are_approved_rejected_or_reviewed_with_the_right_effects() {
         let mut pending = pending;
         while pending.is_some() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            pending = members::table.find(member_id).select(members::pending_credentials).first(&mut conn).await.expect("query");
+            pending = members::table
+                .find(member_id)
+                .select(members::pending_credentials)
+                .first(&mut conn)
+                .await
+                .expect("query");
         }
         pending
     };
@@ -102,9 +107,16 @@ async fn forms_are_approved_rejected_or_reviewed_with_the_right_effects() {
         reviewer: "staff:test".into(),
         reviewed_at: Utc::now(),
     };
-    publish(&producer, &codec, &topics::REGISTRATION_REVIEWS, &RegistrationKey { registration_id: same_cart.registration_id }, &review, None)
-        .await
-        .expect("review acknowledged");
+    publish(
+        &producer,
+        &codec,
+        &topics::REGISTRATION_REVIEWS,
+        &RegistrationKey { registration_id: same_cart.registration_id },
+        &review,
+        None,
+    )
+    .await
+    .expect("review acknowledged");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut decided_by = None;
     while tokio::time::Instant::now() < deadline {

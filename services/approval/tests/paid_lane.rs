@@ -22,9 +22,7 @@ async fn a_paid_form_behind_ten_thousand_standard_forms_is_decided_within_a_seco
     let codec = EventCodec::new(&settings.registry.url);
     let producer = kafka::producer(&settings.kafka, "test").expect("producer");
     let backlog: Vec<_> = (0..BACKLOG).map(|_| support::form(false)).collect();
-    futures::stream::iter(&backlog)
-        .for_each_concurrent(256, |form| support::submit(&producer, &codec, form))
-        .await;
+    futures::stream::iter(&backlog).for_each_concurrent(256, |form| support::submit(&producer, &codec, form)).await;
     let (shutdown, service) = support::start(&settings);
     // Wait until the service is deciding the backlog, so the measurement
     // excludes start-up and the group join.

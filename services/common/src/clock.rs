@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn the_default_is_real_time() {
-        let clock = Clock::from_settings(&TimeSettings { scale: 1.0, anchor_real: None, anchor_platform: None }).expect("valid");
+        let clock = Clock::from_settings(&TimeSettings { scale: 1.0, anchor_real: None, anchor_platform: None })
+            .expect("valid");
         let drift = (clock.now() - Utc::now()).num_milliseconds().abs();
         assert!(drift < 1_000, "drift {drift} ms");
     }

@@ -461,18 +461,13 @@ impl Settings {
     /// As [`Settings::load`], with the environment given as a map instead of
     /// read from the process (`None` reads the process environment).
     pub fn load_with_env(file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Self, SettingsError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
         let settings = builder
-            .add_source(
-                config::Environment::with_prefix("MAMOCHI")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .source(env),
-            )
+            .add_source(config::Environment::with_prefix("MAMOCHI").prefix_separator("__").separator("__").source(env))
             .build()?
             .try_deserialize()?;
         Ok(settings)

@@ -12,8 +12,8 @@ use std::marker::PhantomData;
 use mamochi_common::kafka::TopicSpec;
 
 use crate::generated::{
-    CartStockLevel, CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided, RegistrationKey, RegistrationReviewed,
-    RegistrationSubmitted, SaleRecorded, StockEvent, VendorKey, WeeklyStatementIssued,
+    CartStockLevel, CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided, RegistrationKey,
+    RegistrationReviewed, RegistrationSubmitted, SaleRecorded, StockEvent, VendorKey, WeeklyStatementIssued,
 };
 use crate::{AvroSchemaSource, SchemaSource};
 
@@ -91,7 +91,9 @@ impl TopicInfo {
     pub fn spec(&self) -> TopicSpec<'static> {
         let config = match self.retention {
             Retention::Compact => vec![("cleanup.policy", "compact".to_string())],
-            Retention::Delete { ms } => vec![("cleanup.policy", "delete".to_string()), ("retention.ms", ms.to_string())],
+            Retention::Delete { ms } => {
+                vec![("cleanup.policy", "delete".to_string()), ("retention.ms", ms.to_string())]
+            }
         };
         TopicSpec { name: self.name, partitions: self.partitions, replication: None, config }
     }
@@ -127,12 +129,8 @@ pub const REGISTRATION_REVIEWS: Topic<RegistrationKey, RegistrationReviewed> = T
 );
 
 /// Credentials issued to members (public key id only, never the secret).
-pub const CREDENTIALS: Topic<VendorKey, CredentialsIssued> = Topic::new(
-    "mamochi.credentials",
-    3,
-    Retention::Compact,
-    "The current credentials of each member, by key id.",
-);
+pub const CREDENTIALS: Topic<VendorKey, CredentialsIssued> =
+    Topic::new("mamochi.credentials", 3, Retention::Compact, "The current credentials of each member, by key id.");
 
 /// Every sale, keyed by vendor so a vendor's sales stay in order.
 pub const SALES: Topic<VendorKey, SaleRecorded> = Topic::new(

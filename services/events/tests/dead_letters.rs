@@ -41,16 +41,24 @@ async fn undecodable_records_are_parked_with_their_reason_and_the_consumer_moves
     let settings = support::settings();
     let topic = support::unique("dlq-source");
     let admin = kafka::admin(&settings.kafka).expect("admin");
-    kafka::ensure_topics(&admin, &[TopicSpec { name: &topic, partitions: 1, replication: None, config: vec![] }, DEAD_LETTERS.spec()])
-        .await
-        .expect("topics");
+    kafka::ensure_topics(
+        &admin,
+        &[TopicSpec { name: &topic, partitions: 1, replication: None, config: vec![] }, DEAD_LETTERS.spec()],
+    )
+    .await
+    .expect("topics");
     let codec = EventCodec::new(&settings.registry.url);
     let good_before = sale();
     let good_after = sale();
     let encode = |value: SaleRecorded| {
         let codec = &codec;
         let topic = topic.clone();
-        async move { codec.encode_with_schema(&topic, false, topics::SALES.info.value.expect("schema").text, &value).await.expect("encodes") }
+        async move {
+            codec
+                .encode_with_schema(&topic, false, topics::SALES.info.value.expect("schema").text, &value)
+                .await
+                .expect("encodes")
+        }
     };
     let good_before_bytes = encode(good_before.clone()).await;
     let good_after_bytes = encode(good_after.clone()).await;
@@ -118,5 +126,10 @@ async fn undecodable_records_are_parked_with_their_reason_and_the_consumer_moves
 }
 
 fn header(message: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
-    message.headers()?.iter().find(|header| header.key == name)?.value.map(|value| String::from_utf8_lossy(value).into_owned())
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == name)?
+        .value
+        .map(|value| String::from_utf8_lossy(value).into_owned())
 }

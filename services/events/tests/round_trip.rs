@@ -129,7 +129,12 @@ async fn every_event_type_round_trips_through_registry_and_broker() {
         &codec,
         &topics::CREDENTIALS,
         VendorKey { vendor_id: vendor },
-        CredentialsIssued { member_id: vendor, registration_id: registration, key_id: "mamochi_ab12".into(), issued_at: now },
+        CredentialsIssued {
+            member_id: vendor,
+            registration_id: registration,
+            key_id: "mamochi_ab12".into(),
+            issued_at: now,
+        },
     )
     .await;
     round_trip(

@@ -33,7 +33,9 @@ impl FromRequest for Admitted {
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let verdict = match request.app_data::<web::Data<Admission>>() {
-            Some(admission) => admission.0.clone().try_acquire_owned().map(Admitted).map_err(|_| ApiError::overloaded()),
+            Some(admission) => {
+                admission.0.clone().try_acquire_owned().map(Admitted).map_err(|_| ApiError::overloaded())
+            }
             None => Err(ApiError::internal()),
         };
         ready(verdict)

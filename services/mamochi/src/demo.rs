@@ -83,9 +83,8 @@ struct Vendor {
     statement: Option<Value>,
 }
 
-const NAMES: [&str; 8] = [
-    "Rosa Pérez", "Juan Soto", "Marta Rojas", "Luis Muñoz", "Carmen Díaz", "Pedro Silva", "Ana Torres", "José Castro",
-];
+const NAMES: [&str; 8] =
+    ["Rosa Pérez", "Juan Soto", "Marta Rojas", "Luis Muñoz", "Carmen Díaz", "Pedro Silva", "Ana Torres", "José Castro"];
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<Vec<VendorReport>> {
     if args.paid > args.vendors || args.vendors == 0 || args.sell_every_min > args.sell_every_max {
@@ -96,18 +95,26 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<Vec<Vend
     let now = Utc::now();
     let week_real = chrono::Duration::milliseconds((args.week_minutes * 60_000.0) as i64);
     let week_end = next_monday_midnight(now);
-    let platform_at_selling = week_end - chrono::Duration::milliseconds((week_real.num_milliseconds() as f64 * args.time_scale) as i64);
+    let platform_at_selling =
+        week_end - chrono::Duration::milliseconds((week_real.num_milliseconds() as f64 * args.time_scale) as i64);
     let anchor_platform = platform_at_selling - chrono::Duration::milliseconds((15_000.0 * args.time_scale) as i64);
     let mut settings = settings.clone();
-    settings.time = TimeSettings { scale: args.time_scale, anchor_real: Some(now), anchor_platform: Some(anchor_platform) };
+    settings.time =
+        TimeSettings { scale: args.time_scale, anchor_real: Some(now), anchor_platform: Some(anchor_platform) };
     settings.accounting.grace_period_secs = settings.accounting.grace_period_secs.min(3600);
     // Every vendor registers from this one address, at once.
     let registrations = &mut settings.gateway.rate_limits.registrations_per_ip.burst;
     *registrations = (*registrations).max(u32::try_from(args.vendors).unwrap_or(u32::MAX));
     let clock = Clock::from_settings(&settings.time)?;
 
-    println!("MAMOCHI demo: {} vendors ({} paid), a sale every {}–{} s, week ends {} (platform time, America/Santiago)",
-        args.vendors, args.paid, args.sell_every_min, args.sell_every_max, week_end.with_timezone(&Santiago).format("%a %d %b %H:%M"));
+    println!(
+        "MAMOCHI demo: {} vendors ({} paid), a sale every {}–{} s, week ends {} (platform time, America/Santiago)",
+        args.vendors,
+        args.paid,
+        args.sell_every_min,
+        args.sell_every_max,
+        week_end.with_timezone(&Santiago).format("%a %d %b %H:%M")
+    );
 
     // Ctrl-C stops the scenario and shuts the services down cleanly, so their
     // consumers leave their groups instead of holding partitions.
@@ -126,13 +133,25 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<Vec<Vend
     outcome
 }
 
-async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: DateTime<Utc>) -> anyhow::Result<Vec<VendorReport>> {
+async fn scenario(
+    settings: &Settings,
+    args: &DemoArgs,
+    clock: Clock,
+    week_end: DateTime<Utc>,
+) -> anyhow::Result<Vec<VendorReport>> {
     let api = settings.gateway.public_url.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let started = Instant::now();
     let log = |what: &str, who: &str, detail: String| {
         let platform = clock.now().with_timezone(&Santiago);
-        println!("[{:>5.1}s | {}] {:<12} {:<12} {}", started.elapsed().as_secs_f64(), platform.format("%a %H:%M"), what, who, detail);
+        println!(
+            "[{:>5.1}s | {}] {:<12} {:<12} {}",
+            started.elapsed().as_secs_f64(),
+            platform.format("%a %H:%M"),
+            what,
+            who,
+            detail
+        );
     };
     wait_until_ready(&http, &format!("http://{}", settings.gateway.ops_listen)).await?;
 
@@ -154,9 +173,19 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
         if status.as_u16() != 202 {
             bail!("registration of {name} refused ({status}): {answer}");
         }
-        log("registered", &name, format!("{} form, id {}", if paid { "PAID" } else { "standard" }, answer["registration_id"].as_str().unwrap_or("?")));
+        log(
+            "registered",
+            &name,
+            format!(
+                "{} form, id {}",
+                if paid { "PAID" } else { "standard" },
+                answer["registration_id"].as_str().unwrap_or("?")
+            ),
+        );
         vendors.push(Vendor {
-            name, email, paid,
+            name,
+            email,
+            paid,
             registration_id: answer["registration_id"].as_str().unwrap_or_default().to_string(),
             token: answer["tracking_token"].as_str().unwrap_or_default().to_string(),
             ..Vendor::default()
@@ -170,7 +199,10 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
             let status: Value = http
                 .get(format!("{api}/v1/registrations/{}", vendor.registration_id))
                 .header("X-Tracking-Token", &vendor.token)
-                .send().await?.json().await?;
+                .send()
+                .await?
+                .json()
+                .await?;
             match status["status"].as_str() {
                 Some("approved") => break,
                 Some("rejected") => bail!("{} was rejected: {}", vendor.name, status["reason"]),
@@ -213,7 +245,13 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
                     Ok(answer) if answer.status().as_u16() == 201 => {
                         vendor.sales += 1;
                         vendor.earnings += args.price_clp;
-                        println!("{:>23} sale #{:<3}  {:<12} {} ({method})", "", vendor.sales, vendor.name, pesos(args.price_clp));
+                        println!(
+                            "{:>23} sale #{:<3}  {:<12} {} ({method})",
+                            "",
+                            vendor.sales,
+                            vendor.name,
+                            pesos(args.price_clp)
+                        );
                     }
                     Ok(answer) => {
                         vendor.refused += 1;
@@ -237,15 +275,26 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
         report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    log("week ends", "", format!("at {} (platform time); waiting for statements", week_end.with_timezone(&Santiago).format("%a %d %b %H:%M")));
+    log(
+        "week ends",
+        "",
+        format!(
+            "at {} (platform time); waiting for statements",
+            week_end.with_timezone(&Santiago).format("%a %d %b %H:%M")
+        ),
+    );
 
     // 4. Statements, checked against what was sold.
     let deadline = Instant::now() + Duration::from_secs(120);
     for vendor in &vendors {
-        let (key, name) = { let v = vendor.lock().await; (v.api_key.clone(), v.name.clone()) };
+        let (key, name) = {
+            let v = vendor.lock().await;
+            (v.api_key.clone(), v.name.clone())
+        };
         let statement = loop {
             report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
-            let list: Value = http.get(format!("{api}/v1/me/statements")).bearer_auth(&key).send().await?.json().await?;
+            let list: Value =
+                http.get(format!("{api}/v1/me/statements")).bearer_auth(&key).send().await?.json().await?;
             if let Some(first) = list["statements"].as_array().and_then(|items| items.first()) {
                 break first.clone();
             }
@@ -258,13 +307,20 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
     }
     for vendor in &vendors {
         let email = vendor.lock().await.email.clone();
-        wait_for_mail(&args.mail_dir, &email, |mail| mail.body.contains("ventas") || mail.subject.to_lowercase().contains("resumen")).await.ok();
+        wait_for_mail(&args.mail_dir, &email, |mail| {
+            mail.body.contains("ventas") || mail.subject.to_lowercase().contains("resumen")
+        })
+        .await
+        .ok();
     }
     report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
 
     // 5. The table.
     println!();
-    println!("{:<14} {:<5} {:>6} {:>12} {:>9} {:>10} {:<24}", "vendor", "paid", "sales", "earnings", "restocks", "refused", "weekly statement");
+    println!(
+        "{:<14} {:<5} {:>6} {:>12} {:>9} {:>10} {:<24}",
+        "vendor", "paid", "sales", "earnings", "restocks", "refused", "weekly statement"
+    );
     let mut consistent = true;
     let mut reports = Vec::new();
     for vendor in &vendors {
@@ -284,15 +340,24 @@ async fn scenario(settings: &Settings, args: &DemoArgs, clock: Clock, week_end: 
         consistent &= matches;
         println!(
             "{:<14} {:<5} {:>6} {:>12} {:>9} {:>10} {} {} sales, {} ({})",
-            vendor.name, if vendor.paid { "yes" } else { "no" }, vendor.sales, pesos(vendor.earnings), vendor.restocks, vendor.refused,
-            statement["iso_week"].as_str().unwrap_or("?"), statement["sales_count"], pesos(statement["earnings_clp"].as_i64().unwrap_or(0)),
+            vendor.name,
+            if vendor.paid { "yes" } else { "no" },
+            vendor.sales,
+            pesos(vendor.earnings),
+            vendor.restocks,
+            vendor.refused,
+            statement["iso_week"].as_str().unwrap_or("?"),
+            statement["sales_count"],
+            pesos(statement["earnings_clp"].as_i64().unwrap_or(0)),
             if matches { "matches" } else { "MISMATCH" },
         );
     }
     if !consistent {
         bail!("a statement does not match the sales the demo made");
     }
-    println!("\nevery vendor was approved, restocked after each stock-out and received a statement that matches their sales");
+    println!(
+        "\nevery vendor was approved, restocked after each stock-out and received a statement that matches their sales"
+    );
     Ok(reports)
 }
 
@@ -358,7 +423,8 @@ fn rut(index: usize, run_tag: &str) -> String {
     let seed = u32::from_str_radix(&run_tag[..6], 16).unwrap_or(0) % 50_000_000;
     let body = 20_000_000 + seed + index as u32 * 7_919;
     let digits = body.to_string();
-    let sum: u32 = digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
+    let sum: u32 =
+        digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
     let check = match 11 - sum % 11 {
         11 => "0".to_string(),
         10 => "K".to_string(),

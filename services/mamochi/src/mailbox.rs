@@ -45,12 +45,8 @@ pub fn for_recipient(dir: &Path, to: &str) -> std::io::Result<Vec<Mail>> {
 
 fn parse(raw: &[u8]) -> Option<Mail> {
     let message = MessageParser::default().parse(raw)?;
-    let to = message
-        .to()
-        .and_then(|to| to.first())
-        .and_then(|address| address.address())
-        .unwrap_or_default()
-        .to_string();
+    let to =
+        message.to().and_then(|to| to.first()).and_then(|address| address.address()).unwrap_or_default().to_string();
     Some(Mail {
         file: PathBuf::new(),
         to,
@@ -82,6 +78,9 @@ mod tests {
         assert_eq!(mail.subject, "Inscripción");
         assert_eq!(mail.message_id, "m1@mamochi.cl");
         assert!(mail.body.contains("Ñuñoa"));
-        assert_eq!(api_key(&mail.body).as_deref(), Some("mamochi_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+        assert_eq!(
+            api_key(&mail.body).as_deref(),
+            Some("mamochi_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+        );
     }
 }

@@ -66,9 +66,7 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Migrate => {
-            let applied = db::run_migrations(&settings.database)
-                .await
-                .context("while applying migrations")?;
+            let applied = db::run_migrations(&settings.database).await.context("while applying migrations")?;
             if applied.is_empty() {
                 println!("database schema is up to date");
             } else {
@@ -82,9 +80,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Schemas(args) => schemas::run(&settings.registry.url, args).await,
         Command::Registry => {
             settings.refuse_builtin_secrets()?;
-            let app = mamochi_registry::Application::build(&settings)
-                .await
-                .context("while starting the schema registry")?;
+            let app =
+                mamochi_registry::Application::build(&settings).await.context("while starting the schema registry")?;
             tracing::info!(port = app.port(), "schema registry listening");
             app.run_until_stopped(shutdown::on_signals()).await
         }

@@ -46,7 +46,6 @@ use crate::run::Service;
 /// Slack for Kafka's segment-wise deletion (see the module doc).
 pub const MARGIN: Duration = Duration::from_secs(8 * 24 * 60 * 60);
 
-
 /// How long rows remembering records of `source` are kept; `None` for a
 /// compacted topic, whose records never expire.
 pub fn keep_for(source: &TopicInfo) -> Option<Duration> {

@@ -20,8 +20,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures::StreamExt;
 use mamochi_common::db::{self, PgPool};
-use mamochi_common::shutdown::Shutdown;
 use mamochi_common::kafka;
+use mamochi_common::shutdown::Shutdown;
 use mamochi_events::codec::EventCodec;
 use mamochi_events::{topics, SaleRecorded};
 use nix::sys::signal::{kill, Signal};
@@ -151,11 +151,17 @@ struct Totals {
 async fn copies_on_the_topic(settings: &mamochi_common::Settings, start: &[i64], sale_id: Uuid, marker: Uuid) -> usize {
     let codec = EventCodec::new(&settings.registry.url);
     let consumer: StreamConsumer =
-        kafka::consumer_config(&settings.kafka, &support::unique("ambiguous-reader"), "test").create().expect("consumer");
+        kafka::consumer_config(&settings.kafka, &support::unique("ambiguous-reader"), "test")
+            .create()
+            .expect("consumer");
     let mut assignment = TopicPartitionList::new();
     for (partition, offset) in start.iter().enumerate() {
         assignment
-            .add_partition_offset(topics::SALES.name(), i32::try_from(partition).expect("partition"), Offset::Offset(*offset))
+            .add_partition_offset(
+                topics::SALES.name(),
+                i32::try_from(partition).expect("partition"),
+                Offset::Offset(*offset),
+            )
             .expect("offset");
     }
     consumer.assign(&assignment).expect("assign");
@@ -208,7 +214,9 @@ async fn a_sale_retried_after_an_ambiguous_produce_failure_is_counted_once() {
     let (status, _) = sell(&client, &base, &api_key, &format!("warm-{vendor}"), 1).await;
     assert_eq!(status, 201);
     let probe: rdkafka::consumer::BaseConsumer =
-        kafka::consumer_config(&settings.kafka, &support::unique("ambiguous-probe"), "test").create().expect("consumer");
+        kafka::consumer_config(&settings.kafka, &support::unique("ambiguous-probe"), "test")
+            .create()
+            .expect("consumer");
     let start: Vec<i64> = (0..topics::SALES.info.partitions)
         .map(|partition| {
             probe.fetch_watermarks(topics::SALES.name(), partition, Duration::from_secs(10)).expect("watermarks").1

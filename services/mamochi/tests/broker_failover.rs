@@ -37,11 +37,8 @@ async fn killing_a_partition_leader_loses_no_acknowledged_record() {
     assert_eq!(metadata.brokers().len(), 3, "this test needs the three-node stack");
     let victim = metadata.topics()[0].partitions()[0].leader();
     let victim_pid_file = support::state_dir().join("run").join(format!("kafka-{victim}.pid"));
-    let victim_pid: i32 = std::fs::read_to_string(&victim_pid_file)
-        .expect("victim's PID file")
-        .trim()
-        .parse()
-        .expect("a PID");
+    let victim_pid: i32 =
+        std::fs::read_to_string(&victim_pid_file).expect("victim's PID file").trim().parse().expect("a PID");
 
     let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
     let failed = Arc::new(AtomicUsize::new(0));

@@ -33,10 +33,7 @@ async fn mamochi(args: &[&str]) -> Output {
         .expect("mamochi runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "mamochi {args:?} failed:\n{stdout}\n{stderr}"
-    );
+    assert!(output.status.success(), "mamochi {args:?} failed:\n{stdout}\n{stderr}");
     Output { stdout }
 }
 
@@ -48,9 +45,7 @@ fn reader(settings: &Settings, topic: &str, partition: i32, offset: i64) -> Stre
         .create()
         .expect("reader");
     let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, partition, Offset::Offset(offset))
-        .expect("partition");
+    assignment.add_partition_offset(topic, partition, Offset::Offset(offset)).expect("partition");
     consumer.assign(&assignment).expect("assign");
     consumer
 }
@@ -64,10 +59,7 @@ async fn next(consumer: &StreamConsumer) -> BorrowedMessage<'_> {
 
 /// The `list` line of the dead letter that came from `source`, as columns.
 fn line_of<'a>(listing: &'a str, source: &str) -> Option<Vec<&'a str>> {
-    listing
-        .lines()
-        .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .find(|columns| has(columns, source))
+    listing.lines().map(|line| line.split_whitespace().collect::<Vec<_>>()).find(|columns| has(columns, source))
 }
 
 fn has(columns: &[&str], text: &str) -> bool {
@@ -81,38 +73,20 @@ async fn parked_records_are_listed_with_their_reason_and_source_and_replayed_byt
     let settings = support::settings();
     let admin = kafka::admin(&settings.kafka).expect("admin");
     let topic = support::unique("dlq-source");
-    let spec = TopicSpec {
-        name: &topic,
-        partitions: 3,
-        replication: None,
-        config: Vec::new(),
-    };
-    kafka::ensure_topics(&admin, &mamochi_events::topics::all_specs())
-        .await
-        .expect("catalog topics");
-    kafka::ensure_topics(&admin, &[spec])
-        .await
-        .expect("source topic");
+    let spec = TopicSpec { name: &topic, partitions: 3, replication: None, config: Vec::new() };
+    kafka::ensure_topics(&admin, &mamochi_events::topics::all_specs()).await.expect("catalog topics");
+    kafka::ensure_topics(&admin, &[spec]).await.expect("source topic");
     let producer = kafka::producer(&settings.kafka, "test").expect("producer");
     let records: Vec<(Vec<u8>, Vec<u8>)> = (0..2_u8)
         .map(|index| {
             let id = uuid::Uuid::new_v4();
-            (
-                id.as_bytes().to_vec(),
-                [&[0x00, 0xff, 0xfe, index][..], id.as_bytes()].concat(),
-            )
+            (id.as_bytes().to_vec(), [&[0x00, 0xff, 0xfe, index][..], id.as_bytes()].concat())
         })
         .collect();
     for (key, value) in &records {
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "trace",
-            value: Some(&key[..]),
-        });
-        let record = FutureRecord::to(&topic)
-            .partition(SOURCE_PARTITION)
-            .key(&key[..])
-            .payload(&value[..])
-            .headers(headers);
+        let headers = OwnedHeaders::new().insert(Header { key: "trace", value: Some(&key[..]) });
+        let record =
+            FutureRecord::to(&topic).partition(SOURCE_PARTITION).key(&key[..]).payload(&value[..]).headers(headers);
         producer
             .send(record, Timeout::After(Duration::from_secs(30)))
             .await
@@ -125,47 +99,27 @@ async fn parked_records_are_listed_with_their_reason_and_source_and_replayed_byt
     let reasons = ["corrupt_body", "handler_rejected"];
     for reason in reasons {
         let message = next(&source).await;
-        dead_letters
-            .park(&message, reason, &"the test made it unreadable")
-            .await
-            .expect("parked");
+        dead_letters.park(&message, reason, &"the test made it unreadable").await.expect("parked");
     }
 
     // Act: list them, list the most recent one only, replay the first.
-    let listing = mamochi(&["dead-letters", "list", "--topic", &topic])
-        .await
-        .stdout;
-    let latest = mamochi(&["dead-letters", "list", "--topic", &topic, "--limit", "1"])
-        .await
-        .stdout;
+    let listing = mamochi(&["dead-letters", "list", "--topic", &topic]).await.stdout;
+    let latest = mamochi(&["dead-letters", "list", "--topic", &topic, "--limit", "1"]).await.stdout;
 
     // Assert: each shows its reason, source and group, and the error.
     let first_source = format!("{topic}/{SOURCE_PARTITION}@0");
     let second_source = format!("{topic}/{SOURCE_PARTITION}@1");
-    let first = line_of(&listing, &first_source)
-        .unwrap_or_else(|| panic!("{first_source} listed:\n{listing}"));
-    let second = line_of(&listing, &second_source)
-        .unwrap_or_else(|| panic!("{second_source} listed:\n{listing}"));
+    let first = line_of(&listing, &first_source).unwrap_or_else(|| panic!("{first_source} listed:\n{listing}"));
+    let second = line_of(&listing, &second_source).unwrap_or_else(|| panic!("{second_source} listed:\n{listing}"));
     assert!(has(&first, reasons[0]) && has(&first, &group), "{first:?}");
-    assert!(
-        has(&second, reasons[1]) && has(&second, &group),
-        "{second:?}"
-    );
-    assert!(
-        listing.contains("error: the test made it unreadable"),
-        "{listing}"
-    );
+    assert!(has(&second, reasons[1]) && has(&second, &group), "{second:?}");
+    assert!(listing.contains("error: the test made it unreadable"), "{listing}");
     assert!(listing.starts_with("2 dead letters"), "{listing}");
     assert!(line_of(&latest, &second_source).is_some(), "{latest}");
-    assert!(
-        line_of(&latest, &first_source).is_none(),
-        "--limit 1 shows only the latest:\n{latest}"
-    );
+    assert!(line_of(&latest, &first_source).is_none(), "--limit 1 shows only the latest:\n{latest}");
 
     let dead_letter_offset = first[0];
-    let replayed = mamochi(&["dead-letters", "replay", "--offset", dead_letter_offset])
-        .await
-        .stdout;
+    let replayed = mamochi(&["dead-letters", "replay", "--offset", dead_letter_offset]).await.stdout;
     let landed = replayed
         .lines()
         .find_map(|line| line.strip_prefix(&format!("replayed dead letter {dead_letter_offset} ")))
@@ -176,48 +130,28 @@ async fn parked_records_are_listed_with_their_reason_and_source_and_replayed_byt
         .strip_prefix(&format!("{topic}/"))
         .and_then(|rest| rest.split_once('@'))
         .map(|(partition, offset)| {
-            (
-                partition.parse::<i32>().expect("partition"),
-                offset.parse::<i64>().expect("offset"),
-            )
+            (partition.parse::<i32>().expect("partition"), offset.parse::<i64>().expect("offset"))
         })
         .unwrap_or_else(|| panic!("landed on the source topic: {landed}"));
-    assert_eq!(
-        landed_partition, SOURCE_PARTITION,
-        "back on its source partition"
-    );
+    assert_eq!(landed_partition, SOURCE_PARTITION, "back on its source partition");
     assert_eq!(landed_offset, 2, "after the two originals");
 
     let back = reader(&settings, &topic, landed_partition, landed_offset);
     let message = next(&back).await;
     assert_eq!(message.key(), Some(&records[0].0[..]), "same key bytes");
-    assert_eq!(
-        message.payload(),
-        Some(&records[0].1[..]),
-        "same value bytes"
-    );
+    assert_eq!(message.payload(), Some(&records[0].1[..]), "same value bytes");
     let headers: Vec<(String, Option<Vec<u8>>)> = message
         .headers()
-        .map(|all| {
-            all.iter()
-                .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
+        .map(|all| all.iter().map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec))).collect())
         .unwrap_or_default();
-    assert_eq!(
-        headers,
-        vec![("trace".to_string(), Some(records[0].0.clone()))],
-        "original headers only"
-    );
+    assert_eq!(headers, vec![("trace".to_string(), Some(records[0].0.clone()))], "original headers only");
 }
 
 #[tokio::test]
 async fn replaying_an_offset_that_holds_no_dead_letter_fails_and_produces_nothing() {
     let settings = support::settings();
     let admin = kafka::admin(&settings.kafka).expect("admin");
-    kafka::ensure_topics(&admin, &mamochi_events::topics::all_specs())
-        .await
-        .expect("catalog topics");
+    kafka::ensure_topics(&admin, &mamochi_events::topics::all_specs()).await.expect("catalog topics");
 
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mamochi"))
         .args(["dead-letters", "replay", "--offset", &i64::MAX.to_string()])
@@ -226,9 +160,7 @@ async fn replaying_an_offset_that_holds_no_dead_letter_fails_and_produces_nothin
         .expect("mamochi runs");
 
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .all(|line| !line.starts_with("replayed")));
+    assert!(String::from_utf8_lossy(&output.stdout).lines().all(|line| !line.starts_with("replayed")));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("no dead letter"),
         "{}",

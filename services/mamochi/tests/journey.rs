@@ -36,6 +36,10 @@ async fn register_approve_sell_restock_and_receive_the_weekly_statement() {
         assert!(report.restocks >= report.sales / 10 - 1, "restocked after stock-outs: {report:?}");
         assert!(report.restocks >= 1, "at least one restock email: {report:?}");
         assert_eq!(report.statement_sales, Some(i64::from(report.sales)), "statement count: {report:?}");
-        assert_eq!(report.statement_earnings_clp, Some(i64::from(report.sales) * 1_800), "statement earnings: {report:?}");
+        assert_eq!(
+            report.statement_earnings_clp,
+            Some(i64::from(report.sales) * 1_800),
+            "statement earnings: {report:?}"
+        );
     }
 }

@@ -61,7 +61,12 @@ async fn ensure_topics_is_idempotent() {
     let settings = support::settings();
     let topic = support::unique("idempotent-create");
     let admin = kafka::admin(&settings.kafka).expect("admin");
-    let spec = || TopicSpec { name: &topic, partitions: 2, replication: None, config: vec![("retention.ms", "3600000".to_string())] };
+    let spec = || TopicSpec {
+        name: &topic,
+        partitions: 2,
+        replication: None,
+        config: vec![("retention.ms", "3600000".to_string())],
+    };
 
     kafka::ensure_topics(&admin, &[spec()]).await.expect("first creation");
     let again = kafka::ensure_topics(&admin, &[spec()]).await;

@@ -78,15 +78,10 @@ async fn surviving(pool: &PgPool, ids: &[Uuid]) -> Vec<Uuid> {
 /// Deletes this test's remaining rows.
 async fn forget(pool: &PgPool, ids: &[Uuid]) {
     let mut conn = pool.get().await.expect("connection");
-    for table in [
-        "DELETE FROM processed_events WHERE event_id = ANY($1)",
-        "DELETE FROM emails WHERE message_id = ANY($1)",
-    ] {
-        diesel::sql_query(table)
-            .bind::<Array<SqlUuid>, _>(ids)
-            .execute(&mut conn)
-            .await
-            .expect("cleaned up");
+    for table in
+        ["DELETE FROM processed_events WHERE event_id = ANY($1)", "DELETE FROM emails WHERE message_id = ANY($1)"]
+    {
+        diesel::sql_query(table).bind::<Array<SqlUuid>, _>(ids).execute(&mut conn).await.expect("cleaned up");
     }
 }
 
@@ -99,18 +94,9 @@ async fn one_pass_deletes_every_row_past_its_period_and_keeps_the_rest() {
     // Arrange: for every rule of every service, rows an hour past their
     // period (more than one chunk of them) and rows an hour short of it.
     let pool = pool();
-    let services = [
-        Service::Accounting,
-        Service::Distributor,
-        Service::Approval,
-        Service::Notifier,
-    ];
+    let services = [Service::Accounting, Service::Distributor, Service::Approval, Service::Notifier];
     let rules: Vec<Rule> = rules_for_all(&services);
-    assert_eq!(
-        rules.len(),
-        6,
-        "two sales consumers, the stock consumer, approval's two, the notifier's emails"
-    );
+    assert_eq!(rules.len(), 6, "two sales consumers, the stock consumer, approval's two, the notifier's emails");
     let chunk_rows = 2;
     let mut expired = Vec::new();
     let mut kept = Vec::new();
@@ -131,25 +117,16 @@ async fn one_pass_deletes_every_row_past_its_period_and_keeps_the_rest() {
     }
 
     // Act
-    let deleted = prune_once(&pool, &rules, chunk_rows)
-        .await
-        .expect("one pass");
+    let deleted = prune_once(&pool, &rules, chunk_rows).await.expect("one pass");
 
     // Assert: counted against the rows themselves (a concurrent pruner may
     // have taken some of the expired ones first, never a kept one).
     assert_eq!(deleted.len(), rules.len());
-    assert_eq!(
-        surviving(&pool, &expired).await,
-        Vec::<Uuid>::new(),
-        "every row past its period is gone"
-    );
+    assert_eq!(surviving(&pool, &expired).await, Vec::<Uuid>::new(), "every row past its period is gone");
     let mut left = surviving(&pool, &kept).await;
     left.sort_unstable();
     kept.sort_unstable();
-    assert_eq!(
-        left, kept,
-        "rows within their period, and pending emails, stay"
-    );
+    assert_eq!(left, kept, "rows within their period, and pending emails, stay");
     forget(&pool, &kept).await;
 }
 
@@ -177,13 +154,8 @@ async fn the_pruning_task_a_process_starts_prunes_at_once_and_stops_with_the_pro
     // Arrange
     let settings = support::settings();
     let pool = pool();
-    let rule = rules_for(Service::Distributor)
-        .into_iter()
-        .next()
-        .expect("a distributor rule");
-    let Rows::ProcessedEvents { consumer } = &rule.rows else {
-        panic!("a dedupe rule: {rule:?}")
-    };
+    let rule = rules_for(Service::Distributor).into_iter().next().expect("a distributor rule");
+    let Rows::ProcessedEvents { consumer } = &rule.rows else { panic!("a dedupe rule: {rule:?}") };
     let period = rule.keep.as_secs_f64();
     let expired = dedupe_rows(&pool, consumer, 3, period + HOUR).await;
     let kept = dedupe_rows(&pool, consumer, 1, period - HOUR).await;
@@ -195,10 +167,7 @@ async fn the_pruning_task_a_process_starts_prunes_at_once_and_stops_with_the_pro
     // Assert: gone well before the hourly tick; the young row stays.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !surviving(&pool, &expired).await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expired rows still there after 30 s"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "expired rows still there after 30 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(surviving(&pool, &kept).await, kept);

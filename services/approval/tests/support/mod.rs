@@ -30,7 +30,8 @@ pub fn settings() -> Settings {
         (mamochi_approval::FORMS_GROUP, topics::REGISTRATIONS.name()),
         (mamochi_approval::REVIEWS_GROUP, topics::REGISTRATION_REVIEWS.name()),
     ] {
-        kafka::start_group_at_end(&settings.kafka, &settings.kafka.group(group), topic).expect("group starts at the end");
+        kafka::start_group_at_end(&settings.kafka, &settings.kafka.group(group), topic)
+            .expect("group starts at the end");
     }
     settings
 }
@@ -42,7 +43,8 @@ pub fn unique_rut() -> String {
     let base = 10_000_000 + (Uuid::new_v4().as_u128() % 80_000_000) as u32;
     let body = base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % 90_000_000 + 10_000_000;
     let digits = body.to_string();
-    let sum: u32 = digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
+    let sum: u32 =
+        digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
     let check = match 11 - sum % 11 {
         11 => "0".to_string(),
         10 => "K".to_string(),
@@ -86,10 +88,18 @@ fn plate(seed: u128) -> String {
 
 /// Writes a form where the gateway would: paid ones on the paid partition.
 pub async fn submit(producer: &rdkafka::producer::FutureProducer, codec: &EventCodec, form: &RegistrationSubmitted) {
-    let partition = if form.paid { topics::PAID_REGISTRATION_PARTITION } else { 1 + (form.registration_id.as_u128() % 3) as i32 };
-    publish(producer, codec, &topics::REGISTRATIONS, &RegistrationKey { registration_id: form.registration_id }, form, Some(partition))
-        .await
-        .expect("form acknowledged");
+    let partition =
+        if form.paid { topics::PAID_REGISTRATION_PARTITION } else { 1 + (form.registration_id.as_u128() % 3) as i32 };
+    publish(
+        producer,
+        codec,
+        &topics::REGISTRATIONS,
+        &RegistrationKey { registration_id: form.registration_id },
+        form,
+        Some(partition),
+    )
+    .await
+    .expect("form acknowledged");
 }
 
 /// Starts the approval service in-process; cancel the token to stop it.
@@ -108,8 +118,13 @@ pub async fn wait_for_status(settings: &Settings, id: Uuid, timeout: Duration) -
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
         let mut conn = pool.get().await.expect("connection");
-        let status: Option<String> =
-            registrations::table.find(id).select(registrations::status).first(&mut conn).await.optional().expect("query");
+        let status: Option<String> = registrations::table
+            .find(id)
+            .select(registrations::status)
+            .first(&mut conn)
+            .await
+            .optional()
+            .expect("query");
         if let Some(status) = status.filter(|status| status != "received") {
             return Some(status);
         }
@@ -119,7 +134,12 @@ pub async fn wait_for_status(settings: &Settings, id: Uuid, timeout: Duration) -
 }
 
 /// Records of `topic` (from the start) whose key decodes to `filter`'s liking.
-pub async fn records(settings: &Settings, topic: &str, expected: usize, filter: impl Fn(&OwnedMessage) -> bool) -> Vec<OwnedMessage> {
+pub async fn records(
+    settings: &Settings,
+    topic: &str,
+    expected: usize,
+    filter: impl Fn(&OwnedMessage) -> bool,
+) -> Vec<OwnedMessage> {
     let consumer = kafka::consumer(&settings.kafka, &format!("test-{}", Uuid::new_v4()), "test").expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let mut stream = consumer.stream();

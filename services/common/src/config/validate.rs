@@ -452,10 +452,7 @@ mod tests {
         let defaults = load(&[]);
 
         assert_eq!(defaults.profile, Profile::Production, "the default profile is not the local one");
-        assert_eq!(
-            defaults.builtin_secrets_in_use(),
-            vec!["secrets.email_seal_key", "database.url"]
-        );
+        assert_eq!(defaults.builtin_secrets_in_use(), vec!["secrets.email_seal_key", "database.url"]);
     }
 
     #[test]

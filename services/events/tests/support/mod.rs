@@ -9,7 +9,6 @@ use mamochi_common::{kafka, Settings};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
 
-
 pub fn settings() -> Settings {
     Settings::load(None).expect("settings load from the environment")
 }
