@@ -1,0 +1,11 @@
+//! The guild's rules that several services apply, in one home: the RUT and
+//! its modulo-11 check digit, pesos as Chileans write them, the average
+//! ticket and SHA-256 digests of secrets.
+//!
+//! Pure functions only (no I/O, no clock, no randomness), so the gateway, the
+//! approval service, accounting, the benchmark, the demo and the tests all
+//! compute the same answer from the same input.
+
+pub mod digest;
+pub mod money;
+pub mod rut;
