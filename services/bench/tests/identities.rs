@@ -43,6 +43,10 @@ async fn member_with_plate(pool: &db::PgPool, plate: &str) {
 }
 
 #[tokio::test]
+#[allow(
+    clippy::single_range_in_vec_init,
+    reason = "`taken` and `unused` check a list of index ranges; a list of one range is meant, not the range's indices"
+)]
 async fn a_range_repeating_a_members_plate_is_taken_and_unused_draws_another() {
     // Arrange: a member already holds the plate of form 3 of this generator.
     let settings = Settings::load(None).expect("settings");

@@ -112,6 +112,14 @@ pub const REGISTRATIONS: Topic<RegistrationKey, RegistrationSubmitted> = Topic::
     "Membership forms submitted through the gateway; partition 0 is the paid lane.",
 );
 
+// Checked when the crate compiles, so a topic edit that loses the paid lane
+// or leaves standard forms without partitions of their own does not build.
+const _: () = assert!(
+    PAID_REGISTRATION_PARTITION < REGISTRATIONS.info.partitions,
+    "the paid lane is a partition of the registrations topic"
+);
+const _: () = assert!(REGISTRATIONS.info.partitions >= 2, "standard forms need partitions of their own");
+
 /// Decisions on registration forms, keyed like the forms.
 pub const REGISTRATION_DECISIONS: Topic<RegistrationKey, RegistrationDecided> = Topic::new(
     "mamochi.registration-decisions",
@@ -224,12 +232,6 @@ mod tests {
         let spec = SALES.info.spec();
         assert!(spec.config.contains(&("retention.ms", (400 * DAY_MS).to_string())));
         assert!(CREDENTIALS.info.spec().config.contains(&("cleanup.policy", "compact".to_string())));
-    }
-
-    #[test]
-    fn the_paid_lane_is_a_partition_of_the_registrations_topic() {
-        assert!(PAID_REGISTRATION_PARTITION < REGISTRATIONS.info.partitions);
-        assert!(REGISTRATIONS.info.partitions >= 2, "standard forms need partitions of their own");
     }
 
     #[test]
