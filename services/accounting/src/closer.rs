@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use crate::horizon::{self, GroupPositions};
 use crate::metrics::Metrics;
 use crate::platform::PlatformTime;
-use crate::publisher::Publisher;
+use crate::publisher::StatementPublisher;
 use crate::store::{self, StoreError};
 use crate::week::Week;
 
@@ -57,7 +57,7 @@ pub struct PassReport {
 #[derive(Clone)]
 pub struct Closer {
     pub pool: PgPool,
-    pub publisher: Publisher,
+    pub publisher: StatementPublisher,
     pub platform: Arc<PlatformTime>,
     pub grace: Duration,
     /// Real time between passes.

@@ -70,7 +70,7 @@ use crate::horizon::GroupPositions;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::platform::PlatformTime;
-use crate::publisher::Publisher;
+use crate::publisher::StatementPublisher;
 
 /// Consumer group of the sales consumer.
 pub const GROUP: &str = "accounting";
@@ -112,7 +112,9 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     let positions = GroupPositions::new(&settings.kafka, &group).context("while creating the group-position reader")?;
     let closer = Closer {
         pool,
-        publisher: Publisher { kafka: KafkaPublisher::new(producer.clone(), codec.clone(), kafka_metrics.clone()) },
+        publisher: StatementPublisher {
+            kafka: KafkaPublisher::new(producer.clone(), codec.clone(), kafka_metrics.clone()),
+        },
         platform,
         grace,
         interval: Duration::from_secs(settings.accounting.close_check_interval_secs.max(1)),

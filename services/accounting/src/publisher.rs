@@ -38,7 +38,7 @@ pub enum PublishStepError {
 
 /// The Kafka side of publishing.
 #[derive(Debug, Clone)]
-pub struct Publisher {
+pub struct StatementPublisher {
     pub kafka: KafkaPublisher,
 }
 
@@ -87,7 +87,7 @@ pub fn records(pending: &PendingStatement, requested_at: DateTime<Utc>) -> Resul
     Ok(StatementRecords { issued, email })
 }
 
-impl Publisher {
+impl StatementPublisher {
     /// Publishes one statement unless another publisher holds it or it is
     /// already published; `true` if this call published it.
     pub async fn publish_one(

@@ -12,7 +12,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
-use crate::publisher::{PublishStepError, Publisher};
+use crate::publisher::{DecisionPublisher, PublishStepError};
 use crate::rules::Decision;
 use crate::store::{self, Applied, Policy, StoreError};
 
@@ -21,7 +21,7 @@ use crate::store::{self, Applied, Policy, StoreError};
 pub struct Approval {
     pub pool: PgPool,
     pub policy: Policy,
-    pub publisher: Arc<Publisher>,
+    pub publisher: Arc<DecisionPublisher>,
     pub clock: Clock,
     pub metrics: Metrics,
 }

@@ -43,7 +43,7 @@ use rdkafka::consumer::Consumer;
 
 use crate::handlers::Approval;
 use crate::metrics::Metrics;
-use crate::publisher::Publisher;
+use crate::publisher::DecisionPublisher;
 use crate::store::Policy;
 
 /// Consumer groups of this service.
@@ -76,7 +76,7 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     let approval = Approval {
         pool: pool.clone(),
         policy: Policy { initial_stock: settings.distributor.initial_stock, sealer },
-        publisher: Arc::new(Publisher {
+        publisher: Arc::new(DecisionPublisher {
             pool,
             kafka: KafkaPublisher::new(producer.clone(), codec.clone(), kafka_metrics.clone()),
             public_url: settings.gateway.public_url.clone(),

@@ -61,7 +61,7 @@ struct CredentialRow {
 
 /// Everything publishing needs.
 #[derive(Clone)]
-pub struct Publisher {
+pub struct DecisionPublisher {
     pub pool: PgPool,
     pub kafka: KafkaPublisher,
     pub public_url: String,
@@ -88,13 +88,13 @@ struct Published {
     statuses: Vec<String>,
 }
 
-impl std::fmt::Debug for Publisher {
+impl std::fmt::Debug for DecisionPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("public_url", &self.public_url).finish_non_exhaustive()
+        f.debug_struct("DecisionPublisher").field("public_url", &self.public_url).finish_non_exhaustive()
     }
 }
 
-impl Publisher {
+impl DecisionPublisher {
     /// Publishes the form's decision if it has one that is not yet published.
     /// Returns whether anything was published.
     pub async fn publish_pending(&self, registration_id: Uuid, now: DateTime<Utc>) -> Result<bool, PublishStepError> {

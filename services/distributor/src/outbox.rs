@@ -33,7 +33,7 @@ use mamochi_events::{CartStockLevel, EmailRequested, StockEvent};
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
-use crate::publisher::Publisher;
+use crate::publisher::OutboxPublisher;
 
 /// How often the relay looks for rows nobody announced (another process's
 /// leftovers, or a wake-up lost to a failed attempt).
@@ -148,7 +148,7 @@ struct Locked {
 #[derive(Clone)]
 pub struct Relay {
     pool: PgPool,
-    publisher: Publisher,
+    publisher: OutboxPublisher,
     metrics: Metrics,
     wake: Arc<Notify>,
 }
@@ -160,7 +160,7 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, publisher: Publisher, metrics: Metrics) -> Self {
+    pub fn new(pool: PgPool, publisher: OutboxPublisher, metrics: Metrics) -> Self {
         Self { pool, publisher, metrics, wake: Arc::new(Notify::new()) }
     }
 

@@ -2,7 +2,7 @@
 //! handed to the producer in order, then their acknowledgements (`acks=all`)
 //! are awaited together.
 //!
-//! Guarantee: [`Publisher::publish_in_order`] returns `Ok` only when Kafka
+//! Guarantee: [`OutboxPublisher::publish_in_order`] returns `Ok` only when Kafka
 //! acknowledged every record. Records are enqueued synchronously in the
 //! given order and the producer is idempotent, so two records for the same
 //! partition (the same vendor) land in that order even when librdkafka
@@ -26,15 +26,15 @@ const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(10);
 
 /// The process's one producer and codec, measured.
 #[derive(Clone)]
-pub struct Publisher {
+pub struct OutboxPublisher {
     pub producer: FutureProducer,
     pub codec: Arc<EventCodec>,
     pub metrics: KafkaMetrics,
 }
 
-impl std::fmt::Debug for Publisher {
+impl std::fmt::Debug for OutboxPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").finish_non_exhaustive()
+        f.debug_struct("OutboxPublisher").finish_non_exhaustive()
     }
 }
 
@@ -45,7 +45,7 @@ struct Encoded {
     value: Vec<u8>,
 }
 
-impl Publisher {
+impl OutboxPublisher {
     /// Produces `records` and waits until Kafka acknowledged all of them.
     pub async fn publish_in_order(&self, records: &[OutboxRecord]) -> Result<(), PublishError> {
         let started = Instant::now();

@@ -23,7 +23,7 @@ use rdkafka::consumer::Consumer;
 use crate::intake;
 use crate::metrics::Metrics;
 use crate::outbox::Relay;
-use crate::publisher::Publisher;
+use crate::publisher::OutboxPublisher;
 use crate::restock::RestockHandler;
 use crate::sales::{SaleApplier, StockRules};
 
@@ -84,7 +84,8 @@ impl Distributor {
         let producer = kafka::producer(&settings.kafka, "distributor").context("while creating the Kafka producer")?;
         let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
         let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
-        let publisher = Publisher { producer: producer.clone(), codec: codec.clone(), metrics: kafka_metrics.clone() };
+        let publisher =
+            OutboxPublisher { producer: producer.clone(), codec: codec.clone(), metrics: kafka_metrics.clone() };
         let relay = Relay::new(pool.clone(), publisher, metrics.clone());
 
         let consumer = |group: &str, role: &str| {

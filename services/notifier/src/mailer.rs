@@ -4,11 +4,10 @@
 //! relay accepted the message (SMTP 250). Errors say whether retrying can help
 //! (the relay is down or answered 4xx) or not (a bad address, a 5xx answer),
 //! so the caller can retry the first kind and park the second.
-//! [`SmtpMailer`] is lettre over the configured relay; [`MemoryMailer`]
-//! keeps messages in memory for unit tests.
+//! [`SmtpMailer`] is lettre over the configured relay; `MemoryMailer`, which
+//! keeps messages in memory, exists only in this crate's unit tests.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
@@ -123,13 +122,15 @@ pub fn without_addresses(text: &str) -> String {
 }
 
 /// Keeps every message it is given, rendered, or fails while told to.
-/// For unit tests of the code around sending.
+/// For unit tests of the code around sending; never compiled into the service.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct MemoryMailer {
-    sent: Mutex<Vec<(Email, String)>>,
+    sent: std::sync::Mutex<Vec<(Email, String)>>,
     failing: std::sync::atomic::AtomicBool,
 }
 
+#[cfg(test)]
 impl MemoryMailer {
     /// Every email accepted so far with its rendered body.
     pub fn sent(&self) -> Vec<(Email, String)> {
@@ -142,6 +143,7 @@ impl MemoryMailer {
     }
 }
 
+#[cfg(test)]
 impl Mailer for MemoryMailer {
     async fn send(&self, email: &Email) -> Result<(), MailError> {
         if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
