@@ -46,7 +46,8 @@ enum Command {
     /// Shows events flowing through Kafka on the running stack.
     Demo(demo::DemoArgs),
     /// Benchmarks the platform on the running stack and writes a report.
-    Bench(mamochi_bench::BenchArgs),
+    // Boxed: its many options would otherwise size every command.
+    Bench(Box<mamochi_bench::BenchArgs>),
 }
 
 #[tokio::main]
@@ -90,6 +91,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Staff(args) => staff_cmd::run(&settings, args).await,
         Command::DeadLetters(args) => dead_letters_cmd::run(&settings, args).await,
         Command::Demo(args) => demo::run(&settings, args).await.map(|_| ()),
-        Command::Bench(args) => bench_cmd::run(&settings, args).await,
+        Command::Bench(args) => bench_cmd::run(&settings, *args).await,
     }
 }
