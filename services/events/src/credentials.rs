@@ -12,7 +12,6 @@
 //! the key is never in clear text in Kafka.
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::EmailRequested;
@@ -65,9 +64,7 @@ pub fn generate_with_prefix(prefix: &str) -> Result<NewApiKey, RandomError> {
 
 /// SHA-256 of a key, in lower-case hex: what `members.api_key_sha256` and
 /// `staff_tokens.token_sha256` hold.
-pub fn sha256_hex(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
+pub use mamochi_rules::digest::sha256_hex;
 
 /// Why a credentials email is sent: the first key on approval, or a new key
 /// staff issued in place of a lost one.

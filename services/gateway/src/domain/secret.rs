@@ -19,10 +19,9 @@ pub fn tracking_token() -> Result<String, RandomError> {
     Ok(hex::encode(bytes))
 }
 
-/// SHA-256 of a secret, in lower-case hex (what the database keeps).
-pub fn sha256_hex(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
+/// SHA-256 of a secret, in lower-case hex (what the database keeps): the
+/// guild's one digest rule.
+pub use mamochi_rules::digest::sha256_hex;
 
 /// Whether two secrets are equal, in time independent of where they differ:
 /// both are hashed first, so lengths leak nothing either.

@@ -24,6 +24,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_events::credentials::{self, NewApiKey, RandomError};
+use mamochi_rules::money::average_ticket;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -196,14 +197,6 @@ pub async fn summary(
     })))
 }
 
-/// Earnings per sale in whole pesos, rounded half up; 0 without sales.
-pub fn average_ticket(earnings_clp: i64, sales_count: i64) -> i64 {
-    if sales_count <= 0 {
-        return 0;
-    }
-    (earnings_clp + sales_count / 2) / sales_count
-}
-
 /// `GET /v1/me/statements`, newest first.
 #[tracing::instrument(skip_all, fields(vendor_id = %vendor.vendor_id))]
 pub async fn statements(vendor: Vendor, pool: web::Data<PgPool>) -> Result<HttpResponse, MeError> {
@@ -223,17 +216,4 @@ pub async fn statements(vendor: Vendor, pool: web::Data<PgPool>) -> Result<HttpR
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "statements": statements })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_average_ticket_rounds_half_up_and_is_zero_without_sales() {
-        assert_eq!(average_ticket(0, 0), 0);
-        assert_eq!(average_ticket(3_000, 2), 1_500);
-        assert_eq!(average_ticket(1_000, 3), 333);
-        assert_eq!(average_ticket(2_000, 3), 667);
-    }
 }

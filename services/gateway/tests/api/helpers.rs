@@ -18,7 +18,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -250,22 +249,14 @@ pub struct TestVendor {
     pub email: String,
 }
 
-pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
+pub use mamochi_rules::digest::sha256_hex;
 
 /// A RUT with a valid check digit, different between calls and runs.
 pub fn unique_rut() -> String {
     let body = 10_000_000 + (Uuid::new_v4().as_u128() % 89_999_999) as u32;
-    let digits = body.to_string();
-    let sum: u32 =
-        digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
-    let check = match 11 - sum % 11 {
-        11 => "0".to_string(),
-        10 => "K".to_string(),
-        digit => digit.to_string(),
-    };
-    format!("{}.{}.{}-{check}", &digits[..2], &digits[2..5], &digits[5..])
+    // Written the paper way, with dots: the body always has 8 digits.
+    let rut = mamochi_rules::rut::for_number(body);
+    format!("{}.{}.{}", &rut[..2], &rut[2..5], &rut[5..])
 }
 
 /// A valid registration body.
