@@ -35,7 +35,9 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use mamochi_common::config::{RateLimit, RateLimitSettings};
 use mamochi_common::shutdown::Shutdown;
 use sha2::{Digest, Sha256};
@@ -79,21 +81,35 @@ impl Counted {
     }
 }
 
-/// One configured limit over keys of type `K`; `None` when turned off.
+/// governor's keyed limiter (one bucket per key) on clock `C`.
+type KeyedBuckets<K, C> = RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// One configured limit over keys of type `K`; `buckets` is `None` when
+/// turned off. The clock is a parameter so unit tests can move time
+/// themselves (governor's `FakeRelativeClock`) instead of sleeping.
 #[derive(Debug)]
-struct Limit<K: std::hash::Hash + Eq + Clone> {
-    buckets: Option<DefaultKeyedRateLimiter<K>>,
+struct Limit<K: std::hash::Hash + Eq + Clone, C: Clock + Clone = DefaultClock> {
+    buckets: Option<KeyedBuckets<K, C>>,
+    clock: C,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Limit<K> {
     fn new(limit: RateLimit) -> Self {
-        Self { buckets: quota(limit).map(DefaultKeyedRateLimiter::keyed) }
+        Self::with_clock(limit, DefaultClock::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, C: Clock + Clone> Limit<K, C> {
+    fn with_clock(limit: RateLimit, clock: C) -> Self {
+        let buckets =
+            quota(limit).map(|quota| RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock.clone()));
+        Self { buckets, clock }
     }
 
     /// `Ok` if `key` may make one more request now, else how long to wait.
     fn check(&self, key: &K) -> Result<(), Duration> {
         let Some(buckets) = &self.buckets else { return Ok(()) };
-        buckets.check_key(key).map_err(|refused| refused.wait_time_from(DefaultClock::default().now()))
+        buckets.check_key(key).map_err(|refused| refused.wait_time_from(self.clock.now()))
     }
 
     fn prune(&self) {
@@ -104,7 +120,7 @@ impl<K: std::hash::Hash + Eq + Clone> Limit<K> {
     }
 
     fn len(&self) -> usize {
-        self.buckets.as_ref().map_or(0, DefaultKeyedRateLimiter::len)
+        self.buckets.as_ref().map_or(0, RateLimiter::len)
     }
 }
 
@@ -317,12 +333,19 @@ mod tests {
 
     #[test]
     fn full_buckets_are_forgotten_when_pruned() {
-        let fast = Limit::new(limit(1_000, 1, 1));
-        assert_eq!(fast.check(&1_u8), Ok(()));
-        assert_eq!(fast.len(), 1);
-        std::thread::sleep(Duration::from_millis(5));
-        fast.prune();
-        assert_eq!(fast.len(), 0);
+        let clock = governor::clock::FakeRelativeClock::default();
+        // One request a second: a used bucket is full again one second later.
+        let limit = Limit::with_clock(limit(1, 1, 1), clock.clone());
+        assert_eq!(limit.check(&1_u8), Ok(()));
+
+        limit.prune();
+        assert_eq!(limit.len(), 1, "a bucket still refilling is kept");
+
+        // Refilled after one second; governor forgets a bucket one emission
+        // interval (here one second) after that, to be sure it is full.
+        clock.advance(Duration::from_secs(2));
+        limit.prune();
+        assert_eq!(limit.len(), 0, "a full bucket is forgotten");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use mamochi_events::{topics, MessageKey, RegistrationKey, RegistrationReviewed, 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::registrations::millis;
+use super::event_time;
 use crate::api_response_error;
 use crate::auth::Staff;
 use crate::body::{FieldError, JsonObject};
@@ -201,7 +201,7 @@ async fn review(
         decision,
         reason: reason.map(|r| r.as_str().to_string()),
         reviewer: staff.name.clone(),
-        reviewed_at: millis(clock.now()),
+        reviewed_at: event_time(clock.now()),
     };
     publisher
         .send(&topics::REGISTRATION_REVIEWS, &RegistrationKey { registration_id }, &event, None)

@@ -10,6 +10,14 @@ pub mod sales;
 pub mod stock;
 
 use actix_web::web;
+use chrono::{DateTime, Utc};
+
+/// Platform time cut to millisecond precision, what Avro timestamps carry:
+/// every event a route publishes takes its time from here, so the instant
+/// a route answers with is the one consumers read back.
+pub fn event_time(instant: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(instant.timestamp_millis()).unwrap_or(instant)
+}
 
 /// Links the API hands out (`status_url`).
 #[derive(Debug, Clone)]

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_events::publish::PublishError;
@@ -22,7 +21,7 @@ use mamochi_events::{topics, RegistrationKey, RegistrationSubmitted};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::PublicUrl;
+use super::{event_time, PublicUrl};
 use crate::body::{FieldError, JsonObject};
 use crate::domain::secret::{self, RandomError};
 use crate::domain::NewRegistration;
@@ -101,11 +100,6 @@ impl ToApiError for StatusError {
 
 api_response_error!(SubmitError, StatusError);
 
-/// Platform time at millisecond precision, what Avro timestamps carry.
-pub fn millis(instant: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(instant.timestamp_millis()).unwrap_or(instant)
-}
-
 /// `POST /v1/registrations`.
 #[tracing::instrument(skip_all, fields(registration_id, paid, partition))]
 pub async fn submit(
@@ -120,7 +114,7 @@ pub async fn submit(
     let token = secret::tracking_token().map_err(SubmitError::Random)?;
     let event = RegistrationSubmitted {
         registration_id,
-        submitted_at: millis(clock.now()),
+        submitted_at: event_time(clock.now()),
         full_name: form.full_name.as_str().to_string(),
         rut: form.rut.as_str().to_string(),
         email: form.email.as_str().to_string(),

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::registrations::millis;
+use super::event_time;
 use crate::admission::Admitted;
 use crate::api_response_error;
 use crate::auth::Vendor;
@@ -169,7 +169,7 @@ pub async fn record(
     clock: web::Data<Clock>,
 ) -> Result<HttpResponse, SaleError> {
     let body = JsonObject::from(body.map_err(SaleError::Body)?.into_inner());
-    let now = millis(clock.now());
+    let now = event_time(clock.now());
     let sale = NewSale::parse(&body, now)?;
     let key = match request.headers().get(IDEMPOTENCY_HEADER) {
         None => None,

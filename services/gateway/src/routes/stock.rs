@@ -8,7 +8,7 @@ use mamochi_events::{topics, StockEvent, StockEventKind, VendorKey};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::registrations::millis;
+use super::event_time;
 use crate::admission::Admitted;
 use crate::api_response_error;
 use crate::auth::Vendor;
@@ -83,7 +83,7 @@ pub async fn deplete(
         quantity: 0,
         stock_after: 0,
         reason: Some(REASON.to_string()),
-        occurred_at: millis(clock.now()),
+        occurred_at: event_time(clock.now()),
     };
     tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
     if let Some(note) = &note {

@@ -59,14 +59,27 @@ async fn the_operations_port_serves_nothing_of_the_api() {
 
 #[tokio::test]
 async fn run_returns_ok_once_the_shutdown_token_is_cancelled() {
-    // Arrange
-    let settings = crate::helpers::settings();
+    // Arrange: `run` binds from settings, so the test picks the ops port.
+    let mut settings = crate::helpers::settings();
+    let ops_port = mamochi_common::ports::unused_loopback_port().expect("a free port");
+    settings.gateway.ops_listen = format!("127.0.0.1:{ops_port}");
+    let healthz = format!("http://127.0.0.1:{ops_port}/healthz");
     let shutdown = mamochi_common::shutdown::Shutdown::new();
     let running = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { mamochi_gateway::run(&settings, shutdown).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let health = client.get(&healthz).send().await.map(|answer| answer.status().as_u16());
+        if matches!(health, Ok(200)) {
+            break;
+        }
+        assert!(!running.is_finished(), "run ended before serving: {health:?}");
+        assert!(tokio::time::Instant::now() < deadline, "the gateway never answered on its ops port: {health:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // Act
     shutdown.cancel();
@@ -74,4 +87,6 @@ async fn run_returns_ok_once_the_shutdown_token_is_cancelled() {
     // Assert
     let result = tokio::time::timeout(std::time::Duration::from_secs(30), running).await;
     assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+    let after = client.get(&healthz).send().await;
+    assert!(after.as_ref().is_err_and(reqwest::Error::is_connect), "the ops port still answers: {after:?}");
 }
