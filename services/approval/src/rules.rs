@@ -8,6 +8,9 @@
 //!   already belongs to a member (a cart changing hands), or the phone is a
 //!   member's (two people sharing one phone, or one person registering twice).
 //! - Approved: everything else.
+//!
+//! The RUT's check digit is the guild's one rule (mamochi-rules), the same
+//! the gateway applies when the form arrives.
 
 /// What the database says about the form's RUT, email, plate and phone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,7 +39,7 @@ pub enum Decision {
 }
 
 pub fn decide(form: Form<'_>, conflicts: Conflicts) -> Decision {
-    if !rut_check_digit_ok(form.rut) {
+    if !mamochi_rules::rut::check_digit_ok(form.rut) {
         return Decision::Rejected("el RUT no es válido (dígito verificador incorrecto)".into());
     }
     if form.paid && form.payment_reference.is_none_or(|reference| reference.trim().is_empty()) {
@@ -60,42 +63,12 @@ pub fn decide(form: Form<'_>, conflicts: Conflicts) -> Decision {
     Decision::Approved
 }
 
-/// Modulo-11 check of a normalised RUT (`12345678-5`, `K` allowed).
-pub fn rut_check_digit_ok(rut: &str) -> bool {
-    let Some((body, check)) = rut.split_once('-') else { return false };
-    if body.is_empty() || body.len() > 8 || !body.bytes().all(|byte| byte.is_ascii_digit()) {
-        return false;
-    }
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .zip([2, 3, 4, 5, 6, 7].iter().cycle())
-        .map(|(digit, factor)| u32::from(digit - b'0') * factor)
-        .sum();
-    let expected = match 11 - sum % 11 {
-        11 => "0".to_string(),
-        10 => "K".to_string(),
-        digit => digit.to_string(),
-    };
-    check.eq_ignore_ascii_case(&expected)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn form(rut: &str) -> Form<'_> {
         Form { rut, paid: false, payment_reference: None }
-    }
-
-    #[test]
-    fn check_digits_follow_modulo_11() {
-        assert!(rut_check_digit_ok("12345678-5"));
-        assert!(rut_check_digit_ok("11111111-1"));
-        assert!(rut_check_digit_ok("10000013-K"));
-        assert!(rut_check_digit_ok("10000013-k"));
-        assert!(!rut_check_digit_ok("12345678-9"));
-        assert!(!rut_check_digit_ok("12.345.678-5"), "only the normalised form reaches the rules");
     }
 
     #[test]

@@ -93,8 +93,8 @@ impl Identities {
 
     pub fn rut(&self, index: u64) -> String {
         let body = 10_000_000 + (self.offset % RUT_SPACE + index) % RUT_SPACE;
-        let digits = body.to_string();
-        format!("{digits}-{}", rut_check_digit(&digits))
+        // RUT_SPACE keeps the body at 8 digits, well inside a u32.
+        mamochi_rules::rut::for_number(u32::try_from(body).unwrap_or(u32::MAX))
     }
 
     pub fn phone(&self, index: u64) -> String {
@@ -136,32 +136,11 @@ impl Identities {
     }
 }
 
-/// Modulo-11 check digit of a RUT body.
-pub fn rut_check_digit(digits: &str) -> char {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .zip([2, 3, 4, 5, 6, 7].iter().cycle())
-        .map(|(digit, factor)| u32::from(digit - b'0') * factor)
-        .sum();
-    match 11 - sum % 11 {
-        11 => '0',
-        10 => 'K',
-        digit => char::from_digit(digit, 10).unwrap_or('0'),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
 
     use super::*;
-
-    #[test]
-    fn known_ruts_get_their_check_digit() {
-        assert_eq!(rut_check_digit("12345678"), '5');
-        assert_eq!(rut_check_digit("11111111"), '1');
-    }
 
     #[test]
     fn ten_thousand_forms_are_distinct_in_every_compared_field() {

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::America::Santiago;
 use mamochi_common::clock::{Clock, TimeSettings};
 use mamochi_common::Settings;
+use mamochi_rules::money::format_clp;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -250,7 +251,7 @@ async fn scenario(
                             "",
                             vendor.sales,
                             vendor.name,
-                            pesos(args.price_clp)
+                            format_clp(args.price_clp)
                         );
                     }
                     Ok(answer) => {
@@ -343,12 +344,12 @@ async fn scenario(
             vendor.name,
             if vendor.paid { "yes" } else { "no" },
             vendor.sales,
-            pesos(vendor.earnings),
+            format_clp(vendor.earnings),
             vendor.restocks,
             vendor.refused,
             statement["iso_week"].as_str().unwrap_or("?"),
             statement["sales_count"],
-            pesos(statement["earnings_clp"].as_i64().unwrap_or(0)),
+            format_clp(statement["earnings_clp"].as_i64().unwrap_or(0)),
             if matches { "matches" } else { "MISMATCH" },
         );
     }
@@ -421,16 +422,7 @@ fn next_monday_midnight(instant: DateTime<Utc>) -> DateTime<Utc> {
 /// A valid RUT, different per vendor and per run.
 fn rut(index: usize, run_tag: &str) -> String {
     let seed = u32::from_str_radix(&run_tag[..6], 16).unwrap_or(0) % 50_000_000;
-    let body = 20_000_000 + seed + index as u32 * 7_919;
-    let digits = body.to_string();
-    let sum: u32 =
-        digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
-    let check = match 11 - sum % 11 {
-        11 => "0".to_string(),
-        10 => "K".to_string(),
-        digit => digit.to_string(),
-    };
-    format!("{digits}-{check}")
+    mamochi_rules::rut::for_number(20_000_000 + seed + index as u32 * 7_919)
 }
 
 /// A current-format plate (four consonants, two digits), per vendor and run.
@@ -462,29 +454,9 @@ fn random_unit() -> f64 {
     (uuid::Uuid::new_v4().as_u128() % 10_000) as f64 / 10_000.0
 }
 
-/// `$12.345`, the way Chileans write pesos.
-fn pesos(amount: i64) -> String {
-    let digits = amount.abs().to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            grouped.push('.');
-        }
-        grouped.push(digit);
-    }
-    format!("{}${grouped}", if amount < 0 { "-" } else { "" })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pesos_use_dots_for_thousands() {
-        assert_eq!(pesos(0), "$0");
-        assert_eq!(pesos(1_500), "$1.500");
-        assert_eq!(pesos(1_234_567), "$1.234.567");
-    }
 
     #[test]
     fn next_monday_midnight_is_the_first_santiago_monday_midnight_after_the_instant() {
@@ -521,7 +493,7 @@ mod tests {
     fn generated_ruts_and_plates_are_valid_and_distinct() {
         let ruts: Vec<_> = (0..5).map(|index| rut(index, "1a2b3c4d")).collect();
         let plates: Vec<_> = (0..5).map(|index| plate(index, "1a2b3c4d")).collect();
-        assert!(ruts.iter().all(|rut| mamochi_approval::rules::rut_check_digit_ok(rut)));
+        assert!(ruts.iter().all(|rut| mamochi_rules::rut::check_digit_ok(rut)));
         assert_eq!(ruts.iter().collect::<std::collections::HashSet<_>>().len(), 5);
         assert_eq!(plates.iter().collect::<std::collections::HashSet<_>>().len(), 5);
         assert!(plates.iter().all(|plate| plate.len() == 6));

@@ -42,15 +42,7 @@ pub fn unique_rut() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let base = 10_000_000 + (Uuid::new_v4().as_u128() % 80_000_000) as u32;
     let body = base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % 90_000_000 + 10_000_000;
-    let digits = body.to_string();
-    let sum: u32 =
-        digits.bytes().rev().zip([2, 3, 4, 5, 6, 7].iter().cycle()).map(|(d, f)| u32::from(d - b'0') * f).sum();
-    let check = match 11 - sum % 11 {
-        11 => "0".to_string(),
-        10 => "K".to_string(),
-        digit => digit.to_string(),
-    };
-    format!("{digits}-{check}")
+    mamochi_rules::rut::for_number(body)
 }
 
 /// A valid form with unique RUT, email, phone and plate.
