@@ -83,10 +83,12 @@ impl Closer {
                 biased;
                 () = shutdown.cancelled() => break,
                 result = self.pass() => match result {
-                    Ok(report) if report != PassReport::default() => {
-                        tracing::info!(closed = report.closed, published = report.published, "closing pass");
+                    Ok(report) => {
+                        self.metrics.closing_passes.inc();
+                        if report != PassReport::default() {
+                            tracing::info!(closed = report.closed, published = report.published, "closing pass");
+                        }
                     }
-                    Ok(_) => {}
                     Err(error) => tracing::warn!(error = format!("{error:#}"), "closing pass failed; retrying at the next check"),
                 },
             }

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub weeks_closed: IntCounter,
     /// Statements published (statement event and email request acknowledged).
     pub statements_published: IntCounter,
+    /// Closing passes completed without error (what tests wait on to know
+    /// every closer has looked at the database since a given moment).
+    pub closing_passes: IntCounter,
     /// Records applied per database transaction.
     pub batch_size: Histogram,
     /// Seconds spent in database work, by operation.
@@ -63,6 +66,10 @@ impl Metrics {
             "mamochi_accounting_statements_published_total",
             "Statements whose event and email request Kafka acknowledged.",
         )?;
+        let closing_passes = IntCounter::new(
+            "mamochi_accounting_closing_passes_total",
+            "Closing passes (close due weeks, publish pending statements) completed without error.",
+        )?;
         let batch_size = Histogram::with_opts(
             HistogramOpts::new("mamochi_accounting_batch_size", "Sales records applied in one database transaction.")
                 .buckets(vec![1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0]),
@@ -96,6 +103,7 @@ impl Metrics {
         registry.register(Box::new(sales_rejected.clone()))?;
         registry.register(Box::new(weeks_closed.clone()))?;
         registry.register(Box::new(statements_published.clone()))?;
+        registry.register(Box::new(closing_passes.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(db_seconds.clone()))?;
         registry.register(Box::new(end_to_end_seconds.clone()))?;
@@ -109,6 +117,7 @@ impl Metrics {
             sales_rejected,
             weeks_closed,
             statements_published,
+            closing_passes,
             batch_size,
             db_seconds,
             end_to_end_seconds,

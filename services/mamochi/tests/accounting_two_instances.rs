@@ -92,9 +92,18 @@ async fn two_instances_and_a_sigkill_give_one_exact_statement_and_one_email_per_
         Some(rows)
     })
     .await;
-    // Both closers keep running for a few passes: a second statement or a
-    // second email request would appear in the topic read below.
-    let requests = emails.read(&settings, Duration::from_secs(8)).await;
+    // Both closers run on: each must complete two more passes (the first may
+    // have started before the statements were published), so a second
+    // statement or email request, if either closer were to make one, is on
+    // the topic before the end the reader below stops at.
+    for closer in [&survivor, &restarted] {
+        let before = eventually(Duration::from_secs(30), "a closer's metrics", || closer.closing_passes()).await;
+        eventually(Duration::from_secs(60), "two more closing passes", || async {
+            closer.closing_passes().await.filter(|passes| *passes >= before + 2)
+        })
+        .await;
+    }
+    let requests = emails.read_to_end(&settings, Duration::from_secs(60)).await;
     restarted.stop(Signal::SIGTERM);
     survivor.stop(Signal::SIGTERM);
 

@@ -59,9 +59,19 @@ impl TestClock {
 /// A running `mamochi run accounting` process; killed if the test panics
 /// before stopping it, so no process outlives its test.
 #[derive(Debug)]
-pub struct Accounting(Option<Child>);
+pub struct Accounting(Option<Child>, u16);
 
 impl Accounting {
+    /// Closing passes the process has completed, from its `/metrics`;
+    /// `None` while its operations port does not answer.
+    pub async fn closing_passes(&self) -> Option<u64> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.1);
+        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("mamochi_accounting_closing_passes_total "))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
     /// Sends `signal` and reaps the process.
     pub fn stop(mut self, signal: Signal) {
         if let Some(mut child) = self.0.take() {
@@ -84,10 +94,11 @@ impl Drop for Accounting {
 /// `grace_secs` of grace, a 1 s close check and at most `max_batch` sales per
 /// transaction.
 pub fn start_accounting(settings: &Settings, clock: &TestClock, grace_secs: i64, max_batch: usize) -> Accounting {
+    let ops_port = mamochi_common::ports::unused_loopback_port().expect("a free port");
     let child = Command::new(env!("CARGO_BIN_EXE_mamochi"))
         .args(["run", "accounting"])
         .env("MAMOCHI__KAFKA__GROUP_PREFIX", &settings.kafka.group_prefix)
-        .env("MAMOCHI__ACCOUNTING__OPS_LISTEN", "127.0.0.1:0")
+        .env("MAMOCHI__ACCOUNTING__OPS_LISTEN", format!("127.0.0.1:{ops_port}"))
         .env("MAMOCHI__ACCOUNTING__GRACE_PERIOD_SECS", grace_secs.to_string())
         .env("MAMOCHI__ACCOUNTING__CLOSE_CHECK_INTERVAL_SECS", "1")
         .env("MAMOCHI__ACCOUNTING__MAX_BATCH", max_batch.to_string())
@@ -98,7 +109,7 @@ pub fn start_accounting(settings: &Settings, clock: &TestClock, grace_secs: i64,
         .stdout(Stdio::null())
         .spawn()
         .expect("mamochi run accounting starts");
-    Accounting(Some(child))
+    Accounting(Some(child), ops_port)
 }
 
 pub fn sale(vendor: Uuid, occurred_at: DateTime<Utc>, quantity: i32, unit_price_clp: i64) -> SaleRecorded {
@@ -319,6 +330,49 @@ impl EmailRequests {
             })
             .collect();
         Self { ends }
+    }
+
+    /// Every email request written since [`Self::from_now`] up to the
+    /// topic's end as of this call, decoded. Panics if the end is not reached
+    /// within `wait`.
+    pub async fn read_to_end(&self, settings: &Settings, wait: Duration) -> Vec<EmailRequested> {
+        let group = format!("test.accounting.emails.{}", Uuid::new_v4().simple());
+        let consumer = kafka::consumer(&settings.kafka, &group, "test").expect("consumer");
+        let topic = topics::EMAIL_REQUESTS.name();
+        let mut assignment = TopicPartitionList::new();
+        // Partitions still to read, each up to its end now (exclusive).
+        let mut pending = std::collections::HashMap::new();
+        for (partition, offset) in &self.ends {
+            let (_, high) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10)).expect("watermarks");
+            if high > *offset {
+                pending.insert(*partition, high);
+            }
+            assignment.add_partition_offset(topic, *partition, Offset::Offset(*offset)).expect("partition offset");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let codec = EventCodec::new(&settings.registry.url);
+        let mut stream = consumer.stream();
+        let mut emails = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        while !pending.is_empty() {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(message))) => {
+                    if let Some(end) = pending.get(&message.partition()).copied() {
+                        if message.offset() < end {
+                            emails.push(
+                                codec.decode::<EmailRequested>(message.payload()).await.expect("an email request"),
+                            );
+                        }
+                        if message.offset() + 1 >= end {
+                            pending.remove(&message.partition());
+                        }
+                    }
+                }
+                Ok(Some(Err(error))) => eprintln!("reader: {error}"),
+                Ok(None) | Err(_) => panic!("email requests not read to their end in {wait:?}: {pending:?} left"),
+            }
+        }
+        emails
     }
 
     /// Every email request written since [`Self::from_now`], decoded, read
