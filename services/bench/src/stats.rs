@@ -188,20 +188,10 @@ pub fn fmt_count(value: f64) -> String {
     thousands(value.round() as i64)
 }
 
+/// Commas between thousands (English tables), grouped by the guild's rule.
 fn thousands(value: i64) -> String {
-    let digits = value.unsigned_abs().to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    if value < 0 {
-        format!("-{grouped}")
-    } else {
-        grouped
-    }
+    let sign = if value < 0 { "-" } else { "" };
+    format!("{sign}{}", mamochi_rules::money::group_thousands(value.unsigned_abs(), ','))
 }
 
 #[cfg(test)]

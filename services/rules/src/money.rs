@@ -14,19 +14,22 @@ pub fn average_ticket(earnings_clp: i64, sales_count: i64) -> i64 {
 
 /// Pesos the Chilean way: `$12.345` (dot as thousands separator, no decimals).
 pub fn format_clp(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
+    let sign = if amount < 0 { "-" } else { "" };
+    format!("{sign}${}", group_thousands(amount.unsigned_abs(), '.'))
+}
+
+/// The digits of `magnitude` in groups of three from the right, `separator`
+/// between groups: `.` in Spanish text, `,` in the benchmark's tables.
+pub fn group_thousands(magnitude: u64, separator: char) -> String {
+    let digits = magnitude.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
         if index > 0 && (digits.len() - index) % 3 == 0 {
-            grouped.push('.');
+            grouped.push(separator);
         }
         grouped.push(digit);
     }
-    if amount < 0 {
-        format!("-${grouped}")
-    } else {
-        format!("${grouped}")
-    }
+    grouped
 }
 
 #[cfg(test)]
@@ -43,6 +46,15 @@ mod tests {
         assert_eq!(format_clp(1_234_567), "$1.234.567");
         assert_eq!(format_clp(-12_345), "-$12.345");
         assert_eq!(format_clp(i64::MIN), "-$9.223.372.036.854.775.808");
+    }
+
+    #[test]
+    fn digits_group_by_three_from_the_right() {
+        assert_eq!(group_thousands(0, ','), "0");
+        assert_eq!(group_thousands(999, ','), "999");
+        assert_eq!(group_thousands(20_000, ','), "20,000");
+        assert_eq!(group_thousands(1_234_567, '.'), "1.234.567");
+        assert_eq!(group_thousands(u64::MAX, ','), "18,446,744,073,709,551,615");
     }
 
     #[test]
