@@ -1,6 +1,7 @@
 //! The guild's rules that several services apply, in one home: the RUT and
 //! its modulo-11 check digit, pesos as Chileans write them, the average
-//! ticket and SHA-256 digests of secrets.
+//! ticket, SHA-256 digests of secrets and the guild's week (ISO weeks in
+//! America/Santiago).
 //!
 //! Pure functions only (no I/O, no clock, no randomness), so the gateway, the
 //! approval service, accounting, the benchmark, the demo and the tests all
@@ -9,3 +10,4 @@
 pub mod digest;
 pub mod money;
 pub mod rut;
+pub mod week;

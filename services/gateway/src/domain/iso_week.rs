@@ -1,8 +1,9 @@
 //! An ISO week label, `YYYY-Www`, as accounting stores it (e.g. `2026-W47`).
-//! The guild's weeks are calendar weeks in America/Santiago time.
+//! The guild's weeks are calendar weeks in America/Santiago time; the rule is
+//! mamochi-rules' `week::Week`, the one accounting closes weeks by.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
-use chrono_tz::America::Santiago;
+use chrono::{DateTime, Utc};
+use mamochi_rules::week::Week;
 
 use super::Invalid;
 
@@ -17,16 +18,13 @@ impl IsoWeek {
         if year.len() != 4 || week.len() != 2 || !(year.bytes().chain(week.bytes())).all(|b| b.is_ascii_digit()) {
             return Err(invalid());
         }
-        let year: i32 = year.parse().map_err(|_| invalid())?;
-        let week: u32 = week.parse().map_err(|_| invalid())?;
-        NaiveDate::from_isoywd_opt(year, week, Weekday::Mon).ok_or_else(invalid)?;
-        Ok(Self(format!("{year:04}-W{week:02}")))
+        // Whether the week exists is the guild's week rule (mamochi-rules).
+        Week::parse(raw).map(|week| Self(week.label)).ok_or_else(invalid)
     }
 
     /// The week containing `instant`, in the guild's time zone.
     pub fn containing(instant: DateTime<Utc>) -> Self {
-        let iso = instant.with_timezone(&Santiago).date_naive().iso_week();
-        Self(format!("{:04}-W{:02}", iso.year(), iso.week()))
+        Self(Week::containing(instant).label)
     }
 
     pub fn as_str(&self) -> &str {
