@@ -412,11 +412,11 @@ async fn wait_until_ready(http: &reqwest::Client, ops: &str) -> anyhow::Result<(
 }
 
 /// The first Monday 00:00 America/Santiago strictly after `instant`: the end
-/// of the guild's week that contains it. Accounting's own week rule decides,
-/// so the demo's week ends exactly where accounting closes it, daylight-saving
-/// weeks included.
+/// of the guild's week that contains it. The guild's week rule (mamochi-rules)
+/// decides, the one accounting closes weeks by, so the demo's week ends
+/// exactly where accounting closes it, daylight-saving weeks included.
 fn next_monday_midnight(instant: DateTime<Utc>) -> DateTime<Utc> {
-    mamochi_accounting::week::Week::containing(instant).end
+    mamochi_rules::week::Week::containing(instant).end
 }
 
 /// A valid RUT, different per vendor and per run.
