@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use diesel::sql_types::Bool;
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
-use mamochi::demo::{self, DemoArgs};
+use mamochi::demo;
 use mamochi_common::config::{KafkaSecurity, KafkaSettings};
 use mamochi_common::{db, kafka, Settings};
 use mamochi_events::topics::{DEAD_LETTERS, SALES};
@@ -46,34 +46,13 @@ async fn the_whole_journey_works_with_each_service_as_its_own_principal() {
     // Arrange: the platform's own consumer groups (the ACLs grant each
     // service its groups by name, so no per-test prefix here).
     let settings = secure_settings();
-    let mail_dir = std::env::var_os("MAMOCHI_MAIL_DIR").expect("MAMOCHI_MAIL_DIR is set by `stack env`").into();
-    let args = DemoArgs {
-        vendors: 2,
-        paid: 1,
-        sell_every_min: 0.2,
-        sell_every_max: 0.4,
-        price_clp: 1_800,
-        week_minutes: 0.25,
-        time_scale: 2016.0,
-        mail_dir,
-    };
+    let args = support::short_journey();
 
     // Act
     let reports = demo::run(&settings, args).await.expect("the journey completes on the secure stack");
 
     // Assert
-    assert_eq!(reports.len(), 2);
-    assert_eq!(reports.iter().filter(|report| report.paid).count(), 1);
-    for report in &reports {
-        assert!(report.sales >= 10, "{} sold past one stock-out: {report:?}", report.name);
-        assert!(report.restocks >= 1, "at least one restock email: {report:?}");
-        assert_eq!(report.statement_sales, Some(i64::from(report.sales)), "statement count: {report:?}");
-        assert_eq!(
-            report.statement_earnings_clp,
-            Some(i64::from(report.sales) * 1_800),
-            "statement earnings: {report:?}"
-        );
-    }
+    support::assert_journey(&reports);
 }
 
 /// Keeps every error librdkafka reports outside a call (failed logins).

@@ -129,3 +129,41 @@ pub fn isolated_settings() -> Settings {
     }
     settings
 }
+
+/// The demo's scenario, shortened: two vendors (one paid), a sale every
+/// 0.2–0.4 s at $1.800 and a fifteen-second week at 2016× platform time,
+/// mail read from the stack's sink (`MAMOCHI_MAIL_DIR`, set by `stack env`).
+pub fn short_journey() -> mamochi::demo::DemoArgs {
+    let mail_dir = std::env::var_os("MAMOCHI_MAIL_DIR").expect("MAMOCHI_MAIL_DIR is set by `stack env`").into();
+    mamochi::demo::DemoArgs {
+        vendors: 2,
+        paid: 1,
+        sell_every_min: 0.2,
+        sell_every_max: 0.4,
+        price_clp: JOURNEY_PRICE_CLP,
+        week_minutes: 0.25,
+        time_scale: 2016.0,
+        mail_dir,
+    }
+}
+
+/// The price of a serving in [`short_journey`].
+pub const JOURNEY_PRICE_CLP: i64 = 1_800;
+
+/// What every [`short_journey`] must end with: both vendors approved (one
+/// paid), each sold past a stock-out, was restocked, and received a weekly
+/// statement whose count and earnings equal what it sold.
+pub fn assert_journey(reports: &[mamochi::demo::VendorReport]) {
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports.iter().filter(|report| report.paid).count(), 1);
+    for report in reports {
+        assert!(report.sales >= 10, "{} sold past one stock-out: {report:?}", report.name);
+        assert!(report.restocks >= 1, "at least one restock email: {report:?}");
+        assert_eq!(report.statement_sales, Some(i64::from(report.sales)), "statement count: {report:?}");
+        assert_eq!(
+            report.statement_earnings_clp,
+            Some(i64::from(report.sales) * JOURNEY_PRICE_CLP),
+            "statement earnings: {report:?}"
+        );
+    }
+}
