@@ -33,9 +33,23 @@ async fn killing_a_partition_leader_loses_no_acknowledged_record() {
         .await
         .expect("topic created");
     let producer = kafka::producer(&settings.kafka, "failover-test").expect("producer");
-    let metadata = producer.client().fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("metadata");
-    assert_eq!(metadata.brokers().len(), 3, "this test needs the three-node stack");
-    let victim = metadata.topics()[0].partitions()[0].leader();
+    // A topic just created may be announced before its partitions have
+    // leaders: ask again until all six do.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (brokers, victim) = loop {
+        let metadata = producer.client().fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("metadata");
+        let leaders: Vec<i32> = metadata
+            .topics()
+            .first()
+            .map(|topic| topic.partitions().iter().map(|partition| partition.leader()).collect())
+            .unwrap_or_default();
+        if leaders.len() == 6 && leaders.iter().all(|leader| *leader >= 0) {
+            break (metadata.brokers().len(), leaders[0]);
+        }
+        assert!(std::time::Instant::now() < deadline, "the new topic's partitions never all had leaders: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(brokers, 3, "this test needs the three-node stack");
     let victim_pid_file = support::state_dir().join("run").join(format!("kafka-{victim}.pid"));
     let victim_pid: i32 =
         std::fs::read_to_string(&victim_pid_file).expect("victim's PID file").trim().parse().expect("a PID");
