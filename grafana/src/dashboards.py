@@ -73,10 +73,15 @@ def write(directory: Path, files: dict[str, str]) -> None:
         (directory / name).write_text(text, encoding="utf-8")
 
 
+def shown_path(directory: Path) -> Path:
+    """`directory` as named from the clone's root (grafana/dashboards)."""
+    return Path(os.path.relpath(directory, directory.parent.parent))
+
+
 def check(committed: Path, files: dict[str, str]) -> list[str]:
     """Problems of `committed` against a fresh generation, one line each,
     naming files from the clone's root (grafana/dashboards/…)."""
-    shown = Path(os.path.relpath(committed, committed.parent.parent))
+    shown = shown_path(committed)
     with tempfile.TemporaryDirectory(prefix="mamochi-dashboards-") as fresh:
         write(Path(fresh), files)
         present = sorted(path.name for path in committed.glob("*.json"))
@@ -110,7 +115,7 @@ def main() -> int:
             print(f"  {problem}", file=sys.stderr)
         print("run grafana/generate and commit grafana/dashboards/", file=sys.stderr)
         return 1
-    print(f"{len(files)} dashboards in {args.check} match grafana/src: {', '.join(sorted(files))}")
+    print(f"{len(files)} dashboards in {shown_path(args.check)} match grafana/src: {', '.join(sorted(files))}")
     return 0
 
 
