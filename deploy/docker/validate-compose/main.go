@@ -8,7 +8,10 @@
 // checks what the schema cannot know:
 //   - every bind-mounted file or directory exists inside the repository;
 //   - every service run from the mamochi image has a command that the
-//     `mamochi` binary accepts (`mamochi <command> --help` exits 0);
+//     `mamochi` binary accepts (`mamochi <command> --help` exits 0), and
+//     settings it accepts: `mamochi config check` passes with exactly the
+//     image's ENV (-image-env) and the service's environment, as `mamochi
+//     run` would read them in the container;
 //   - every long-running mamochi service has a healthcheck, a restart policy
 //     and a stop grace period of at least 30 s (time to commit offsets);
 //   - the mamochi services' Kafka, PostgreSQL, SMTP and registry addresses
@@ -58,6 +61,7 @@ func main() {
 	root := flag.String("root", "", "the repository root: bind mounts must exist inside it")
 	mamochi := flag.String("mamochi", "", "the mamochi binary that must accept every command")
 	image := flag.String("image", "mamochi:local", "the mamochi image reference, as the compose file resolves it")
+	imageEnvFile := flag.String("image-env", "", "a file of KEY=VALUE lines: the image's ENV (Dockerfile)")
 	flag.Parse()
 	if *file == "" || *root == "" || *mamochi == "" {
 		fmt.Fprintln(os.Stderr, "usage: validate-compose -file F -root DIR -mamochi BIN [-env-file F] [-profiles P]")
@@ -88,7 +92,12 @@ func main() {
 		os.Exit(2)
 	}
 	c.bindMounts(project, rootAbs)
-	c.mamochiServices(project, *image, *mamochi)
+	imageEnv, err := readImageEnv(*imageEnvFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "compose: %v\n", err)
+		os.Exit(2)
+	}
+	c.mamochiServices(project, *image, *mamochi, imageEnv)
 	c.addresses(project, *image)
 	c.kafkaQuorum(project)
 
@@ -171,7 +180,43 @@ func longRunning(service types.ServiceConfig) bool {
 	return len(service.Command) > 0 && (service.Command[0] == "run" || service.Command[0] == "registry")
 }
 
-func (c *checker) mamochiServices(project *types.Project, image, binary string) {
+// readImageEnv reads KEY=VALUE lines (none when path is empty).
+func readImageEnv(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			env = append(env, line)
+		}
+	}
+	return env, nil
+}
+
+// containerEnv is the environment `mamochi` sees in the service's container:
+// the image's ENV, then the service's (a variable left without a value in
+// the compose file, and not set by the environment file, is not set).
+func containerEnv(service types.ServiceConfig, imageEnv []string) []string {
+	env := append([]string{"PATH=/usr/local/bin:/usr/bin:/bin"}, imageEnv...)
+	keys := make([]string, 0, len(service.Environment))
+	for key := range service.Environment {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		if value := service.Environment[key]; value != nil {
+			env = append(env, key+"="+*value)
+		}
+	}
+	return env
+}
+
+func (c *checker) mamochiServices(project *types.Project, image, binary string, imageEnv []string) {
 	count := 0
 	for _, service := range sortedServices(project) {
 		if !isMamochi(service, image) {
@@ -188,6 +233,11 @@ func (c *checker) mamochiServices(project *types.Project, image, binary string) 
 			first := strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 			c.fail("%s: `mamochi %s` is not a mamochi command: %s", service.Name, strings.Join(service.Command, " "), first)
 		}
+		check := exec.Command(binary, "config", "check")
+		check.Env = containerEnv(service, imageEnv)
+		if out, err := check.CombinedOutput(); err != nil {
+			c.fail("%s: `mamochi config check` refuses its settings:\n%s", service.Name, strings.TrimSpace(string(out)))
+		}
 		if !longRunning(service) {
 			continue
 		}
@@ -201,7 +251,7 @@ func (c *checker) mamochiServices(project *types.Project, image, binary string) 
 			c.fail("%s: stop_grace_period under %s leaves no time to commit offsets", service.Name, minGrace)
 		}
 	}
-	fmt.Printf("compose: %d mamochi services checked: commands (`%s <command> --help`), healthchecks, restart policies, grace periods\n", count, filepath.Base(binary))
+	fmt.Printf("compose: %d mamochi services checked: commands (`%s <command> --help`), settings (`config check`), healthchecks, restart policies, grace periods\n", count, filepath.Base(binary))
 }
 
 // hostOf returns the host part of "host:port".
