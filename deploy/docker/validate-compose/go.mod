@@ -2,7 +2,10 @@ module mamochi/deploy/docker/validate-compose
 
 go 1.24
 
-require github.com/compose-spec/compose-go/v2 v2.16.2
+require (
+	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/moby/patternmatcher v0.6.1
+)
 
 require (
 	github.com/distribution/reference v0.5.0 // indirect

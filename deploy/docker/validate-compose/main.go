@@ -22,6 +22,9 @@
 //     above 1).
 //
 // It prints one line per check family and exits 1 listing every problem.
+//
+// With -dockerignore it checks the image's build context instead (see
+// dockerignore.go).
 package main
 
 import (
@@ -62,7 +65,25 @@ func main() {
 	mamochi := flag.String("mamochi", "", "the mamochi binary that must accept every command")
 	image := flag.String("image", "mamochi:local", "the mamochi image reference, as the compose file resolves it")
 	imageEnvFile := flag.String("image-env", "", "a file of KEY=VALUE lines: the image's ENV (Dockerfile)")
+	dockerignore := flag.String("dockerignore", "", "check this .dockerignore instead (files on standard input)")
+	var need, drop multiFlag
+	flag.Var(&need, "need", "with -dockerignore: a path (prefix) the build reads (repeatable)")
+	flag.Var(&drop, "drop", "with -dockerignore: a path that must stay out of the context (repeatable)")
 	flag.Parse()
+	if *dockerignore != "" {
+		problems, err := checkDockerignore(*dockerignore, os.Stdin, need, drop)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dockerignore: %v\n", err)
+			os.Exit(2)
+		}
+		for _, problem := range problems {
+			fmt.Fprintf(os.Stderr, "dockerignore: %s\n", problem)
+		}
+		if len(problems) > 0 {
+			os.Exit(1)
+		}
+		return
+	}
 	if *file == "" || *root == "" || *mamochi == "" {
 		fmt.Fprintln(os.Stderr, "usage: validate-compose -file F -root DIR -mamochi BIN [-env-file F] [-profiles P]")
 		os.Exit(2)
