@@ -9,6 +9,7 @@ of deploy/k8s that a JSON schema cannot state, checked on one rendered overlay.
 - Each Deployment: readiness and liveness probes, CPU and memory requests, a
   memory limit, a non-root pod, a PodDisruptionBudget selecting it; no fixed
   replica count when an autoscaler owns it.
+- Every command given to the platform's image is one `mamochi` accepts.
 - The settings the pods get (ConfigMap and, where the overlay has one, the
   Secret) pass `mamochi config check`; values that come from Secrets created
   outside the manifests (CloudNativePG's database URL, production's seal key)
@@ -115,6 +116,17 @@ def main():
         labels = pod["metadata"].get("labels", {})
         if name != "mailpit" and not any(budget.items() <= labels.items() for budget in budgets):
             fail(deployment, "no PodDisruptionBudget selects it")
+
+    # Every command given to the platform's image is one the binary accepts
+    # (clap rejects an unknown subcommand or service before it reads --help).
+    for obj in by_kind.get("Deployment", []) + by_kind.get("Job", []):
+        pod = obj["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            if container["image"].split(":")[0].rsplit("/", 1)[-1] != "mamochi":
+                continue
+            command = [args.mamochi, *container.get("args", []), "--help"]
+            if subprocess.run(command, capture_output=True).returncode != 0:
+                fail(obj, f"container {container['name']}: `mamochi {' '.join(container.get('args', []))}` is not a command")
 
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **settings}
     for secret in by_kind.get("Secret", []):
