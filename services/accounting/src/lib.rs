@@ -131,14 +131,15 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     let consumer = kafka::measured_consumer(&settings.kafka, &group, "accounting", &kafka_metrics)
         .context("while creating the sales consumer")?;
     consumer.subscribe(&[topics::SALES.name()]).context("while subscribing to sales")?;
-    readiness.set(true);
 
     let work = async {
-        tokio::join!(
-            intake::run(&consumer, &runner, &ledger, settings.accounting.max_batch.max(1), &shutdown),
-            closer.run(&shutdown)
-        );
-        readiness.set(false);
+        kafka::ready_when_assigned(Some(&readiness), &[&consumer], &shutdown, async {
+            tokio::join!(
+                intake::run(&consumer, &runner, &ledger, settings.accounting.max_batch.max(1), &shutdown),
+                closer.run(&shutdown)
+            )
+        })
+        .await;
         ops_handle.stop(true).await;
     };
     let (served, ()) = tokio::join!(ops_server, work);

@@ -99,13 +99,15 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
     let reviews = kafka::measured_consumer(&settings.kafka, &reviews_group, "approval-reviews", &kafka_metrics)
         .context("while creating the reviews consumer")?;
     reviews.subscribe(&[topics::REGISTRATION_REVIEWS.name()]).context("while subscribing to reviews")?;
-    readiness.set(true);
 
-    let (forms_result, reviews_result) = tokio::join!(
-        lanes::run(forms, &runner, &approval, lanes::MAX_BATCH, &shutdown),
-        runner.run::<RegistrationReviewed, _>(&reviews, &approval, &shutdown),
-    );
-    readiness.set(false);
+    let consumers = [&*forms, &reviews];
+    let (forms_result, reviews_result) = kafka::ready_when_assigned(Some(&readiness), &consumers, &shutdown, async {
+        tokio::join!(
+            lanes::run(forms.clone(), &runner, &approval, lanes::MAX_BATCH, &shutdown),
+            runner.run::<RegistrationReviewed, _>(&reviews, &approval, &shutdown),
+        )
+    })
+    .await;
     ops_handle.stop(true).await;
     forms_result.context("registrations consumer")?;
     reviews_result.context("reviews consumer")?;

@@ -13,10 +13,18 @@
 //! consumer loops keep polling while they retry, so it only has to exceed
 //! one handler call.
 //!
+//! A consumer's context also records its group membership: the first
+//! partition assignment (possibly empty, when its group has more members than
+//! partitions) resolves [`CommitOnRevoke::first_assignment`], which services
+//! wait on before raising readiness ([`ready_when_assigned`]), and a measured
+//! consumer keeps `mamochi_kafka_assigned_partitions` equal to the partitions
+//! it holds after every assignment and revocation.
+//!
 //! Every client (producer, consumer, admin) is built from [`client_config`],
 //! which adds TLS and SASL when `kafka.security_protocol` is `sasl_ssl`; a
 //! service's own principal comes from `KafkaSettings::for_service`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -29,9 +37,12 @@ use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
 use secrecy::ExposeSecret;
+use tokio::sync::watch;
 
 use crate::config::{KafkaSecurity, KafkaSettings};
 use crate::kafka_metrics::KafkaMetrics;
+use crate::ops::Readiness;
+use crate::shutdown::Shutdown;
 
 /// How often librdkafka reports statistics to measured consumers; the lag
 /// gauges are this fresh.
@@ -126,7 +137,7 @@ pub fn measured_consumer(
 ) -> Result<CommittingConsumer, KafkaError> {
     let mut config = consumer_config(settings, group_id, role);
     config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
-    let context = CommitOnRevoke { measured: Some((group_id.to_string(), metrics.clone())) };
+    let context = CommitOnRevoke { measured: Some((group_id.to_string(), metrics.clone())), ..Default::default() };
     config.create_with_context(context)
 }
 
@@ -157,13 +168,80 @@ pub fn start_group_at_end(settings: &KafkaSettings, group: &str, topic: &str) ->
     consumer.commit(&positions, CommitMode::Sync)
 }
 
+/// Runs `work` (the loops that poll `consumers`) and, beside it, raises
+/// `readiness` once every one of `consumers` has received its first partition
+/// assignment, i.e. has joined its group. Rebalance callbacks run inside the
+/// consumers' polls, which is why the wait runs beside the loops rather than
+/// before them. Readiness is lowered when `work` ends; it is never raised if
+/// `shutdown` or the end of `work` comes first, or if `readiness` is `None`
+/// (a service that found a dependency missing at start stays unready).
+pub async fn ready_when_assigned<T>(
+    readiness: Option<&Readiness>,
+    consumers: &[&CommittingConsumer],
+    shutdown: &Shutdown,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let stop_waiting = shutdown.child_token();
+    let work = async {
+        let output = work.await;
+        stop_waiting.cancel();
+        output
+    };
+    let raise = async {
+        let Some(readiness) = readiness else { return };
+        let all_assigned = async {
+            for consumer in consumers {
+                consumer.context().first_assignment().await;
+            }
+        };
+        tokio::select! {
+            () = all_assigned => {
+                tracing::info!(consumers = consumers.len(), "every consumer has its partition assignment; ready");
+                readiness.set(true);
+            }
+            () = stop_waiting.cancelled() => {}
+        }
+    };
+    let (output, ()) = tokio::join!(work, raise);
+    if let Some(readiness) = readiness {
+        readiness.set(false);
+    }
+    output
+}
+
 /// Consumer context that commits stored offsets synchronously before a
-/// rebalance takes partitions away, so the next owner starts where we stopped.
-/// A measured one also reports lag (from librdkafka's statistics) and
-/// rebalances for its group.
-#[derive(Debug, Clone, Default)]
+/// rebalance takes partitions away, so the next owner starts where we stopped,
+/// and signals the consumer's first assignment. A measured one also reports
+/// lag (from librdkafka's statistics), rebalances and the partitions it holds
+/// for its group.
+#[derive(Debug, Clone)]
 pub struct CommitOnRevoke {
     measured: Option<(String, KafkaMetrics)>,
+    /// `true` from the first assignment on; never lowered, since a consumer
+    /// that has joined once stays a member through later rebalances.
+    assigned: Arc<watch::Sender<bool>>,
+}
+
+impl Default for CommitOnRevoke {
+    fn default() -> Self {
+        Self { measured: None, assigned: Arc::new(watch::Sender::new(false)) }
+    }
+}
+
+impl CommitOnRevoke {
+    /// Resolves once the consumer has received its first partition assignment
+    /// (at once if it already has).
+    pub async fn first_assignment(&self) {
+        let mut assigned = self.assigned.subscribe();
+        // The sender lives in `self`, so it outlives this wait: the only error
+        // (sender dropped) cannot happen.
+        let _ = assigned.wait_for(|assigned| *assigned).await;
+    }
+
+    /// Whether the consumer has received a partition assignment yet.
+    pub fn has_been_assigned(&self) -> bool {
+        *self.assigned.borrow()
+    }
 }
 
 impl ClientContext for CommitOnRevoke {
@@ -201,6 +279,27 @@ impl ConsumerContext for CommitOnRevoke {
                 Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
                 Err(error) => tracing::warn!(%error, "commit on revoke failed"),
             }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Some((group, metrics)) = &self.measured {
+            // The assignment as it stands after the change, which is right for
+            // eager (everything revoked, then the new set) and cooperative
+            // (increments) protocols alike.
+            match consumer.assignment() {
+                Ok(assignment) => {
+                    let held = i64::try_from(assignment.count()).unwrap_or(i64::MAX);
+                    metrics.assigned_partitions.with_label_values(&[group.as_str()]).set(held);
+                }
+                Err(error) => tracing::warn!(%error, "could not read the consumer's assignment"),
+            }
+        }
+        if let Rebalance::Assign(partitions) = rebalance {
+            if !self.has_been_assigned() {
+                tracing::info!(partitions = partitions.count(), "first partition assignment");
+            }
+            self.assigned.send_replace(true);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! dashboard query covers all of them (Prometheus's `job` label tells the
 //! services apart): records produced and consumed by topic, produce and
 //! handling latency, consumer lag by group, topic and partition, rebalances,
+//! partitions each process's consumer of a group holds,
 //! dead letters, and the schema-registry client's cache behaviour.
 //!
 //! Each service registers one [`KafkaMetrics`] in its own registry and hands
@@ -33,6 +34,8 @@ pub struct KafkaMetrics {
     pub consumer_lag: IntGaugeVec,
     /// Partition assignments and revocations, by group.
     pub rebalances: IntCounterVec,
+    /// Partitions this process's consumer of a group holds now, by group.
+    pub assigned_partitions: IntGaugeVec,
     /// Records parked in the dead-letter topic, by source topic and reason.
     pub dead_letters: IntCounterVec,
     /// Schema look-ups by the registry client, by kind and cache result.
@@ -89,6 +92,14 @@ impl KafkaMetrics {
             "Consumer-group rebalances seen by this service, by group and kind (assign, revoke, error).",
             &["group", "kind"],
         )?;
+        let assigned_partitions = IntGaugeVec::new(
+            Opts::new(
+                "mamochi_kafka_assigned_partitions",
+                "Partitions currently assigned to this process's consumer of a group, by group (updated on every assignment and revocation).",
+            ),
+            &["group"],
+        )?;
+        registry.register(Box::new(assigned_partitions.clone()))?;
         let dead_letters = counter(
             "mamochi_kafka_dead_letters_total",
             "Records parked in the dead-letter topic, by source topic and reason.",
@@ -107,6 +118,7 @@ impl KafkaMetrics {
             handle_seconds,
             consumer_lag,
             rebalances,
+            assigned_partitions,
             dead_letters,
             registry_lookups,
         })
@@ -150,12 +162,13 @@ mod tests {
         metrics.handle_seconds.with_label_values(&["sales"]).observe(0.01);
         metrics.consumer_lag.with_label_values(&["g", "sales", "0"]).set(3);
         metrics.rebalances.with_label_values(&["g", "assign"]).inc();
+        metrics.assigned_partitions.with_label_values(&["g"]).set(2);
         metrics.dead_letters.with_label_values(&["sales", "corrupt_body"]).inc();
         metrics.registry_lookups.with_label_values(&["decode", "hit"]).inc();
 
         let families = registry.gather();
 
-        assert_eq!(families.len(), 9);
+        assert_eq!(families.len(), 10);
         for family in families {
             assert!(family.name().starts_with("mamochi_"), "{}", family.name());
             assert!(!family.help().is_empty(), "{} has HELP", family.name());

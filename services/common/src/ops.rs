@@ -1,8 +1,9 @@
 //! The operational endpoints every service serves, on its own port:
 //! `/healthz` (the process is alive), `/readyz` (whatever the service set
 //! with [`Readiness::set`]; what each service waits for is in
-//! docs/architecture.md: a consumer that subscribed but has no partitions
-//! assigned yet can already be ready) and `/metrics` (Prometheus text
+//! docs/architecture.md; a service with consumers is ready only once each
+//! has received its first partition assignment, see
+//! `kafka::ready_when_assigned`) and `/metrics` (Prometheus text
 //! format, from the service's own registry).
 //!
 //! Liveness and readiness are separate on purpose: a service waiting for

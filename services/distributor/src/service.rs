@@ -145,10 +145,14 @@ impl Distributor {
         } = self;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
-        match sales.pool.get().await {
-            Ok(_) => readiness.set(true),
-            Err(error) => tracing::warn!(%error, "database not reachable yet; not ready"),
-        }
+        // Ready once the database answers and both consumers have their partitions.
+        let database = match sales.pool.get().await {
+            Ok(_) => Some(&readiness),
+            Err(error) => {
+                tracing::warn!(%error, "database not reachable yet; not ready");
+                None
+            }
+        };
         tracing::info!(max_batch, "distributor running");
         // If one consumer fails the other is stopped too, so neither is left
         // consuming alone. The relay stops only after both, so their last
@@ -169,8 +173,11 @@ impl Distributor {
             stop_relay.cancel();
             stock_result
         };
-        let (stock_result, ()) = tokio::join!(consumers, relay.run(&stop_relay));
-        readiness.set(false);
+        let (stock_result, ()) =
+            kafka::ready_when_assigned(database, &[&sales_consumer, &stock_consumer], &shutdown, async {
+                tokio::join!(consumers, relay.run(&stop_relay))
+            })
+            .await;
         server_handle.stop(true).await;
         server_task.await.context("while joining the operational server")?.context("while serving /metrics")?;
         stock_result?;

@@ -93,14 +93,19 @@ impl Notifier {
         let Self { consumer, runner, handler, server, readiness, .. } = self;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
-        // Ready once the database answers; the consumer joins its group on its own.
-        match handler.pool.get().await {
-            Ok(_) => readiness.set(true),
-            Err(error) => tracing::warn!(%error, "database not reachable yet; not ready"),
-        }
+        // Ready once the database answers and the consumer has its partitions.
+        let database = match handler.pool.get().await {
+            Ok(_) => Some(&readiness),
+            Err(error) => {
+                tracing::warn!(%error, "database not reachable yet; not ready");
+                None
+            }
+        };
         tracing::info!(group = GROUP, topic = EMAIL_REQUESTS.name(), "notifier running");
-        let consumed = runner.run::<EmailRequested, _>(&consumer, &handler, &shutdown).await;
-        readiness.set(false);
+        let consumed = kafka::ready_when_assigned(database, &[&consumer], &shutdown, async {
+            runner.run::<EmailRequested, _>(&consumer, &handler, &shutdown).await
+        })
+        .await;
         server_handle.stop(true).await;
         server_task.await.context("while joining the operational server")?.context("while serving /metrics")?;
         consumed.context("while consuming email requests")?;
