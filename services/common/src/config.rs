@@ -148,6 +148,8 @@ pub struct RateLimit {
 }
 
 /// A background service: where it serves /healthz, /readyz and /metrics.
+/// Every `*.ops_listen` port is instance 1's: `mamochi run --instance N`
+/// adds 10 × (N − 1) to it (a port of 0, any free port, stays 0).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ServiceSettings {
     pub ops_listen: String,
