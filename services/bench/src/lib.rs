@@ -17,7 +17,10 @@
 //! 5. before and after: accounting's store one sale per transaction against
 //!    batched ([`batching`]), and saturation without Idempotency-Key headers;
 //! 6. paid forms behind a backlog of standard ones ([`approval`]);
-//! 7. report.md, summary CSV tables and SVG plots to commit, and the raw
+//! 7. with the platform stopped, each consumer group draining a backlog of
+//!    its own with 1, 2 and 3 instances ([`scaling`]), and the measured lag
+//!    replayed through KEDA's scaling rule ([`keda_replay`]);
+//! 8. report.md, summary CSV tables and SVG plots to commit, and the raw
 //!    samples beside them, not committed ([`report`], [`plots`]).
 //!
 //! The figures are reported, never asserted: the bench fails only when it
@@ -29,6 +32,7 @@ pub mod burst;
 pub mod commits;
 pub mod effects;
 pub mod identity;
+pub mod keda_replay;
 pub mod lag;
 pub mod load;
 pub mod machine;
@@ -41,6 +45,9 @@ pub mod progress;
 pub mod raw_kafka;
 pub mod report;
 pub mod results;
+pub mod scaling;
+pub mod scaling_plots;
+pub mod scaling_report;
 pub mod schedule;
 pub mod scrape;
 pub mod setup;
@@ -115,8 +122,11 @@ pub async fn run(settings: &Settings, args: BenchArgs, platform: impl Platform) 
     let measured = measure(&platform_settings, &endpoints, &plan, &codec, &platform, &bars, epoch, &mut results).await;
     shutdown.cancel();
     let stopped = services.await.context("services task")?;
-    measured?;
+    let vendors = measured?;
     stopped.context("a platform service failed")?;
+    if plan.scaling_sales > 0 && !vendors.is_empty() {
+        results.scaling = Some(scale_out(&platform_settings, &plan, &codec, &vendors, &run_tag, &bars).await?);
+    }
 
     results.meta.finished_at = Some(chrono::Utc::now());
     add_notes(&plan, &mut results);
@@ -196,7 +206,58 @@ async fn raw_limits(
     Ok(())
 }
 
-/// Everything that needs the running platform.
+/// The scaling stage, after the platform's own consumers have stopped.
+async fn scale_out(
+    settings: &Settings,
+    plan: &Plan,
+    codec: &EventCodec,
+    vendors: &[uuid::Uuid],
+    run_tag: &str,
+    bars: &Bars,
+) -> anyhow::Result<results::Scaling> {
+    let pool = db::pool(&settings.database).context("while creating the database pool")?;
+    let case = scaling::Case {
+        settings,
+        codec,
+        pool: &pool,
+        vendors,
+        run_tag,
+        records: plan.scaling_sales,
+        wait: plan.scaling_wait,
+    };
+    let mut runs = Vec::new();
+    for scaled in scaling::Scaled::ALL {
+        for &instances in &plan.scaling_instances {
+            let bar = bars.stage(&format!("scaling: {} × {instances}", scaled.label()), Some(plan.scaling_sales));
+            let run = scaling::run(&case, scaled, instances, &bar).await?;
+            bar.finish(
+                run.records_per_s
+                    .map_or_else(|| "not drained".to_string(), |rate| format!("{}/s", stats::fmt_count(rate))),
+            );
+            bars.say(format!(
+                "scaling: {} × {}: {} of {} sales committed, drained in {} s ({}/s; {}/s once running), peak lag {}{}",
+                run.group,
+                run.instances,
+                run.applied,
+                run.records,
+                run.drain_s.map_or_else(|| "–".to_string(), |seconds| format!("{seconds:.2}")),
+                run.records_per_s.map_or_else(|| "–".to_string(), stats::fmt_count),
+                run.steady_per_s.map_or_else(|| "–".to_string(), stats::fmt_count),
+                run.peak_lag,
+                run.error.as_ref().map_or_else(String::new, |error| format!("; {error}"))
+            ));
+            runs.push(run);
+        }
+    }
+    Ok(results::Scaling {
+        partitions: topics::SALES.info.partitions,
+        how: "in this process: N independent copies of the service, each its own group member, producer, database pool and ops port, sharing the process's two async worker threads".to_string(),
+        runs,
+    })
+}
+
+/// Everything that needs the running platform; returns the member ids of
+/// the bench vendors (for the scaling stage, which runs after it).
 #[allow(clippy::too_many_arguments)]
 async fn measure(
     settings: &Settings,
@@ -207,7 +268,7 @@ async fn measure(
     bars: &Bars,
     epoch: Instant,
     results: &mut Results,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<uuid::Uuid>> {
     let connections = plan.connections.max(plan.saturation_connections);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
@@ -374,7 +435,7 @@ async fn measure(
         burst.peak_lag = peak(mamochi_accounting::GROUP);
         burst.distributor_peak_lag = peak(mamochi_distributor::service::SALES_GROUP);
     }
-    outcome
+    outcome.map(|()| member_ids)
 }
 
 /// How many brokers the cluster has (blocking metadata call, off the runtime).
@@ -404,6 +465,7 @@ fn add_notes(plan: &Plan, results: &mut Results) {
         ),
         "The load generator runs in the same process, on the same cores, as every service, Kafka, PostgreSQL and the SMTP sink: on a small machine it takes CPU from what it measures.".to_string(),
         format!("Consumer groups are fresh for this run (prefix per run, started at the end of their topics), so no earlier backlog is processed or counted. Raw Kafka runs write to bench topics with the sales topic's {} partitions.", results.meta.sales_partitions),
+        "Scaling runs (section 7) each use a fresh group and fresh sales; the N instances of a run are N copies of the service in the bench's process, so they share its async worker threads and the machine's cores with Kafka and PostgreSQL. Other consumers on the shared stack (other tests, other groups) are not stopped and take CPU too.".to_string(),
     ];
     results.notes.extend(notes);
     if results.meta.machine.debug_build {

@@ -67,6 +67,17 @@ pub struct BenchArgs {
     /// Longest wait for the backlog to be decided (full 600, quick 30).
     #[arg(long)]
     pub approval_wait_secs: Option<f64>,
+    /// Sales in each backlog of the scaling stage, one backlog per consumer
+    /// group and instance count (full 30000, quick 1500; 0 skips the stage).
+    #[arg(long)]
+    pub scaling_sales: Option<u64>,
+    /// Instance counts of the scaling stage, comma-separated (default 1,2,3;
+    /// more than the sales topic's partitions leaves consumers idle).
+    #[arg(long, value_delimiter = ',')]
+    pub scaling_instances: Option<Vec<usize>>,
+    /// Longest wait for one scaling run to drain its backlog (full 180, quick 30).
+    #[arg(long)]
+    pub scaling_wait_secs: Option<f64>,
     /// Send sales without an Idempotency-Key (by default each sale has one,
     /// as the vendor app sends it, which costs the gateway two more writes).
     #[arg(long)]
@@ -101,6 +112,9 @@ pub struct Plan {
     pub backlog_forms: u64,
     pub paid_forms: u64,
     pub approval_wait: Duration,
+    pub scaling_sales: u64,
+    pub scaling_instances: Vec<usize>,
+    pub scaling_wait: Duration,
     pub idempotency_keys: bool,
     pub perf_test: bool,
     pub stack: PathBuf,
@@ -142,6 +156,9 @@ impl Plan {
             backlog_forms: args.backlog_forms.unwrap_or(if quick { 500 } else { 10_000 }),
             paid_forms: args.paid_forms.unwrap_or(if quick { 3 } else { 10 }),
             approval_wait: secs(args.approval_wait_secs, 600.0, 30.0)?,
+            scaling_sales: args.scaling_sales.unwrap_or(if quick { 1_500 } else { 30_000 }),
+            scaling_instances: args.scaling_instances.clone().unwrap_or_else(|| vec![1, 2, 3]),
+            scaling_wait: secs(args.scaling_wait_secs, 180.0, 30.0)?,
             idempotency_keys: !args.no_idempotency_keys,
             perf_test: !args.skip_perf_test,
             stack: args.stack.clone(),
@@ -149,6 +166,9 @@ impl Plan {
         };
         if plan.vendors == 0 || plan.connections == 0 || plan.saturation_connections == 0 {
             anyhow::bail!("--vendors and the connection counts must be at least 1");
+        }
+        if plan.scaling_instances.is_empty() || plan.scaling_instances.contains(&0) {
+            anyhow::bail!("--scaling-instances must be counts of at least 1");
         }
         Ok(plan)
     }
@@ -174,6 +194,8 @@ mod tests {
         assert_eq!((full.vendors, full.backlog_forms), (50, 10_000));
         assert_eq!((quick.rates.len(), quick.stage), (2, Duration::from_secs(2)));
         assert_eq!((custom.rates.clone(), custom.vendors, custom.backlog_forms), (vec![10.0], 2, 500));
+        assert_eq!((quick.scaling_sales, quick.scaling_instances.clone()), (1_500, vec![1, 2, 3]));
+        assert_eq!(full.scaling_sales, 30_000);
     }
 
     #[test]
@@ -181,5 +203,6 @@ mod tests {
         assert!(Plan::from_args(&BenchArgs { rates: Some(vec![-1.0]), ..BenchArgs::default() }).is_err());
         assert!(Plan::from_args(&BenchArgs { stage_secs: Some(-2.0), ..BenchArgs::default() }).is_err());
         assert!(Plan::from_args(&BenchArgs { vendors: Some(0), ..BenchArgs::default() }).is_err());
+        assert!(Plan::from_args(&BenchArgs { scaling_instances: Some(vec![0]), ..BenchArgs::default() }).is_err());
     }
 }

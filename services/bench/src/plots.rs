@@ -1,4 +1,4 @@
-//! The report's four SVG plots, drawn with plotters' SVG backend.
+//! The report's SVG plots (the scaling ones are in [`crate::scaling_plots`]), drawn with plotters' SVG backend.
 //!
 //! plotters is built without its default features: no system font
 //! libraries are needed because the SVG backend writes text as `<text>`
@@ -19,19 +19,19 @@ use plotters::prelude::*;
 
 use crate::results::Results;
 
-const SIZE: (u32, u32) = (960, 560);
+pub(crate) const SIZE: (u32, u32) = (960, 560);
 /// Most points a time series is drawn with.
 pub const BINS: usize = 240;
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
-fn err(error: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn err(error: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("while drawing a plot: {error}")
 }
 
 /// A line with round markers, in the legend as `label`.
-fn line<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+pub(crate) fn line<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
     points: &[(f64, f64)],
     color: RGBColor,
@@ -50,7 +50,7 @@ fn line<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f6
 }
 
 /// A line without markers (for binned series of many points).
-fn trace<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+pub(crate) fn trace<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
     points: &[(f64, f64)],
     color: RGBColor,
@@ -97,7 +97,7 @@ fn log_range(values: impl Iterator<Item = f64>, floor: f64) -> (f64, f64) {
     ((low / 2.0).max(floor), (high * 2.0).max(low * 10.0))
 }
 
-fn linear_max(values: impl Iterator<Item = f64>, minimum: f64) -> f64 {
+pub(crate) fn linear_max(values: impl Iterator<Item = f64>, minimum: f64) -> f64 {
     values.filter(|value| value.is_finite()).fold(minimum, f64::max) * 1.1
 }
 
@@ -143,7 +143,7 @@ pub fn binned(points: &[(f64, f64)], bins: usize, reduce: fn(&[f64]) -> f64) -> 
 }
 
 /// The largest of sorted values.
-fn peak(sorted: &[f64]) -> f64 {
+pub(crate) fn peak(sorted: &[f64]) -> f64 {
     sorted.last().copied().unwrap_or(0.0)
 }
 
@@ -152,7 +152,7 @@ fn median(sorted: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn no_data(root: &Area<'_>, what: &str) -> anyhow::Result<()> {
+pub(crate) fn no_data(root: &Area<'_>, what: &str) -> anyhow::Result<()> {
     root.draw(&Text::new(format!("no data: {what}"), (40, 60), (FONT, 20).into_font())).map_err(err)
 }
 
@@ -398,11 +398,13 @@ type Draw = fn(&Results, &Path) -> anyhow::Result<()>;
 
 /// Writes every plot into `dir`; returns the file names.
 pub fn write_all(results: &Results, dir: &Path) -> anyhow::Result<Vec<&'static str>> {
-    let plots: [(&'static str, Draw); 4] = [
+    let plots: [(&'static str, Draw); 6] = [
         ("latency_vs_load.svg", latency_vs_load),
         ("throughput_vs_load.svg", throughput_vs_load),
         ("consumer_lag.svg", consumer_lag),
         ("approval_wait.svg", approval_wait),
+        ("scaling.svg", crate::scaling_plots::scaling),
+        ("autoscaling.svg", crate::scaling_plots::autoscaling),
     ];
     for (name, draw) in plots {
         draw(results, &dir.join(name))?;

@@ -724,6 +724,8 @@ pub fn tables(results: &Results) -> Vec<(&'static str, Table)> {
         ("approval.csv", approval(results)),
         ("approval_forms.csv", approval_forms(results)),
         ("ratios.csv", ratios(results)),
+        ("scaling.csv", crate::scaling_report::scaling_table(results)),
+        ("autoscaling.csv", crate::scaling_report::autoscaling_table(results)),
     ]
 }
 
@@ -845,6 +847,7 @@ pub fn markdown(results: &Results) -> String {
         text.push_str("Not run in this plan.\n");
     }
     let _ = writeln!(text, "\n![approval wait](approval_wait.svg)");
+    text.push_str(&crate::scaling_report::markdown(results));
 
     let _ = writeln!(text, "\n## Question 3: how latency and throughput change as more messages flow\n");
     text.push_str(&question_3(results));

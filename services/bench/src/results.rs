@@ -20,6 +20,9 @@ pub struct Results {
     pub batching: Option<BatchingRun>,
     pub lag: Vec<LagSample>,
     pub approval: Option<ApprovalRun>,
+    /// Each consumer group draining a backlog with 1, 2 and 3 instances.
+    #[serde(default)]
+    pub scaling: Option<Scaling>,
     /// Things the reader must know to read the figures right (what was
     /// interpolated, what was skipped and why).
     pub notes: Vec<String>,
@@ -255,4 +258,45 @@ pub struct FormWait {
     /// `None` while undecided (or sent to manual review, which has no decision time).
     pub wait_ms: Option<f64>,
     pub status: String,
+}
+
+/// The scaling stage: each consumer group drains a backlog of its own with
+/// 1, 2, 3… instances (see [`crate::scaling`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Scaling {
+    /// Partitions of the sales topic: no group uses more consumers than this.
+    pub partitions: i32,
+    /// How the instances ran (in this process, each its own service).
+    pub how: String,
+    pub runs: Vec<ScalingRun>,
+}
+
+/// One group with one instance count, draining one backlog.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScalingRun {
+    /// The group's short name (`accounting`, `distributor`).
+    pub group: String,
+    pub instances: usize,
+    /// Sales written while the group was stopped.
+    pub records: u64,
+    /// Of them, seen committed by the group's consumer before the wait ended.
+    pub applied: u64,
+    /// Seconds to write the backlog (before the instances started).
+    pub produce_s: f64,
+    /// Instances started → the first sale seen committed (start-up, joining
+    /// the group, the first batch).
+    pub first_commit_s: Option<f64>,
+    /// Instances started → the last sale seen committed: the lag-drain time.
+    /// `None` when not every sale was committed within the wait.
+    pub drain_s: Option<f64>,
+    /// `records / drain_s`.
+    pub records_per_s: Option<f64>,
+    /// Records over the span from the first to the last sale seen committed:
+    /// the rate once every instance works, start-up left out.
+    pub steady_per_s: Option<f64>,
+    pub peak_lag: i64,
+    /// (seconds since the instances started, the group's lag).
+    pub lag: Vec<(f64, i64)>,
+    /// Why this run measured nothing, if it did not.
+    pub error: Option<String>,
 }
