@@ -151,6 +151,11 @@ async fn an_outage_longer_than_the_poll_interval_evicts_nobody_and_applies_each_
     // Assert
     assert!(applied_all, "every record applied after the outage");
     let failures = *handler.failures.lock().expect("lock");
+    eprintln!(
+        "outage of {OUTAGE:?} under a {MAX_POLL_INTERVAL_MS} ms poll interval: {failures} failed attempts, \
+         {assigns} assignment(s), {revokes} revocation(s), {} records applied",
+        handler.applied.lock().expect("lock").values().map(Vec::len).sum::<usize>()
+    );
     assert!(failures > 5, "the handler really failed through the outage ({failures} failures)");
     assert!(joined_as.as_ref().is_some_and(|members| members.len() == 1), "one member at first: {joined_as:?}");
     assert_eq!(members_after, joined_as, "the same single member, stable, after the outage");

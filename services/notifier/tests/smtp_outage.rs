@@ -76,14 +76,22 @@ async fn with_smtp_down_then_back_every_email_is_delivered_exactly_once() {
         .spawn()
         .expect("smtp sink starts");
     let sink_pid = sink.id().expect("sink pid");
+    let relay_up = Instant::now();
 
     // Assert 2: every email sent, each exactly once, all to the private sink.
+    let mut attempts = 0;
     for request in &requests {
-        eventually(Duration::from_secs(120), "every email to be sent", || async {
+        attempts += eventually(Duration::from_secs(120), "every email to be sent", || async {
             email_row(&pool, request.message_id).await.filter(|(status, _, _)| status == "sent")
         })
-        .await;
+        .await
+        .1;
     }
+    eprintln!(
+        "{} emails sent {:.2}s after the relay process started, {attempts} attempts in all",
+        requests.len(),
+        relay_up.elapsed().as_secs_f64()
+    );
     for request in &requests {
         assert_eq!(emails_with_id(&maildir, request.message_id).len(), 1, "one .eml for {}", request.message_id);
         assert!(emails_with_id(&support::mail_dir(), request.message_id).is_empty(), "nothing on the shared sink");
@@ -159,6 +167,8 @@ async fn smtp_down_for_longer_than_the_poll_interval_evicts_no_one_and_every_ema
 
     // Act 2: the relay comes back on that port.
     let relay = TestRelay::start_on(port, &[]).await;
+    let relay_up = Instant::now();
+    let down_for = outage.elapsed();
 
     // Assert: every email delivered exactly once...
     for request in &requests {
@@ -167,6 +177,13 @@ async fn smtp_down_for_longer_than_the_poll_interval_evicts_no_one_and_every_ema
         })
         .await;
     }
+    eprintln!(
+        "SMTP down {:.1}s (max.poll.interval.ms {} ms); {} emails sent {:.2}s after the relay came back",
+        down_for.as_secs_f64(),
+        POLL_INTERVAL.as_millis(),
+        requests.len(),
+        relay_up.elapsed().as_secs_f64()
+    );
     for request in &requests {
         assert_eq!(relay.accepted_with_id(request.message_id), 1, "one message for {}", request.message_id);
     }

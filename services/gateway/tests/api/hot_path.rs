@@ -119,6 +119,12 @@ async fn over_capacity_the_gateway_answers_503_with_retry_after_at_once() {
     // Assert
     let created = answers.iter().filter(|(answer, _)| answer.status == 201).count();
     let refused: Vec<_> = answers.iter().filter(|(answer, _)| answer.status == 503).collect();
+    let slowest = refused.iter().map(|(_, took)| *took).max().unwrap_or_default();
+    eprintln!(
+        "{created} of {} sales admitted, {} refused with 503, slowest refusal {slowest:?}",
+        answers.len(),
+        refused.len()
+    );
     assert_eq!(created + refused.len(), answers.len(), "only 201 or 503: {answers:?}");
     assert!(created >= 1, "the admitted requests are served");
     assert!(!refused.is_empty(), "one slot cannot take forty requests at once");
