@@ -24,6 +24,19 @@
 //! label of their own: each instance is its own scrape target, which
 //! Prometheus labels `instance`. The gateway's public `gateway.listen` does
 //! not move: gateways scale behind a load balancer, each on its own address.
+//!
+//! Why every consumer service is correct with several instances: a partition
+//! has one owner at a time, and what a moved partition delivers again (the
+//! records after its last committed offset) is absorbed where the effect
+//! lives, in PostgreSQL — accounting and the distributor by their dedupe rows
+//! in the effect's own transaction, approval by its decision dedupe, the
+//! notifier by claiming a message id under a row lock before sending.
+//! Accounting's closer runs in every instance; they compute the same horizon
+//! and closing is idempotent ([`mamochi_accounting::horizon`]). Approval's
+//! paid lane is kept by whichever instance owns partition 0. Each instance
+//! also prunes its services' expired rows; concurrent deletes of expired rows
+//! are harmless. `tests/scaling.rs` runs accounting and the distributor
+//! 1 → 3 → 2 → 1 processes under flowing sales.
 
 use anyhow::Context;
 use futures::future::try_join_all;
