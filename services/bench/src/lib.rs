@@ -251,7 +251,7 @@ async fn scale_out(
     }
     Ok(results::Scaling {
         partitions: topics::SALES.info.partitions,
-        how: "in this process: N independent copies of the service, each its own group member, producer, database pool and ops port, sharing the process's two async worker threads".to_string(),
+        how: "in this process: N independent copies of the service, each on its own thread with its own async runtime, group member, producer, database pool and ops port".to_string(),
         runs,
     })
 }
@@ -465,7 +465,7 @@ fn add_notes(plan: &Plan, results: &mut Results) {
         ),
         "The load generator runs in the same process, on the same cores, as every service, Kafka, PostgreSQL and the SMTP sink: on a small machine it takes CPU from what it measures.".to_string(),
         format!("Consumer groups are fresh for this run (prefix per run, started at the end of their topics), so no earlier backlog is processed or counted. Raw Kafka runs write to bench topics with the sales topic's {} partitions.", results.meta.sales_partitions),
-        "Scaling runs (section 7) each use a fresh group and fresh sales; the N instances of a run are N copies of the service in the bench's process, so they share its async worker threads and the machine's cores with Kafka and PostgreSQL. Other consumers on the shared stack (other tests, other groups) are not stopped and take CPU too.".to_string(),
+        "Scaling runs (section 7) each use a fresh group and fresh sales; the N instances of a run are N copies of the service in the bench's process, each with its own async runtime, sharing the machine's cores with Kafka and PostgreSQL. Other consumers on the shared stack (other tests, other groups) are not stopped and take CPU too.".to_string(),
     ];
     results.notes.extend(notes);
     if results.meta.machine.debug_build {

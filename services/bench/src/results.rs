@@ -295,6 +295,11 @@ pub struct ScalingRun {
     /// the rate once every instance works, start-up left out.
     pub steady_per_s: Option<f64>,
     pub peak_lag: i64,
+    /// Sales whose row was already committed before the instances started:
+    /// another group on the shared stack with the same consumer name applied
+    /// them, so this run took them as duplicates (cheaper than the work).
+    #[serde(default)]
+    pub applied_elsewhere: u64,
     /// (seconds since the instances started, the group's lag).
     pub lag: Vec<(f64, i64)>,
     /// Why this run measured nothing, if it did not.

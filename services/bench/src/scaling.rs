@@ -12,17 +12,18 @@
 //! duplicate path, not the work.
 //!
 //! How N instances run: in this process, N independent copies of the
-//! service (`mamochi_accounting::run`, `mamochi_distributor::run`), each
-//! with its own Kafka consumer (its own member of the group, handed its own
-//! partitions by Kafka's rebalance), its own producer, database pool,
-//! metrics registry and operations port (port 0: the system picks one).
-//! Why not N child processes (`mamochi run accounting --instance K`): the
-//! bench is a library the `mamochi` binary drives, and a child process
-//! would have to be handed every bench override (group prefix, stock) as
-//! environment variables; on one two-core machine N processes and N
-//! in-process copies compete for the same two cores either way. What
-//! in-process shares is the async runtime's worker threads, so this is a
-//! lower bound of what separate processes on separate machines reach.
+//! service (`mamochi_accounting::run`, `mamochi_distributor::run`), each on
+//! a thread of its own with its own async runtime (as many worker threads
+//! as a process of its own would get), its own Kafka consumer (its own
+//! member of the group, handed its own partitions by Kafka's rebalance),
+//! producer, database pool, metrics registry and operations port (port 0:
+//! the system picks one). Why not N child processes (`mamochi run
+//! accounting --instance K`): the bench is a library the `mamochi` binary
+//! drives, and a child process would have to be handed every bench override
+//! (group prefix, stock) as environment variables; on one two-core machine N
+//! processes and N copies with their own runtimes compete for the same two
+//! cores either way, and what a process adds (its own allocator and address
+//! space) is not what limits a consumer here.
 //! The platform's own consumers of the bench run are stopped before this
 //! stage, so they do not take a share of the backlog.
 //!
@@ -35,7 +36,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use futures::future::BoxFuture;
 use mamochi_common::db::PgPool;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_common::{kafka, Settings};
@@ -97,21 +97,31 @@ impl Scaled {
         }
     }
 
-    /// One instance of the service, until `shutdown`.
-    fn instance(self, settings: &Settings, index: usize, shutdown: Shutdown) -> BoxFuture<'static, anyhow::Result<()>> {
+    /// One instance of the service, until `shutdown`, on a thread of its
+    /// own with its own runtime.
+    fn instance(
+        self,
+        settings: &Settings,
+        index: usize,
+        shutdown: Shutdown,
+    ) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
         let mut own = settings.clone();
         own.kafka = settings.kafka.for_service(self.label());
         own.kafka.client_id = format!("{}-{}-{index}", settings.kafka.client_id, self.label());
-        match self {
-            Scaled::Accounting => {
-                own.accounting.ops_listen = "127.0.0.1:0".to_string();
-                Box::pin(async move { mamochi_accounting::run(&own, shutdown).await })
-            }
-            Scaled::Distributor => {
-                own.distributor.ops_listen = "127.0.0.1:0".to_string();
-                Box::pin(async move { mamochi_distributor::run(&own, shutdown).await })
-            }
-        }
+        own.accounting.ops_listen = "127.0.0.1:0".to_string();
+        own.distributor.ops_listen = "127.0.0.1:0".to_string();
+        std::thread::Builder::new().name(format!("{}-{index}", self.label())).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("while building an instance's runtime")?;
+            runtime.block_on(async {
+                match self {
+                    Scaled::Accounting => mamochi_accounting::run(&own, shutdown).await,
+                    Scaled::Distributor => mamochi_distributor::run(&own, shutdown).await,
+                }
+            })
+        })
     }
 }
 
@@ -178,16 +188,22 @@ pub async fn run(case: &Case<'_>, scaled: Scaled, instances: usize, progress: &P
     progress.set_message(format!("{} × {instances} draining", scaled.label()));
     let started_at = Utc::now();
     let shutdown = Shutdown::new();
-    let tasks: Vec<_> =
-        (0..instances).map(|index| tokio::spawn(scaled.instance(&settings, index, shutdown.clone()))).collect();
+    let mut threads = Vec::with_capacity(instances);
+    let mut failure = None;
+    for index in 0..instances {
+        match scaled.instance(&settings, index, shutdown.clone()) {
+            Ok(thread) => threads.push(thread),
+            Err(error) => failure = Some(format!("an instance did not start: {error}")),
+        }
+    }
     let observed = watch.finish(case.wait).await;
     shutdown.cancel();
-    let mut failure = None;
-    for task in tasks {
-        match tokio::time::timeout(STOP_WITHIN, task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => failure = Some(format!("an instance failed: {error:#}")),
-            Ok(Err(error)) => failure = Some(format!("an instance task ended abnormally: {error}")),
+    for thread in threads {
+        let joined = tokio::time::timeout(STOP_WITHIN, tokio::task::spawn_blocking(move || thread.join())).await;
+        match joined {
+            Ok(Ok(Ok(Ok(())))) => {}
+            Ok(Ok(Ok(Err(error)))) => failure = Some(format!("an instance failed: {error:#}")),
+            Ok(Ok(Err(_))) | Ok(Err(_)) => failure = Some("an instance ended abnormally".to_string()),
             Err(_) => failure = Some(format!("an instance did not stop within {} s", STOP_WITHIN.as_secs())),
         }
     }
@@ -219,6 +235,7 @@ pub async fn run(case: &Case<'_>, scaled: Scaled, instances: usize, progress: &P
         records_per_s: drain_s.map(|seconds| produced.records as f64 / seconds.max(1e-9)),
         steady_per_s,
         peak_lag: lag.iter().map(|(_, lag)| *lag).max().unwrap_or(0),
+        applied_elsewhere: seen.values().filter(|at| **at < started_at).count() as u64,
         lag,
         error: failure,
     })

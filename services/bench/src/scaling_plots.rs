@@ -1,5 +1,5 @@
 //! The scaling plots: `scaling.svg` (throughput and drain time against
-//! instances, per consumer group) and `autoscaling.svg` (offered load, lag
+//! instances, per consumer group, and each run's lag) and `autoscaling.svg` (offered load, lag
 //! and the replicas KEDA's rule asks for, over the run). Drawn with the
 //! report's plotting helpers ([`crate::plots`]); like every plot, written
 //! with axes and a caption even when the stage did not run.
@@ -26,13 +26,14 @@ fn groups_of<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 
 /// Throughput (left) and lag-drain time (right) against instances.
 pub fn scaling(results: &Results, path: &Path) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    let root = SVGBackend::new(path, (SIZE.0, SIZE.1 + 280)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let runs: &[ScalingRun] = results.scaling.as_ref().map_or(&[], |scaling| scaling.runs.as_slice());
     let partitions = results.scaling.as_ref().map_or(results.meta.sales_partitions, |scaling| scaling.partitions);
     let groups = groups_of(runs.iter().map(|run| run.group.as_str()));
     let x_max = runs.iter().map(|run| run.instances as f64).fold(1.0, f64::max) + 0.5;
-    let (left, right) = root.split_horizontally(SIZE.0 / 2);
+    let (top, bottom) = root.split_vertically(SIZE.1);
+    let (left, right) = top.split_horizontally(SIZE.0 / 2);
     let panels: [(&str, &str, Pick, &_); 2] = [
         ("Throughput draining a backlog", "records/s (backlog ÷ drain time)", |run| run.records_per_s, &left),
         ("Lag-drain time", "seconds, instances started → last commit", |run| run.drain_s, &right),
@@ -72,10 +73,51 @@ pub fn scaling(results: &Results, path: &Path) -> anyhow::Result<()> {
             .draw()
             .map_err(err)?;
     }
+    lag_per_run(runs, &groups, &bottom)?;
     if runs.is_empty() {
         no_data(&root, "the scaling stage did not run")?;
     }
     root.present().map_err(err)
+}
+
+/// Each run's lag from the start of its instances: one colour per group,
+/// thicker with more instances.
+fn lag_per_run(runs: &[ScalingRun], groups: &[&str], area: &crate::plots::Area<'_>) -> anyhow::Result<()> {
+    let x_max = linear_max(runs.iter().flat_map(|run| run.lag.iter().map(|(t, _)| *t)), 1.0);
+    let y_max = linear_max(runs.iter().map(|run| run.peak_lag as f64), 10.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption("Each run's lag (high watermark − committed offset; offsets are committed every second)", (FONT, 16))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the run's instances started")
+        .y_desc("records behind")
+        .x_label_formatter(&axis_label)
+        .y_label_formatter(&axis_label)
+        .draw()
+        .map_err(err)?;
+    for run in runs {
+        let index = groups.iter().position(|group| *group == run.group).unwrap_or(0);
+        let style = PALETTE[index % PALETTE.len()].stroke_width(run.instances.min(4) as u32);
+        let points: Vec<(f64, f64)> = run.lag.iter().map(|(t, lag)| (*t, *lag as f64)).collect();
+        chart
+            .draw_series(LineSeries::new(points, style))
+            .map_err(err)?
+            .label(format!("{} × {}", run.group, run.instances))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
 }
 
 /// Offered load over the run, as steps: each sales stage at its offered (or,
@@ -251,6 +293,8 @@ mod tests {
                 instances,
                 records_per_s: Some(1_000.0 * instances as f64),
                 drain_s: Some(6.0 / instances as f64),
+                lag: vec![(0.0, 6_000), (3.0 / instances as f64, 0)],
+                peak_lag: 6_000,
                 ..ScalingRun::default()
             })
             .collect();
@@ -268,7 +312,8 @@ mod tests {
 
         let drawn = std::fs::read_to_string(dir.join("autoscaling.svg")).expect("written");
         assert!(drawn.contains("lagThreshold 1,000") && drawn.contains("fast what-if"));
-        assert!(std::fs::read_to_string(dir.join("scaling.svg")).expect("written").contains("6 partitions"));
+        let drawn = std::fs::read_to_string(dir.join("scaling.svg")).expect("written");
+        assert!(drawn.contains("6 partitions") && drawn.contains("accounting × 3"));
         for name in ["empty-scaling.svg", "empty-autoscaling.svg"] {
             assert!(std::fs::read_to_string(dir.join(name)).expect("written").contains("no data"), "{name}");
         }

@@ -111,10 +111,23 @@ pub fn scaling_table(results: &Results) -> Table {
             rate(run.steady_per_s),
             seconds(run.first_commit_s),
             fmt_count(run.peak_lag as f64),
-            run.error.clone().unwrap_or_default(),
+            note(run),
         ]);
     }
     table
+}
+
+/// What a reader must know about one run's figures.
+fn note(run: &ScalingRun) -> String {
+    let mut notes = Vec::new();
+    if run.applied_elsewhere > 0 {
+        notes.push(format!(
+            "{} sales were applied by another group before this run started (duplicates here)",
+            fmt_count(run.applied_elsewhere as f64)
+        ));
+    }
+    notes.extend(run.error.clone());
+    notes.join("; ")
 }
 
 /// autoscaling.csv: per group and timing, what the replayed rule did.
