@@ -1,5 +1,6 @@
 //! The guild's rules that several services apply, in one home: the RUT and
-//! its modulo-11 check digit, pesos as Chileans write them, the average
+//! its modulo-11 check digit, the cart plate, the phone number and the comuna
+//! (each with its normal form), pesos as Chileans write them, the average
 //! ticket, SHA-256 digests of secrets and the guild's week (ISO weeks in
 //! America/Santiago).
 //!
@@ -7,7 +8,10 @@
 //! approval service, accounting, the benchmark, the demo and the tests all
 //! compute the same answer from the same input.
 
+pub mod comuna;
 pub mod digest;
 pub mod money;
+pub mod phone;
+pub mod plate;
 pub mod rut;
 pub mod week;

@@ -49,6 +49,8 @@ pub fn unique_rut() -> String {
 pub fn form(paid: bool) -> RegistrationSubmitted {
     let id = Uuid::new_v4();
     let tag = id.simple().to_string();
+    // The low 64 bits of a random id: enough to keep test forms apart.
+    let seed = id.as_u64_pair().1;
     let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now");
     RegistrationSubmitted {
         registration_id: id,
@@ -56,26 +58,14 @@ pub fn form(paid: bool) -> RegistrationSubmitted {
         full_name: "Rosa Pérez Soto".into(),
         rut: unique_rut(),
         email: format!("rosa.{}@example.cl", &tag[..12]),
-        phone: format!("+569{}", (id.as_u128() % 100_000_000) + 10_000_000),
+        phone: mamochi_rules::phone::mobile(seed),
         comuna: "Ñuñoa".into(),
-        cart_plate: plate(id.as_u128()),
+        // 10 million plates, so test forms rarely share a cart.
+        cart_plate: mamochi_rules::plate::current(seed),
         paid,
         payment_reference: paid.then(|| "TX-0001".to_string()),
         tracking_token_sha256: "ab".repeat(32),
     }
-}
-
-/// A current-format plate (four consonants, two digits) drawn from `seed`:
-/// 10 million combinations, so test forms rarely share a cart.
-fn plate(seed: u128) -> String {
-    const CONSONANTS: &[u8] = b"BCDFGHJKLPRSTVWXYZ";
-    let mut rest = seed;
-    let mut plate = String::new();
-    for _ in 0..4 {
-        plate.push(CONSONANTS[(rest % 18) as usize] as char);
-        rest /= 18;
-    }
-    format!("{plate}{:02}", rest % 100)
 }
 
 /// Writes a form where the gateway would: paid ones on the paid partition.
