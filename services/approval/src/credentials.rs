@@ -3,4 +3,4 @@
 //! gateway (which rotates and re-issues keys), so every key is made and
 //! delivered the same way; this module names what approval uses of it.
 
-pub use mamochi_events::credentials::{generate, sha256_hex, NewApiKey, RandomError, PREFIX};
+pub use mamochi_events::credentials::{generate, NewApiKey, RandomError, PREFIX};

@@ -12,9 +12,9 @@ use std::pin::Pin;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest};
+use mamochi_rules::digest::sha256_hex;
 use uuid::Uuid;
 
-use crate::domain::secret;
 use crate::errors::ApiError;
 use crate::views::{KeyDirectory, StaffDirectory};
 
@@ -55,7 +55,7 @@ impl FromRequest for Vendor {
             let keys = keys.ok_or_else(ApiError::internal)?;
             // The key is 256 random bits: an exact lookup by its digest is
             // safe, and the clear key is never stored or logged.
-            match keys.vendor(&secret::sha256_hex(&key)).await {
+            match keys.vendor(&sha256_hex(&key)).await {
                 Ok(Some(vendor_id)) => Ok(Vendor { vendor_id }),
                 Ok(None) => Err(unauthorized("the API key is not valid")),
                 Err(error) => {
@@ -79,7 +79,7 @@ impl FromRequest for Staff {
             let staff = staff.ok_or_else(ApiError::internal)?;
             // Tokens are 256 random bits, like vendor keys: an exact lookup
             // by digest is safe, and the clear token is never stored.
-            match staff.name(&secret::sha256_hex(&token)).await {
+            match staff.name(&sha256_hex(&token)).await {
                 Ok(Some(name)) => Ok(Staff { name }),
                 Ok(None) => Err(unauthorized("the staff token is not valid")),
                 Err(error) => {

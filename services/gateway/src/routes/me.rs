@@ -24,6 +24,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_events::credentials::{self, NewApiKey, RandomError};
+use mamochi_rules::digest::sha256_hex;
 use mamochi_rules::money::average_ticket;
 use serde_json::json;
 use uuid::Uuid;
@@ -106,7 +107,7 @@ pub async fn rotate_key(
 ) -> Result<HttpResponse, RotateError> {
     // The extractor accepted this very credential, so it is present.
     let old_key = auth::bearer(&request).ok_or(RotateError::AlreadyRotated)?;
-    let old_sha256 = credentials::sha256_hex(&old_key);
+    let old_sha256 = sha256_hex(&old_key);
     let idempotency_key = match request.headers().get(IDEMPOTENCY_HEADER) {
         None => None,
         Some(value) => Some(

@@ -18,6 +18,7 @@ use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_events::publish::PublishError;
 use mamochi_events::{topics, RegistrationKey, RegistrationSubmitted};
+use mamochi_rules::digest::sha256_hex;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -123,7 +124,7 @@ pub async fn submit(
         cart_plate: form.cart_plate.as_str().to_string(),
         paid: form.paid(),
         payment_reference: form.payment_reference.as_ref().map(|r| r.as_str().to_string()),
-        tracking_token_sha256: secret::sha256_hex(&token),
+        tracking_token_sha256: sha256_hex(&token),
     };
     let partition = lane::partition(event.paid, registration_id, topics::REGISTRATIONS.info.partitions);
     let span = tracing::Span::current();

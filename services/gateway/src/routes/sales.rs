@@ -32,6 +32,7 @@ use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_events::publish::PublishError;
 use mamochi_events::{topics, SaleRecorded, VendorKey};
+use mamochi_rules::digest::sha256_hex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -41,7 +42,7 @@ use crate::admission::Admitted;
 use crate::api_response_error;
 use crate::auth::Vendor;
 use crate::body::{FieldError, JsonObject};
-use crate::domain::{secret, IdempotencyKey, NewSale, PaymentMethod};
+use crate::domain::{IdempotencyKey, NewSale, PaymentMethod};
 use crate::errors::{ApiError, ToApiError};
 use crate::store::sale_requests::{self, Claim, ClaimBook, NewClaim, DONE};
 use crate::store::StoreError;
@@ -151,7 +152,7 @@ fn request_digest(sale: &NewSale) -> String {
         "payment_method": sale.payment_method.as_str(),
         "occurred_at": sale.occurred_at.map(|t| t.timestamp_millis()),
     });
-    secret::sha256_hex(&canonical.to_string())
+    sha256_hex(&canonical.to_string())
 }
 
 /// `POST /v1/sales`.

@@ -14,6 +14,7 @@ use mamochi_events::topics::{self, Topic};
 use mamochi_events::{AvroSchemaSource, CartStockLevel, VendorKey};
 use mamochi_gateway::store::staff;
 use mamochi_gateway::Application;
+use mamochi_rules::digest::sha256_hex;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::de::DeserializeOwned;
@@ -248,8 +249,6 @@ pub struct TestVendor {
     pub api_key: String,
     pub email: String,
 }
-
-pub use mamochi_rules::digest::sha256_hex;
 
 /// A RUT with a valid check digit, different between calls and runs.
 pub fn unique_rut() -> String {

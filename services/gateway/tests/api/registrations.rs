@@ -7,7 +7,9 @@ use mamochi_events::{topics, RegistrationKey, RegistrationSubmitted};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{form, sha256_hex, spawn_app, Tail};
+use mamochi_rules::digest::sha256_hex;
+
+use crate::helpers::{form, spawn_app, Tail};
 
 #[tokio::test]
 async fn a_paid_form_lands_on_the_paid_partition_normalised_with_only_the_token_hash() {

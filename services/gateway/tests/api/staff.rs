@@ -9,7 +9,9 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use mamochi_gateway::store::staff::{self, AddError};
 
-use crate::helpers::{add_staff, sha256_hex, spawn_app};
+use mamochi_rules::digest::sha256_hex;
+
+use crate::helpers::{add_staff, spawn_app};
 
 #[tokio::test]
 async fn a_revoked_staff_token_is_refused_within_the_bound_and_stays_refused() {
