@@ -213,6 +213,11 @@ pub struct RegistrySettings {
     pub url: String,
     /// Address the registry server binds to.
     pub listen: String,
+    /// Base URL other registry instances forward writes to when this one is
+    /// the elected writer; unset, `http://` plus the bound address (set it
+    /// when binding `0.0.0.0` or behind a proxy).
+    #[serde(default)]
+    pub advertised_url: Option<String>,
     /// Compacted topic holding the registry's state (Confluent's `kafkastore.topic`).
     pub topic: String,
     /// Who may call our registry server, each `user:password`; empty (the

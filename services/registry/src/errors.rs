@@ -60,6 +60,13 @@ pub enum ApiError {
     Store(#[source] anyhow::Error),
     #[error("Write to the Kafka store timed out")]
     Timeout,
+    /// A write while no instance is known to be the writer (an election is
+    /// under way), or to an instance that was just deposed. Clients retry.
+    #[error("Leader not known")]
+    NoWriter,
+    /// The writer could not be reached or did not answer. Clients retry.
+    #[error("Error while forwarding the request to the leader")]
+    Forwarding(#[source] anyhow::Error),
 }
 
 /// Confluent's error body.
@@ -93,6 +100,8 @@ impl ApiError {
             Self::Unauthorized => 401,
             Self::Store(_) => 50001,
             Self::Timeout => 50002,
+            Self::Forwarding(_) => 50003,
+            Self::NoWriter => 50004,
         }
     }
 }
@@ -101,6 +110,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         // Confluent's five-digit codes start with their HTTP status (40401 is a
         // 404); three-digit codes are the status itself.
+        // Confluent answers these two with 500; 503 with `Retry-After` makes
+        // clients (Confluent's among them) retry until a writer is elected.
+        if matches!(self, Self::NoWriter | Self::Forwarding(_)) {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         let code = self.error_code();
         let status = if code >= 10_000 { code / 100 } else { code };
         u16::try_from(status)
@@ -110,8 +124,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Store(cause) = self {
-            tracing::error!(error = format!("{cause:#}"), "backend store failure");
+        match self {
+            Self::Store(cause) => tracing::error!(error = format!("{cause:#}"), "backend store failure"),
+            Self::Forwarding(cause) => tracing::warn!(error = format!("{cause:#}"), "could not forward a write"),
+            _ => {}
         }
         let message = self.to_string();
         let mut response = HttpResponse::build(self.status_code());
@@ -121,6 +137,9 @@ impl ResponseError for ApiError {
             }
             Self::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, crate::auth::CHALLENGE));
+            }
+            Self::NoWriter | Self::Forwarding(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}
         }
@@ -145,6 +164,9 @@ mod tests {
         assert_eq!(ApiError::NotAcceptable.status_code(), StatusCode::NOT_ACCEPTABLE);
         assert_eq!(ApiError::Unauthorized.status_code(), StatusCode::UNAUTHORIZED);
         assert_eq!(ApiError::Timeout.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ApiError::NoWriter.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ApiError::NoWriter.error_code(), 50004);
+        assert_eq!(ApiError::Forwarding(anyhow::anyhow!("x")).status_code(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(ApiError::Store(anyhow::anyhow!("x")).status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 

@@ -6,15 +6,19 @@
 //! Layers, each in its own module: [`kafka_log`] (the topic's records),
 //! [`store`] (the state those records build, and the records each request
 //! must write), [`compatibility`] and [`schema`] (Avro rules), [`kafka_store`]
-//! (the topic as a store with read-your-writes), `routes` (HTTP) and
+//! (the topic as a store with read-your-writes, written by one fenced
+//! writer), [`election`] (which instance is that writer), `routes` (HTTP) and
 //! [`startup`] (the running service), with [`auth`] (HTTP basic auth),
-//! [`negotiation`] (media types) and [`metrics`] as middleware, and the
-//! operational endpoints beside the API. See [`kafka_store`] for how several instances
-//! behave, and `docs/registry.md` for the whole picture.
+//! [`forward`] (writes go to the writer), [`negotiation`] (media types) and
+//! [`metrics`] as middleware, and the operational endpoints beside the API.
+//! See [`kafka_store`] and [`election`] for how several instances behave, and
+//! `docs/registry.md` for the whole picture.
 
 pub mod auth;
 pub mod compatibility;
+pub mod election;
 pub mod errors;
+pub mod forward;
 pub mod kafka_log;
 pub mod kafka_store;
 pub mod metrics;

@@ -34,6 +34,8 @@ pub struct StateCounts {
     pub schemas: usize,
     /// Subjects with at least one version that is not soft-deleted.
     pub subjects: usize,
+    /// This instance is the elected writer (see [`crate::election`]).
+    pub writer: bool,
 }
 
 /// Counters and histograms the middleware updates, and the registry that
@@ -77,6 +79,7 @@ impl Metrics {
 struct StateGauges {
     schemas: IntGauge,
     subjects: IntGauge,
+    writer: IntGauge,
     counts: Box<dyn Fn() -> StateCounts + Send + Sync>,
 }
 
@@ -88,20 +91,25 @@ impl StateGauges {
         )?;
         let subjects =
             IntGauge::new("mamochi_registry_subjects", "Subjects with at least one version that is not soft-deleted.")?;
-        Ok(Self { schemas, subjects, counts: Box::new(counts) })
+        let writer = IntGauge::new(
+            "mamochi_registry_is_writer",
+            "1 while this registry instance is the elected writer, 0 while it forwards writes.",
+        )?;
+        Ok(Self { schemas, subjects, writer, counts: Box::new(counts) })
     }
 }
 
 impl Collector for StateGauges {
     fn desc(&self) -> Vec<&Desc> {
-        self.schemas.desc().into_iter().chain(self.subjects.desc()).collect()
+        self.schemas.desc().into_iter().chain(self.subjects.desc()).chain(self.writer.desc()).collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         let counts = (self.counts)();
         self.schemas.set(i64::try_from(counts.schemas).unwrap_or(i64::MAX));
         self.subjects.set(i64::try_from(counts.subjects).unwrap_or(i64::MAX));
-        self.schemas.collect().into_iter().chain(self.subjects.collect()).collect()
+        self.writer.set(i64::from(counts.writer));
+        self.schemas.collect().into_iter().chain(self.subjects.collect()).chain(self.writer.collect()).collect()
     }
 }
 
@@ -172,7 +180,7 @@ mod tests {
     #[test]
     fn state_gauges_are_exported_with_help_and_follow_the_state() {
         let empty = Metrics::new(StateCounts::default).expect("metrics");
-        let busy = Metrics::new(|| StateCounts { schemas: 3, subjects: 2 }).expect("metrics");
+        let busy = Metrics::new(|| StateCounts { schemas: 3, subjects: 2, writer: true }).expect("metrics");
 
         let empty = exported(&empty);
         let busy = exported(&busy);
@@ -183,6 +191,8 @@ mod tests {
         assert!(empty.contains("\nmamochi_registry_subjects 0\n"), "{empty}");
         assert!(busy.contains("\nmamochi_registry_schemas 3\n"), "{busy}");
         assert!(busy.contains("\nmamochi_registry_subjects 2\n"), "{busy}");
+        assert!(empty.contains("\nmamochi_registry_is_writer 0\n"), "{empty}");
+        assert!(busy.contains("\nmamochi_registry_is_writer 1\n"), "{busy}");
         assert!(!empty.contains("mamochi_registry_http_requests_total{"), "no labelled series before any request");
     }
 }

@@ -4,8 +4,10 @@
 //! Guarantees: once [`Application::build`] returns, the port is bound and the
 //! state holds everything the topic held, so the first request is answered
 //! from complete state and `/readyz` says ready. [`Application::run_until_stopped`]
-//! lowers readiness, finishes in-flight requests, then stops the log reader,
-//! then returns. `/healthz`, `/readyz` and `/metrics` are served on the API's
+//! lowers readiness, finishes in-flight requests, then leaves the writer
+//! election (stepping down if it was the writer) and stops the log reader,
+//! then returns. Reads are served from the start; writes wait for the
+//! election (see [`crate::forward`]). `/healthz`, `/readyz` and `/metrics` are served on the API's
 //! own port, and every request (those three included) is counted by route.
 //! With `registry.basic_auth_users` set, every API request needs one of those
 //! users' credentials (see [`crate::auth`]).
@@ -22,6 +24,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::{self, BasicAuth};
+use crate::election::{ElectionNames, Membership};
+use crate::forward::{self, Forwarder};
 use crate::kafka_store::KafkaStore;
 use crate::metrics::{self, Metrics, StateCounts};
 use crate::{negotiation, routes};
@@ -31,9 +35,10 @@ pub struct Application {
     port: u16,
     server: Server,
     readiness: Readiness,
-    reader: JoinHandle<()>,
-    /// Stops the log reader when the application stops or is dropped unrun.
-    reader_stop: DropGuard,
+    /// The log reader, the election membership and the writer's term.
+    tasks: Vec<JoinHandle<()>>,
+    /// Stops those tasks when the application stops or is dropped unrun.
+    tasks_stop: DropGuard,
 }
 
 impl std::fmt::Debug for Application {
@@ -49,14 +54,25 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let listen = &settings.registry.listen;
         let listener = TcpListener::bind(listen).with_context(|| format!("while binding {listen}"))?;
-        let port = listener.local_addr().context("while reading the bound address")?.port();
+        let bound = listener.local_addr().context("while reading the bound address")?;
+        let port = bound.port();
+        let own_url = settings.registry.advertised_url.clone().unwrap_or_else(|| format!("http://{bound}"));
 
-        let reader_stop = CancellationToken::new();
-        let (store, reader) = KafkaStore::open(settings, reader_stop.clone()).await?;
+        let tasks_stop = CancellationToken::new();
+        let (store, reader) = KafkaStore::open(settings, own_url.clone(), tasks_stop.clone()).await?;
         let store = web::Data::new(store);
+        let names = ElectionNames::new(settings);
+        let membership = Membership::join(settings, &names, tasks_stop.clone())
+            .with_context(|| format!("while joining the registry writer election ({})", names.group))?;
+        let term = tokio::spawn(store.clone().into_inner().serve_term(membership.holds, tasks_stop.clone()));
         let counted = store.clone();
         let metrics = Metrics::new(move || {
-            counted.read(|state| StateCounts { schemas: state.schema_count(), subjects: state.subjects(false).len() })
+            let writer = counted.is_writer();
+            counted.read(|state| StateCounts {
+                schemas: state.schema_count(),
+                subjects: state.subjects(false).len(),
+                writer,
+            })
         })
         .context("while registering metrics")?;
         // The state is complete from here on (see `KafkaStore::open`).
@@ -65,19 +81,24 @@ impl Application {
         let ops = Ops { service: "registry", readiness: readiness.clone(), registry: metrics.registry.clone() };
         let metrics = web::Data::new(metrics);
         let auth = web::Data::new(BasicAuth::new(&settings.registry.basic_auth_users)?);
+        let forwarder = web::Data::new(Forwarder::new()?);
         if auth.is_on() {
             tracing::info!("HTTP basic auth is on");
         }
 
         let server = HttpServer::new(move || {
             // The last `wrap` runs first: every request is counted, then
-            // authenticated, then negotiated (a 401 comes before a 406, as in
-            // Confluent, whose security handler runs before Jersey).
+            // authenticated, then forwarded to the writer if it is a write and
+            // this instance is not the writer, then negotiated (a 401 comes
+            // before a 406, as in Confluent, whose security handler runs
+            // before Jersey; the writer negotiates forwarded requests).
             App::new()
                 .wrap(from_fn(negotiation::negotiate_content_type))
+                .wrap(from_fn(forward::forward_writes))
                 .wrap(from_fn(auth::require))
                 .wrap(from_fn(metrics::record))
                 .app_data(auth.clone())
+                .app_data(forwarder.clone())
                 .app_data(metrics.clone())
                 .app_data(store.clone())
                 .configure(ops::configure(ops.clone()))
@@ -92,8 +113,9 @@ impl Application {
         .listen(listener)
         .context("while starting the HTTP server")?
         .run();
-        tracing::info!(port, topic = %settings.registry.topic, "schema registry ready");
-        Ok(Self { port, server, readiness, reader, reader_stop: reader_stop.drop_guard() })
+        tracing::info!(port, topic = %settings.registry.topic, url = %own_url, "schema registry ready");
+        let tasks = vec![term, membership.task, reader];
+        Ok(Self { port, server, readiness, tasks, tasks_stop: tasks_stop.drop_guard() })
     }
 
     /// The port actually bound.
@@ -103,7 +125,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { server, readiness, reader, reader_stop, .. } = self;
+        let Self { server, readiness, tasks, tasks_stop, .. } = self;
         let handle = server.handle();
         let mut server = std::pin::pin!(server);
         tokio::select! {
@@ -118,9 +140,11 @@ impl Application {
                 stopped.context("while stopping the HTTP server")?;
             }
         }
-        tracing::debug!("HTTP server stopped; stopping the log reader");
-        drop(reader_stop);
-        reader.await.context("while stopping the log reader")?;
+        tracing::debug!("HTTP server stopped; leaving the election and stopping the log reader");
+        drop(tasks_stop);
+        for task in tasks {
+            task.await.context("while stopping the registry's background tasks")?;
+        }
         Ok(())
     }
 }

@@ -145,11 +145,14 @@ impl TestApp {
     }
 }
 
-/// Deletes a test topic, so test runs leave nothing behind in Kafka.
+/// Deletes a test's state topic and its election topic, so test runs leave
+/// nothing behind in Kafka.
 pub async fn delete_topic(topic: &str) {
-    let admin = mamochi_common::kafka::admin(&settings(topic).kafka).expect("admin");
+    let settings = settings(topic);
+    let election = mamochi_registry::election::ElectionNames::new(&settings).topic;
+    let admin = mamochi_common::kafka::admin(&settings.kafka).expect("admin");
     let options = rdkafka::admin::AdminOptions::new();
-    let results = admin.delete_topics(&[topic], &options).await.expect("delete request");
+    let results = admin.delete_topics(&[topic, &election], &options).await.expect("delete request");
     for result in results {
         result.expect("topic deleted");
     }

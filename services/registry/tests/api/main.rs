@@ -13,3 +13,4 @@ mod metrics;
 mod restart;
 mod schemas;
 mod subjects;
+mod two_instances;
