@@ -212,7 +212,7 @@ pub fn autoscaling(results: &Results, path: &Path) -> anyhow::Result<()> {
 
     let replicas_max = replays.iter().map(|replay| f64::from(replay.policy.ceiling())).fold(1.0, f64::max) + 0.5;
     let mut chart = ChartBuilder::on(&panels[2])
-        .caption("Replicas KEDA's Kafka scaler rule asks for (solid: default timing; thin: fast what-if)", (FONT, 16))
+        .caption("Replicas KEDA's Kafka scaler rule asks for (bold: deploy/k8s timing; thin: fast what-if)", (FONT, 16))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(80)
@@ -236,9 +236,13 @@ pub fn autoscaling(results: &Results, path: &Path) -> anyhow::Result<()> {
         if let Some(last) = replay.steps.last() {
             points.push((last.t_s, f64::from(last.replicas)));
         }
-        let default_timing = replay.policy.polling_interval_s == crate::keda_replay::DEFAULT_POLLING_S;
+        // deploy/k8s's timing bold, the fast what-if thin; KEDA's defaults
+        // differ from deploy/k8s's only by the poll and stay in the table.
+        if replay.timing != scaling_report::DEPLOYED && replay.timing != scaling_report::FAST {
+            continue;
+        }
         let base = color(&replay.group);
-        let (style, label) = if default_timing {
+        let (style, label) = if replay.timing == scaling_report::DEPLOYED {
             (
                 base.stroke_width(3),
                 format!(
@@ -311,7 +315,7 @@ mod tests {
         autoscaling(&Results::default(), &dir.join("empty-autoscaling.svg")).expect("empty autoscaling drawn");
 
         let drawn = std::fs::read_to_string(dir.join("autoscaling.svg")).expect("written");
-        assert!(drawn.contains("lagThreshold 1,000") && drawn.contains("fast what-if"));
+        assert!(drawn.contains("lagThreshold 27,000") && drawn.contains("fast what-if"));
         let drawn = std::fs::read_to_string(dir.join("scaling.svg")).expect("written");
         assert!(drawn.contains("6 partitions") && drawn.contains("accounting × 3"));
         for name in ["empty-scaling.svg", "empty-autoscaling.svg"] {

@@ -12,17 +12,23 @@ use crate::scaling;
 use crate::stats::fmt_count;
 use crate::table::Table;
 
-/// The timings the replay is run with: KEDA's and the HPA's documented
-/// defaults, and a fast what-if that shows the rule's shape on a run of a
-/// few minutes (the defaults hold any scale-up for five minutes).
-pub const TIMINGS: [(&str, f64, f64); 2] = [
+/// The timings the replay is run with: deploy/k8s's (poll 15 s, the HPA's
+/// default scale-down window), KEDA's and the HPA's documented defaults,
+/// and a fast what-if that shows the rule's shape on a run of a few minutes
+/// (the real window holds any scale-up for five minutes).
+pub const TIMINGS: [(&str, f64, f64); 3] = [
+    (DEPLOYED, keda_replay::DEPLOYED_POLLING_S, keda_replay::DEFAULT_SCALE_DOWN_WINDOW_S),
     (
-        "defaults: poll 30 s, scale-down window 300 s",
+        "KEDA defaults: poll 30 s, window 300 s",
         keda_replay::DEFAULT_POLLING_S,
         keda_replay::DEFAULT_SCALE_DOWN_WINDOW_S,
     ),
-    ("fast what-if: poll 5 s, scale-down window 30 s", 5.0, 30.0),
+    (FAST, 5.0, 30.0),
 ];
+/// The timing of deploy/k8s's ScaledObjects.
+pub const DEPLOYED: &str = "deploy/k8s: poll 15 s, window 300 s";
+/// The what-if timing.
+pub const FAST: &str = "fast what-if: poll 5 s, window 30 s";
 
 /// One group's lag replayed under one timing.
 #[derive(Debug, Clone)]
@@ -187,7 +193,7 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(text, "\n## 8. Autoscaling: this run's lag through KEDA's scaling rule\n");
     let _ = writeln!(
         text,
-        "The lag series of section 5 replayed through KEDA's Kafka scaler as the HPA applies it: replicas = ceil(total lag ÷ lagThreshold), at most the topic's partitions and maxReplicaCount, at least minReplicaCount, read every pollingInterval; a scale-up is immediate (at most ×2 or +4 per step), a scale-down waits for the highest recommendation of the stabilization window to fall; within 10 % of the target nothing changes. The replay is open loop: the lag was measured with one instance per group, so it shows what KEDA would have asked for, not how the extra replicas would have shortened the backlog (section 7 measures that). 'vs fixed at peak' compares the replica-seconds used with a fleet sized for the peak the whole time.\n"
+        "The lag series of section 5 replayed through KEDA's Kafka scaler as the HPA applies it: replicas = ceil(total lag ÷ lagThreshold), at most the topic's partitions and maxReplicaCount, at least minReplicaCount, read every pollingInterval; a scale-up is immediate (at most ×2 or +4 per step), a scale-down waits for the highest recommendation of the stabilization window to fall; within 10 % of the target nothing changes. The replay is open loop: the lag was measured with one instance per group, so it shows what KEDA would have asked for, not how the extra replicas would have shortened the backlog (section 7 measures that). 'vs fixed at peak' compares the replica-seconds used with a fleet sized for the peak the whole time. The thresholds are deploy/k8s's (docs/kubernetes.md): two seconds of one consumer's drain rate in the committed release-build report, the notifier's assumed.\n"
     );
     let mut thresholds = Table::new(["group", "lagThreshold", "minReplicaCount", "maxReplicaCount", "partitions"]);
     for row in keda_replay::THRESHOLDS {
@@ -224,7 +230,7 @@ mod tests {
     fn groups_with_a_threshold_are_replayed_under_every_timing() {
         let mut results = Results::default();
         for t in 0..120 {
-            let lag = if (20..40).contains(&t) { 4_000 } else { 0 };
+            let lag = if (20..40).contains(&t) { 100_000 } else { 0 };
             results.lag.push(sample(f64::from(t), "accounting", lag));
             results.lag.push(sample(f64::from(t), "unknown-group", lag));
         }
@@ -232,11 +238,11 @@ mod tests {
         let replays = replays(&results);
 
         assert_eq!(replays.len(), TIMINGS.len(), "one group with a threshold, every timing");
-        let fast = replays.iter().find(|replay| replay.policy.polling_interval_s == 5.0).expect("fast");
-        assert_eq!(fast.peak_replicas(), 4, "ceil(4,000 / 1,000)");
+        let fast = replays.iter().find(|replay| replay.timing == FAST).expect("fast");
+        assert_eq!(fast.peak_replicas(), 4, "ceil(100,000 / 27,000)");
         let table = autoscaling_table(&results);
-        assert_eq!(table.rows.len(), 2);
-        assert_eq!(table.rows[1][5], "4");
+        assert_eq!(table.rows.len(), TIMINGS.len());
+        assert!(table.rows.iter().all(|row| row[5] == "4"), "every timing reaches 4 during 20 s of lag: {table:?}");
     }
 
     #[test]
