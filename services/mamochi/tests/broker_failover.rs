@@ -110,6 +110,12 @@ async fn killing_a_partition_leader_loses_no_acknowledged_record() {
     for value in consumed {
         *counts.entry(value).or_default() += 1;
     }
+    eprintln!(
+        "consumed {} distinct records: {} acknowledged ones missing, {} read more than once",
+        counts.len(),
+        acked.iter().filter(|value| !counts.contains_key(value)).count(),
+        counts.values().filter(|&&count| count > 1).count()
+    );
     let lost: Vec<_> = acked.iter().filter(|value| !counts.contains_key(value)).take(10).collect();
     assert!(lost.is_empty(), "acknowledged records lost, e.g. {lost:?}");
     let duplicated: Vec<_> = counts.iter().filter(|(_, &count)| count > 1).take(10).collect();

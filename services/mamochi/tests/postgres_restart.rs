@@ -272,6 +272,7 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
     // Act: sales at a steady pace; a fifth of the way in, PostgreSQL stops
     // (fast: sessions are terminated), stays down, and starts again.
     let mut restarted_pid = None;
+    let mut back_at = None;
     for (index, sale) in sales.iter().enumerate() {
         if index == STOP_AFTER_SALES {
             pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"]);
@@ -279,6 +280,7 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
             tokio::time::sleep(DOWN_FOR).await;
             // Also points `stack status` and `stack down` at the new postmaster.
             restarted_pid = Some(start_postgres(port));
+            back_at = Some(tokio::time::Instant::now());
             assert!(stopped, "PostgreSQL was down");
         }
         let (key, value) =
@@ -290,6 +292,7 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
             .expect("sale acknowledged");
         tokio::time::sleep(SALE_EVERY).await;
     }
+    let stream_ended = tokio::time::Instant::now();
     let sale_ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
     let mut expected: HashMap<Uuid, (i64, i64)> = HashMap::new();
     let mut sold: HashMap<Uuid, i32> = HashMap::new();
@@ -311,6 +314,16 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
         }
         assert!(tokio::time::Instant::now() < deadline, "timed out: every sale counted and applied");
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let Some(back_at) = back_at {
+        eprintln!(
+            "PostgreSQL down {}s; all {} sales counted and applied {:.1}s after it was back, {:.1}s after the last \
+             sale was acknowledged (polled every 0.5s)",
+            DOWN_FOR.as_secs(),
+            sales.len(),
+            back_at.elapsed().as_secs_f64(),
+            stream_ended.elapsed().as_secs_f64()
+        );
     }
     let running = restore.children.iter_mut().all(|child| child.try_wait().is_ok_and(|status| status.is_none()));
     let mut conn = pool.get().await.expect("connection");
