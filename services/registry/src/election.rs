@@ -102,7 +102,8 @@ impl ClientContext for ElectionContext {}
 impl ConsumerContext for ElectionContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         // A loss is reported before the partition is released, so this instance
-        // stops writing before another can be given the partition.
+        // stops taking writes as early as it can; a write already under way
+        // when a successor takes office is stopped by fencing, not by this.
         if let Rebalance::Revoke(partitions) = rebalance {
             if self.names_partition(partitions) {
                 tracing::info!(topic = %self.topic, "lost the registry writer's partition");
