@@ -59,6 +59,8 @@ impl Application {
         let own_url = settings.registry.advertised_url.clone().unwrap_or_else(|| format!("http://{bound}"));
 
         let tasks_stop = CancellationToken::new();
+        // Armed now, so an error below also stops the tasks already started.
+        let tasks_guard = tasks_stop.clone().drop_guard();
         let (store, reader) = KafkaStore::open(settings, own_url.clone(), tasks_stop.clone()).await?;
         let store = web::Data::new(store);
         let names = ElectionNames::new(settings);
@@ -115,7 +117,7 @@ impl Application {
         .run();
         tracing::info!(port, topic = %settings.registry.topic, url = %own_url, "schema registry ready");
         let tasks = vec![term, membership.task, reader];
-        Ok(Self { port, server, readiness, tasks, tasks_stop: tasks_stop.drop_guard() })
+        Ok(Self { port, server, readiness, tasks, tasks_stop: tasks_guard })
     }
 
     /// The port actually bound.
