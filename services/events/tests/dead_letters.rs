@@ -2,7 +2,7 @@
 //! and where they came from, bytes untouched; the consumer moves past them and
 //! still processes the good records around them.
 
-mod support;
+use mamochi_testkit as kit;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,8 +38,8 @@ fn sale() -> SaleRecorded {
 #[tokio::test]
 async fn undecodable_records_are_parked_with_their_reason_and_the_consumer_moves_on() {
     // Arrange: a topic with good records around three kinds of bad ones.
-    let settings = support::settings();
-    let topic = support::unique("dlq-source");
+    let settings = kit::settings::load();
+    let topic = kit::settings::unique("dlq-source");
     let admin = kafka::admin(&settings.kafka).expect("admin");
     kafka::ensure_topics(
         &admin,
@@ -82,7 +82,7 @@ async fn undecodable_records_are_parked_with_their_reason_and_the_consumer_moves
     }
 
     // Act: the consumer runs the shared decode-or-park step over all five.
-    let group = support::unique("dlq-consumer");
+    let group = kit::settings::unique("dlq-consumer");
     let dead_letters = DeadLetters::new(producer.clone(), &group);
     let consumer = kafka::consumer(&settings.kafka, &group, "test").expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
@@ -108,7 +108,7 @@ async fn undecodable_records_are_parked_with_their_reason_and_the_consumer_moves
     // bytes and source coordinates.
     assert_eq!(processed, vec![good_before, good_after]);
     assert_eq!(parked, vec!["wrong_magic_byte", "unknown_schema_id", "corrupt_body"]);
-    let letters = support::read_records(&settings, DEAD_LETTERS.name, 3, Duration::from_secs(30), |message| {
+    let letters = kit::records::read_records(&settings, DEAD_LETTERS.name, 3, Duration::from_secs(30), |message| {
         header(message, headers::SOURCE_TOPIC).as_deref() == Some(topic.as_str())
     })
     .await;

@@ -2,7 +2,7 @@
 //! with a default interoperates with v1 in both directions, and a v3 that adds
 //! a field without a default is refused with 409 and a message naming it.
 
-mod support;
+use mamochi_testkit as kit;
 
 use chrono::{DateTime, Utc};
 use mamochi_events::codec::{split_header, EventCodec};
@@ -40,12 +40,12 @@ fn source(text: &'static str) -> SchemaSource {
 #[tokio::test]
 async fn compatible_versions_interoperate_and_an_incompatible_one_is_refused() {
     // Arrange: v1 is the schema in schemas/; v2 adds a field with a default.
-    let settings = support::settings();
+    let settings = kit::settings::load();
     // Each version lives in its own process in real life; each gets its own
     // codec here (the codec caches one schema per subject, as a producer should).
     let v1_app = EventCodec::new(&settings.registry.url);
     let v2_app = EventCodec::new(&settings.registry.url);
-    let topic = support::unique("evolution");
+    let topic = kit::settings::unique("evolution");
     let v1 = SALES.info.value.expect("sales value schema");
     let v2_text = with_field(
         v1.text,

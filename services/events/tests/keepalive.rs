@@ -4,7 +4,7 @@
 //! assignment, the loop still running — and when the outage ends every
 //! record is applied exactly once, in partition order.
 
-mod support;
+use mamochi_testkit as kit;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -69,9 +69,9 @@ fn sale(quantity: i32) -> SaleRecorded {
 async fn an_outage_longer_than_the_poll_interval_evicts_nobody_and_applies_each_record_once() {
     // Arrange: records on three partitions; a consumer whose group evicts
     // it after 10 s without a poll.
-    let mut settings = support::settings();
+    let mut settings = kit::settings::load();
     settings.kafka.max_poll_interval_ms = MAX_POLL_INTERVAL_MS;
-    let topic = support::unique("keepalive");
+    let topic = kit::settings::unique("keepalive");
     let admin = kafka::admin(&settings.kafka).expect("admin");
     kafka::ensure_topics(
         &admin,
@@ -100,7 +100,7 @@ async fn an_outage_longer_than_the_poll_interval_evicts_nobody_and_applies_each_
             expected.entry(partition).or_default().push(quantity);
         }
     }
-    let group = support::unique("keepalive-group");
+    let group = kit::settings::unique("keepalive-group");
     let metrics = KafkaMetrics::unexported();
     let runner = Runner {
         codec,

@@ -9,7 +9,7 @@
 //! when the registry is down), then forwarding to the stack's registry. The
 //! shared registry itself is never stopped.
 
-mod support;
+use mamochi_testkit as kit;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -107,10 +107,10 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 async fn with_the_registry_unreachable_nothing_is_parked_and_every_record_is_applied_once_after() {
     // Arrange: records encoded through the real registry on three
     // partitions; a consumer whose registry URL is a port nothing listens on.
-    let settings = support::settings();
+    let settings = kit::settings::load();
     let upstream = settings.registry.url.trim_start_matches("http://").trim_end_matches('/').to_string();
     assert!(!upstream.contains(['/', '@']), "a plain host:port registry URL: {}", settings.registry.url);
-    let topic = support::unique("registry-outage");
+    let topic = kit::settings::unique("registry-outage");
     let admin = kafka::admin(&settings.kafka).expect("admin");
     kafka::ensure_topics(
         &admin,
@@ -140,7 +140,7 @@ async fn with_the_registry_unreachable_nothing_is_parked_and_every_record_is_app
         }
     }
     let port = mamochi_common::ports::unused_loopback_port().expect("a free loopback port");
-    let group = support::unique("registry-outage-group");
+    let group = kit::settings::unique("registry-outage-group");
     let metrics = KafkaMetrics::unexported();
     let runner = Runner {
         codec: Arc::new(EventCodec::new(&format!("http://127.0.0.1:{port}"))),

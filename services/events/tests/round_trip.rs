@@ -2,7 +2,7 @@
 //! encoded in Confluent's wire format (registering the raw .avsc), produced,
 //! consumed and decoded into an equal Rust value.
 
-mod support;
+use mamochi_testkit as kit;
 
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ where
     K: AvroSchemaSource + Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
     V: AvroSchemaSource + Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
 {
-    let settings = support::settings();
+    let settings = kit::settings::load();
     let admin = kafka::admin(&settings.kafka).expect("admin");
     kafka::ensure_topics(&admin, &[topic.info.spec()]).await.expect("topic");
     let (key_bytes, value_bytes) = codec.encode(topic, &key, &value).await.expect("encodes");
@@ -48,7 +48,7 @@ where
         .map_err(|(error, _)| error)
         .expect("acknowledged");
 
-    let records = support::read_records(&settings, topic.name(), 1, Duration::from_secs(30), |message| {
+    let records = kit::records::read_records(&settings, topic.name(), 1, Duration::from_secs(30), |message| {
         use rdkafka::message::Headers;
         message.headers().is_some_and(|headers| {
             headers.iter().any(|header| header.key == "test.marker" && header.value == Some(marker.as_bytes()))
@@ -72,7 +72,7 @@ where
 
 #[tokio::test]
 async fn every_event_type_round_trips_through_registry_and_broker() {
-    let settings = support::settings();
+    let settings = kit::settings::load();
     let codec = EventCodec::new(&settings.registry.url);
     let vendor = id();
     let registration = id();

@@ -2,7 +2,7 @@
 //! are retried on the same record without skipping ahead, a rejected record is
 //! parked, and after shutdown a restarted consumer resumes with nothing re-read.
 
-mod support;
+use mamochi_testkit as kit;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,8 +106,8 @@ async fn produce(producer: &rdkafka::producer::FutureProducer, codec: &EventCode
 #[tokio::test]
 async fn the_loop_retries_transient_failures_parks_rejections_and_resumes_after_restart() {
     // Arrange
-    let settings = support::settings();
-    let topic = support::unique("runner");
+    let settings = kit::settings::load();
+    let topic = kit::settings::unique("runner");
     let admin = kafka::admin(&settings.kafka).expect("admin");
     kafka::ensure_topics(
         &admin,
@@ -120,7 +120,7 @@ async fn the_loop_retries_transient_failures_parks_rejections_and_resumes_after_
     for quantity in [1, 2, 3, 99, 5] {
         produce(&producer, &codec, &topic, quantity).await;
     }
-    let group = support::unique("runner-group");
+    let group = kit::settings::unique("runner-group");
     let metrics = KafkaMetrics::unexported();
     let runner = Runner {
         codec,
@@ -147,7 +147,7 @@ async fn the_loop_retries_transient_failures_parks_rejections_and_resumes_after_
     );
     assert_eq!(ledger.attempts.lock().expect("lock")[&2], 3, "two transient failures, then success on the same record");
     assert_eq!(*restarted.seen.lock().expect("lock"), vec![7], "after shutdown nothing is read again");
-    let letters = support::read_records(&settings, DEAD_LETTERS.name, 1, Duration::from_secs(30), |message| {
+    let letters = kit::records::read_records(&settings, DEAD_LETTERS.name, 1, Duration::from_secs(30), |message| {
         message
             .headers()
             .is_some_and(|h| h.iter().any(|x| x.key == headers::SOURCE_TOPIC && x.value == Some(topic.as_bytes())))
