@@ -90,6 +90,9 @@ pub struct GatewaySettings {
     pub db_wait_ms: u64,
     /// How long an Idempotency-Key's answer is kept; older claims are pruned.
     pub idempotency_retention_hours: u32,
+    /// Oldest location ping accepted (`POST /v1/carts/me/locations`), in
+    /// seconds before now: an older `occurred_at` is refused 422.
+    pub location_max_age_secs: u64,
     /// Abuse limits per client address, vendor and staff token.
     pub rate_limits: RateLimitSettings,
 }
@@ -114,6 +117,11 @@ pub struct RateLimitSettings {
     /// `POST /v1/stock/depletions`, per vendor (one cart each): each one
     /// restocks the cart and sends an email.
     pub depletions_per_cart: RateLimit,
+    /// `POST /v1/carts/me/locations`, per vendor (one cart each).
+    pub locations_per_cart: RateLimit,
+    /// `POST /v1/carts/me/reports`, per vendor (one cart each): each one
+    /// travels on the report lane, ahead of every location ping.
+    pub cart_reports_per_cart: RateLimit,
     /// Every other request made with a vendor key (`/v1/me…`, `/v1/vendors/…`), per vendor.
     pub vendor_requests_per_key: RateLimit,
     /// `/v1/admin/…`, per staff token.
@@ -131,6 +139,8 @@ impl RateLimitSettings {
             &mut self.status_reads_per_ip,
             &mut self.sales_per_key,
             &mut self.depletions_per_cart,
+            &mut self.locations_per_cart,
+            &mut self.cart_reports_per_cart,
             &mut self.vendor_requests_per_key,
             &mut self.admin_per_token,
         ] {
@@ -409,6 +419,7 @@ max_in_flight = 256
 key_cache_ttl_ms = 5000
 db_wait_ms = 2000
 idempotency_retention_hours = 24
+location_max_age_secs = 3600
 
 [gateway.rate_limits]
 # Production-sensible: a person registers a few carts, a vendor sells a few
@@ -419,6 +430,8 @@ registrations_per_ip = { requests = 20, per_secs = 3600, burst = 10 }
 status_reads_per_ip = { requests = 300, per_secs = 60, burst = 60 }
 sales_per_key = { requests = 20, per_secs = 1, burst = 200 }
 depletions_per_cart = { requests = 6, per_secs = 3600, burst = 3 }
+locations_per_cart = { requests = 1, per_secs = 1, burst = 30 }
+cart_reports_per_cart = { requests = 6, per_secs = 3600, burst = 3 }
 vendor_requests_per_key = { requests = 120, per_secs = 60, burst = 60 }
 admin_per_token = { requests = 600, per_secs = 60, burst = 120 }
 

@@ -12,8 +12,9 @@ use std::marker::PhantomData;
 use mamochi_common::kafka::TopicSpec;
 
 use crate::generated::{
-    CartStockLevel, CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided, RegistrationKey,
-    RegistrationReviewed, RegistrationSubmitted, SaleRecorded, StockEvent, VendorKey, WeeklyStatementIssued,
+    CartStockLevel, CartTrackingEvent, CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided,
+    RegistrationKey, RegistrationReviewed, RegistrationSubmitted, SaleRecorded, StockEvent, VendorKey,
+    WeeklyStatementIssued,
 };
 use crate::{AvroSchemaSource, SchemaSource};
 
@@ -99,9 +100,14 @@ impl TopicInfo {
     }
 }
 
+/// The priority lane of a laned topic: partition 0 carries only the records
+/// that must be handled first, and their consumers drain it before the
+/// other partitions, over which everything else is spread.
+pub const PRIORITY_LANE_PARTITION: i32 = 0;
+
 /// The partition reserved for paid registrations: the approval service
 /// always drains it before the standard partitions.
-pub const PAID_REGISTRATION_PARTITION: i32 = 0;
+pub const PAID_REGISTRATION_PARTITION: i32 = PRIORITY_LANE_PARTITION;
 
 /// Registration forms. Partition 0 carries only paid forms; standard forms
 /// are spread over partitions 1..=3 by registration id.
@@ -166,6 +172,28 @@ pub const CART_STOCK: Topic<VendorKey, CartStockLevel> = Topic::new(
     "Each cart's latest committed stock level (compacted by vendor).",
 );
 
+/// The partition reserved for MISSING and FOUND cart reports, so a runaway
+/// cart is handled before any backlog of location pings.
+pub const CART_REPORT_PARTITION: i32 = PRIORITY_LANE_PARTITION;
+
+/// Cart locations and missing/found reports, keyed by vendor (one cart
+/// each). Partition 0 carries only reports; location pings are spread over
+/// partitions 1..=3 by cart, so one cart's pings stay in order.
+pub const CART_TRACKING: Topic<VendorKey, CartTrackingEvent> = Topic::new(
+    "mamochi.cart-tracking",
+    4,
+    Retention::Delete { ms: 7 * DAY_MS },
+    "Cart location pings and missing/found reports; partition 0 is the report lane.",
+);
+
+// As for registrations: a topic edit that loses the report lane or leaves
+// pings without partitions of their own does not build.
+const _: () = assert!(
+    CART_REPORT_PARTITION < CART_TRACKING.info.partitions,
+    "the report lane is a partition of the cart-tracking topic"
+);
+const _: () = assert!(CART_TRACKING.info.partitions >= 2, "location pings need partitions of their own");
+
 /// Weekly statements, one per vendor and ISO week.
 pub const STATEMENTS: Topic<VendorKey, WeeklyStatementIssued> = Topic::new(
     "mamochi.statements",
@@ -194,7 +222,7 @@ pub const DEAD_LETTERS: TopicInfo = TopicInfo {
 };
 
 /// Every topic of the platform.
-pub const ALL: [&TopicInfo; 10] = [
+pub const ALL: [&TopicInfo; 11] = [
     &REGISTRATIONS.info,
     &REGISTRATION_REVIEWS.info,
     &REGISTRATION_DECISIONS.info,
@@ -202,6 +230,7 @@ pub const ALL: [&TopicInfo; 10] = [
     &SALES.info,
     &STOCK.info,
     &CART_STOCK.info,
+    &CART_TRACKING.info,
     &STATEMENTS.info,
     &EMAIL_REQUESTS.info,
     &DEAD_LETTERS,

@@ -1,18 +1,22 @@
-//! Which partition of `mamochi.registrations` a form goes to: the paid lane
-//! (partition 0) for paid forms, the standard partitions 1..n otherwise,
-//! chosen by a stable hash of the registration id so the choice never
-//! depends on the process or the build.
+//! Which partition of a laned topic a record goes to: the priority lane
+//! (partition 0) for records that must be handled first, the other
+//! partitions 1..n otherwise, chosen by a stable hash of an id so the choice
+//! never depends on the process or the build. Two topics use it:
+//! `mamochi.registrations` (paid forms take the lane; standard forms spread
+//! by registration id) and `mamochi.cart-tracking` (missing/found reports
+//! take the lane; location pings spread by cart, so one cart's pings stay in
+//! order).
 
 use mamochi_events::topics;
 use uuid::Uuid;
 
-/// The partition for a form; `partitions` is the topic's partition count.
-pub fn partition(paid: bool, registration_id: Uuid, partitions: i32) -> i32 {
-    if paid || partitions < 2 {
-        return topics::PAID_REGISTRATION_PARTITION;
+/// The partition for a record; `partitions` is the topic's partition count.
+pub fn partition(priority: bool, id: Uuid, partitions: i32) -> i32 {
+    if priority || partitions < 2 {
+        return topics::PRIORITY_LANE_PARTITION;
     }
     let standard = u64::try_from(partitions - 1).unwrap_or(1);
-    let lane = fnv1a(registration_id.as_bytes()) % standard;
+    let lane = fnv1a(id.as_bytes()) % standard;
     // `lane < partitions - 1`, so it fits in an i32.
     1 + i32::try_from(lane).unwrap_or(0)
 }

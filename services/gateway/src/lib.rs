@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod tracking;
 pub mod views;
 
 pub use startup::{run, Application};

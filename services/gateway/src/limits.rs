@@ -11,6 +11,9 @@
 //! | `GET /v1/registrations/{id}` | client address | `status_reads_per_ip` |
 //! | `POST /v1/sales` | vendor | `sales_per_key` |
 //! | `POST /v1/stock/depletions` | vendor (its cart) | `depletions_per_cart` |
+//! | `POST /v1/carts/me/locations` | vendor (its cart) | `locations_per_cart` |
+//! | `POST /v1/carts/me/reports` | vendor (its cart) | `cart_reports_per_cart` |
+//! | other `/v1/carts/me…` | vendor | `vendor_requests_per_key` |
 //! | `/v1/me…`, `/v1/vendors/…` | vendor | `vendor_requests_per_key` |
 //! | `/v1/admin/…` | staff token | `admin_per_token` |
 //!
@@ -60,6 +63,8 @@ pub enum Counted {
     StatusRead,
     Sale,
     Depletion,
+    Location,
+    CartReport,
     VendorRequest,
     Admin,
     Nothing,
@@ -72,8 +77,15 @@ impl Counted {
             (&Method::GET, path) if path.starts_with("/v1/registrations/") => Self::StatusRead,
             (&Method::POST, "/v1/sales") => Self::Sale,
             (&Method::POST, "/v1/stock/depletions") => Self::Depletion,
+            (&Method::POST, "/v1/carts/me/locations") => Self::Location,
+            (&Method::POST, "/v1/carts/me/reports") => Self::CartReport,
             (_, path) if path.starts_with("/v1/admin/") => Self::Admin,
-            (_, path) if path == "/v1/me" || path.starts_with("/v1/me/") || path.starts_with("/v1/vendors/") => {
+            (_, path)
+                if path == "/v1/me"
+                    || path.starts_with("/v1/me/")
+                    || path.starts_with("/v1/carts/me/")
+                    || path.starts_with("/v1/vendors/") =>
+            {
                 Self::VendorRequest
             }
             _ => Self::Nothing,
@@ -142,6 +154,8 @@ pub struct Limits {
     status_reads: Limit<IpAddr>,
     sales: Limit<Uuid>,
     depletions: Limit<Uuid>,
+    locations: Limit<Uuid>,
+    cart_reports: Limit<Uuid>,
     vendor_requests: Limit<Uuid>,
     /// Keyed by the SHA-256 of the token, so no token is kept in memory.
     admin: Limit<[u8; 32]>,
@@ -155,6 +169,8 @@ impl Limits {
             status_reads: Limit::new(settings.status_reads_per_ip),
             sales: Limit::new(settings.sales_per_key),
             depletions: Limit::new(settings.depletions_per_cart),
+            locations: Limit::new(settings.locations_per_cart),
+            cart_reports: Limit::new(settings.cart_reports_per_cart),
             vendor_requests: Limit::new(settings.vendor_requests_per_key),
             admin: Limit::new(settings.admin_per_token),
         })
@@ -178,6 +194,8 @@ impl Limits {
         self.status_reads.prune();
         self.sales.prune();
         self.depletions.prune();
+        self.locations.prune();
+        self.cart_reports.prune();
         self.vendor_requests.prune();
         self.admin.prune();
     }
@@ -188,6 +206,8 @@ impl Limits {
             + self.status_reads.len()
             + self.sales.len()
             + self.depletions.len()
+            + self.locations.len()
+            + self.cart_reports.len()
             + self.vendor_requests.len()
             + self.admin.len()
     }
@@ -202,13 +222,15 @@ impl Limits {
                 let limit = if counted == Counted::Registration { &self.registrations } else { &self.status_reads };
                 limit.check(&client)
             }
-            Counted::Sale | Counted::Depletion | Counted::VendorRequest => {
+            Counted::Sale | Counted::Depletion | Counted::Location | Counted::CartReport | Counted::VendorRequest => {
                 // A wrong key is the handler's to refuse (401); the look-up
                 // is the one the handler's extractor repeats from the cache.
                 let Ok(vendor) = Vendor::extract(request).await else { return Ok(()) };
                 let limit = match counted {
                     Counted::Sale => &self.sales,
                     Counted::Depletion => &self.depletions,
+                    Counted::Location => &self.locations,
+                    Counted::CartReport => &self.cart_reports,
                     _ => &self.vendor_requests,
                 };
                 limit.check(&vendor.vendor_id)
@@ -268,6 +290,8 @@ fn refusal(counted: Counted, secs: u64) -> ApiError {
         Counted::StatusRead => "registration status reads",
         Counted::Sale => "sales",
         Counted::Depletion => "stock-out reports for this cart",
+        Counted::Location => "location pings for this cart",
+        Counted::CartReport => "missing/found reports for this cart",
         Counted::VendorRequest | Counted::Admin | Counted::Nothing => "requests",
     };
     ApiError::new(
@@ -307,6 +331,10 @@ mod tests {
         assert_eq!(Counted::of(&Method::POST, "/v1/sales"), Counted::Sale);
         assert_eq!(Counted::of(&Method::POST, "/v1/stock/depletions"), Counted::Depletion);
         assert_eq!(Counted::of(&Method::GET, "/v1/me/statements"), Counted::VendorRequest);
+        assert_eq!(Counted::of(&Method::POST, "/v1/carts/me/locations"), Counted::Location);
+        assert_eq!(Counted::of(&Method::POST, "/v1/carts/me/reports"), Counted::CartReport);
+        assert_eq!(Counted::of(&Method::GET, "/v1/carts/me/location"), Counted::VendorRequest);
+        assert_eq!(Counted::of(&Method::GET, "/v1/admin/carts"), Counted::Admin);
         assert_eq!(Counted::of(&Method::GET, "/v1/vendors/x"), Counted::VendorRequest);
         assert_eq!(Counted::of(&Method::POST, "/v1/admin/registrations/x/approve"), Counted::Admin);
         assert_eq!(Counted::of(&Method::GET, "/openapi.json"), Counted::Nothing);

@@ -30,10 +30,11 @@ use crate::domain::rotation::RotationSecret;
 use crate::errors;
 use crate::limits::{self, Limits};
 use crate::metrics::{self, Metrics};
+use crate::routes::carts::LocationMaxAge;
 use crate::routes::me::KeyRevocationBound;
 use crate::routes::{self, PublicUrl};
 use crate::store::sale_requests::ClaimBook;
-use crate::views::{KeyDirectory, StaffDirectory, StockView};
+use crate::views::{CartView, KeyDirectory, StaffDirectory, StockView};
 
 /// How often readiness is re-checked once the gateway is up.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -52,8 +53,9 @@ pub struct Application {
     readiness: Readiness,
     kafka: mamochi_common::config::KafkaSettings,
     stock: Arc<StockView>,
+    carts: Arc<CartView>,
     codec: Arc<EventCodec>,
-    /// Stops the background tasks (stock view, pruning) with the server.
+    /// Stops the background tasks (stock and cart views, pruning) with the server.
     tasks: Shutdown,
 }
 
@@ -79,6 +81,7 @@ impl Application {
         let tasks = Shutdown::new();
         let keys = KeyDirectory::new(pool.clone(), Duration::from_millis(gateway.key_cache_ttl_ms), wait);
         let stock = Arc::new(StockView::new(settings.distributor.initial_stock));
+        let carts = Arc::new(CartView::new());
         // Each in-flight request has at most one claim operation queued, and
         // settlements need no reply: twice the in-flight limit is never full
         // unless the database has stopped answering.
@@ -108,6 +111,10 @@ impl Application {
         let keys = web::Data::new(keys);
         let claims = web::Data::new(claims);
         let stock_data = web::Data::from(stock.clone());
+        let carts_data = web::Data::from(carts.clone());
+        let max_age = i64::try_from(gateway.location_max_age_secs).unwrap_or(i64::MAX);
+        let location_max_age =
+            web::Data::new(LocationMaxAge(chrono::Duration::try_seconds(max_age).unwrap_or(chrono::Duration::MAX)));
 
         let listener = TcpListener::bind(&settings.gateway.listen)
             .with_context(|| format!("while binding {}", settings.gateway.listen))?;
@@ -132,6 +139,8 @@ impl Application {
                 .app_data(keys.clone())
                 .app_data(claims.clone())
                 .app_data(stock_data.clone())
+                .app_data(carts_data.clone())
+                .app_data(location_max_age.clone())
                 .app_data(limits.clone())
                 .app_data(admission.clone())
                 .configure(routes::configure)
@@ -154,6 +163,7 @@ impl Application {
             readiness,
             kafka: settings.kafka.clone(),
             stock,
+            carts,
             codec,
             tasks,
         })
@@ -171,11 +181,13 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests
     /// and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { server, port, ops_server, ops_port, producer, pool, readiness, kafka, stock, codec, tasks } = self;
+        let Self { server, port, ops_server, ops_port, producer, pool, readiness, kafka, stock, carts, codec, tasks } =
+            self;
         let handle = server.handle();
         let ops_handle = ops_server.handle();
         let ops_server = tokio::spawn(ops_server);
-        let follower = tokio::spawn(stock.clone().follow(kafka.clone(), codec, tasks.clone()));
+        let follower = tokio::spawn(stock.clone().follow(kafka.clone(), codec.clone(), tasks.clone()));
+        let cart_follower = tokio::spawn(carts.follow(kafka.clone(), codec, tasks.clone()));
         let probe =
             tokio::spawn(probe_readiness(producer.clone(), pool, stock, readiness.clone(), kafka, shutdown.clone()));
         tracing::info!(port, ops_port, "gateway listening");
@@ -189,6 +201,7 @@ impl Application {
         probe.abort();
         tasks.cancel();
         let _ = follower.await;
+        let _ = cart_follower.await;
         // Requests answered 2xx were acknowledged already; this only drains
         // what an interrupted request left queued.
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)))

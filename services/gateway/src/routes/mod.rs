@@ -3,6 +3,7 @@
 //! document and the router agree in both directions.
 
 pub mod admin;
+pub mod carts;
 pub mod me;
 pub mod openapi;
 pub mod registrations;
@@ -45,6 +46,11 @@ routes! {
     delete "/v1/admin/vendors/{vendor_id}/key" => admin::revoke_key,
     post "/v1/sales" => sales::record,
     post "/v1/stock/depletions" => stock::deplete,
+    post "/v1/carts/me/locations" => carts::record_location,
+    get "/v1/carts/me/location" => carts::location,
+    post "/v1/carts/me/reports" => carts::report,
+    get "/v1/admin/carts" => carts::list,
+    post "/v1/admin/carts/{vendor_id}/reports" => carts::staff_report,
     get "/v1/me" => me::me,
     post "/v1/me/keys" => me::rotate_key,
     get "/v1/vendors/{vendor_id}" => me::vendor,

@@ -1,0 +1,251 @@
+//! Each cart's last known location and whether it is reported missing, from
+//! memory, fed by `mamochi.cart-tracking`.
+//!
+//! Every gateway reads every partition of the topic (no group membership,
+//! no commits), starting at the records written [`HISTORY`] ago, so a
+//! restarted gateway knows the carts that reported within that window
+//! without replaying the topic's whole retention. It is a view with a
+//! stated staleness: it lags the topic by the time a record takes to
+//! travel (milliseconds), so a ping answered 202 shows in
+//! `GET /v1/carts/me/location` moments later, not at once. The newest
+//! position wins by `occurred_at`, not by arrival, so a late ping never
+//! hides a newer one. The gateway's readiness does not wait for it: a cart
+//! the view has not heard of simply has no known location yet.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mamochi_common::config::KafkaSettings;
+use mamochi_common::kafka;
+use mamochi_common::shutdown::Shutdown;
+use mamochi_events::codec::EventCodec;
+use mamochi_events::topics::CART_TRACKING;
+use mamochi_events::{CartTrackingEvent, CartTrackingEventKind};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use uuid::Uuid;
+
+/// How far back a starting gateway reads the topic.
+pub const HISTORY: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long one metadata or offset request may take.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A position a cart reported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub accuracy_m: f64,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// What the view knows about one cart.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CartState {
+    pub position: Option<Position>,
+    /// The latest MISSING or FOUND report said missing.
+    pub missing: bool,
+    /// When that latest report was made.
+    reported_at: Option<DateTime<Utc>>,
+}
+
+/// Every cart the topic mentioned within [`HISTORY`].
+#[derive(Debug, Default)]
+pub struct CartView {
+    carts: RwLock<HashMap<Uuid, CartState>>,
+}
+
+impl CartView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What the view knows about the cart of `vendor_id`.
+    pub fn cart(&self, vendor_id: Uuid) -> Option<CartState> {
+        let carts = self.carts.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        carts.get(&vendor_id).copied()
+    }
+
+    /// Every known cart, ordered by vendor id (a stable order for paging).
+    pub fn all(&self) -> Vec<(Uuid, CartState)> {
+        let carts = self.carts.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all: Vec<_> = carts.iter().map(|(id, state)| (*id, *state)).collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// Takes in one event: the newest position and the newest report win.
+    pub fn apply(&self, event: &CartTrackingEvent) {
+        let mut carts = self.carts.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event.kind {
+            CartTrackingEventKind::Location => {
+                let (Some(latitude), Some(longitude), Some(accuracy_m)) =
+                    (event.latitude, event.longitude, event.accuracy_m)
+                else {
+                    return;
+                };
+                let state = carts.entry(event.vendor_id).or_default();
+                if state.position.is_none_or(|known| known.occurred_at <= event.occurred_at) {
+                    state.position = Some(Position { latitude, longitude, accuracy_m, occurred_at: event.occurred_at });
+                }
+            }
+            CartTrackingEventKind::Missing | CartTrackingEventKind::Found => {
+                let state = carts.entry(event.vendor_id).or_default();
+                if state.reported_at.is_none_or(|known| known <= event.occurred_at) {
+                    state.missing = event.kind == CartTrackingEventKind::Missing;
+                    state.reported_at = Some(event.occurred_at);
+                }
+            }
+            // A kind this release does not know says nothing it can use.
+            CartTrackingEventKind::Unknown => {}
+        }
+    }
+
+    /// Follows the topic until `shutdown`; starts over if the consumer
+    /// cannot be set up.
+    pub async fn follow(self: Arc<Self>, settings: KafkaSettings, codec: Arc<EventCodec>, shutdown: Shutdown) {
+        loop {
+            match self.follow_once(&settings, &codec, &shutdown).await {
+                Ok(()) => return,
+                Err(error) => tracing::warn!(%error, "cart view: cannot follow the cart-tracking topic yet; retrying"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn follow_once(
+        &self,
+        settings: &KafkaSettings,
+        codec: &EventCodec,
+        shutdown: &Shutdown,
+    ) -> Result<(), KafkaError> {
+        let admin = kafka::admin(settings)?;
+        kafka::ensure_topics(&admin, &[CART_TRACKING.info.spec()]).await?;
+        let mut config = kafka::consumer_config(settings, &settings.group("gateway-cart-view"), "gateway-cart-view");
+        config.set("enable.auto.commit", "false");
+        let consumer: Arc<StreamConsumer> = Arc::new(config.create()?);
+        // Record timestamps are the producers' wall clocks, so the window
+        // is measured on the wall clock too (not the platform's clock).
+        let since = Utc::now() - chrono::Duration::from_std(HISTORY).unwrap_or_default();
+        let start = {
+            let consumer = consumer.clone();
+            tokio::task::spawn_blocking(move || starting_offsets(&consumer, since.timestamp_millis()))
+                .await
+                .map_err(|_| KafkaError::Global(rdkafka::types::RDKafkaErrorCode::Fail))??
+        };
+        consumer.assign(&start)?;
+        tracing::info!("cart view following the cart-tracking topic");
+        loop {
+            let message = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Ok(()),
+                received = consumer.recv() => received,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%error, "cart view: consumer error; librdkafka retries by itself");
+                    continue;
+                }
+            };
+            match codec.decode::<CartTrackingEvent>(message.payload()).await {
+                Ok(event) => self.apply(&event),
+                Err(error) => tracing::warn!(
+                    %error, partition = message.partition(), offset = message.offset(),
+                    "cart view: skipped an unreadable cart-tracking record"
+                ),
+            }
+        }
+    }
+}
+
+/// For every partition of the topic, the first offset written at or after
+/// `since_ms` (the end when there is none).
+fn starting_offsets(consumer: &StreamConsumer, since_ms: i64) -> Result<TopicPartitionList, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(CART_TRACKING.name()), KAFKA_TIMEOUT)?;
+    let mut wanted = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+        wanted.add_partition_offset(CART_TRACKING.name(), partition.id(), Offset::Offset(since_ms))?;
+    }
+    if wanted.count() == 0 {
+        return Err(KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition));
+    }
+    let found = consumer.offsets_for_times(wanted, KAFKA_TIMEOUT)?;
+    let mut start = TopicPartitionList::new();
+    for element in found.elements() {
+        // No record at or after the time: start at the end.
+        let offset = match element.offset() {
+            Offset::Offset(offset) => Offset::Offset(offset),
+            _ => Offset::End,
+        };
+        start.add_partition_offset(CART_TRACKING.name(), element.partition(), offset)?;
+    }
+    Ok(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ping(vendor_id: Uuid, latitude: f64, at: DateTime<Utc>) -> CartTrackingEvent {
+        CartTrackingEvent {
+            event_id: Uuid::new_v4(),
+            vendor_id,
+            kind: CartTrackingEventKind::Location,
+            occurred_at: at,
+            latitude: Some(latitude),
+            longitude: Some(-70.6),
+            accuracy_m: Some(12.0),
+            note: None,
+            reported_by: "vendor".into(),
+        }
+    }
+
+    fn report(vendor_id: Uuid, kind: CartTrackingEventKind, at: DateTime<Utc>) -> CartTrackingEvent {
+        CartTrackingEvent { kind, latitude: None, longitude: None, accuracy_m: None, ..ping(vendor_id, 0.0, at) }
+    }
+
+    #[test]
+    fn the_newest_position_wins_whatever_the_arrival_order() {
+        let view = CartView::new();
+        let cart = Uuid::new_v4();
+        let now = Utc::now();
+        view.apply(&ping(cart, -33.45, now));
+        view.apply(&ping(cart, -33.40, now - chrono::Duration::seconds(30)));
+        assert_eq!(view.cart(cart).and_then(|state| state.position).map(|p| p.latitude), Some(-33.45));
+        view.apply(&ping(cart, -33.50, now + chrono::Duration::seconds(1)));
+        assert_eq!(view.cart(cart).and_then(|state| state.position).map(|p| p.latitude), Some(-33.50));
+        assert_eq!(view.cart(Uuid::new_v4()), None);
+    }
+
+    #[test]
+    fn the_latest_report_says_whether_a_cart_is_missing() {
+        let view = CartView::new();
+        let cart = Uuid::new_v4();
+        let now = Utc::now();
+        view.apply(&report(cart, CartTrackingEventKind::Missing, now));
+        assert!(view.cart(cart).is_some_and(|state| state.missing && state.position.is_none()));
+        view.apply(&report(cart, CartTrackingEventKind::Found, now + chrono::Duration::seconds(5)));
+        assert!(view.cart(cart).is_some_and(|state| !state.missing));
+        view.apply(&report(cart, CartTrackingEventKind::Unknown, now + chrono::Duration::seconds(9)));
+        assert!(view.cart(cart).is_some_and(|state| !state.missing), "an unknown kind changes nothing");
+    }
+
+    #[test]
+    fn carts_are_listed_in_a_stable_order() {
+        let view = CartView::new();
+        let now = Utc::now();
+        for n in [3u128, 1, 2] {
+            view.apply(&ping(Uuid::from_u128(n), -33.0, now));
+        }
+        let ids: Vec<_> = view.all().into_iter().map(|(id, _)| id.as_u128()).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+    }
+}
