@@ -132,8 +132,43 @@ fn note(run: &ScalingRun) -> String {
             fmt_count(run.applied_elsewhere as f64)
         ));
     }
+    if run.drain_s.is_some_and(|seconds| seconds < 1.0) {
+        notes.push(
+            "drained in under a second: too short a backlog for a rate (the commit watcher polls every few hundred ms)"
+                .to_string(),
+        );
+    }
     notes.extend(run.error.clone());
     notes.join("; ")
+}
+
+/// Per group, what the instances brought against linear scaling, and what
+/// bounds it: a sentence for the report.
+pub fn bound(results: &Results) -> String {
+    let Some(scaling) = &results.scaling else { return String::new() };
+    let mut groups: Vec<&str> = scaling.runs.iter().map(|run| run.group.as_str()).collect();
+    groups.dedup();
+    let cores = results.meta.machine.cores;
+    let mut sentences = Vec::new();
+    for group in groups {
+        let best = scaling
+            .runs
+            .iter()
+            .filter(|run| run.group == group && run.instances > 1)
+            .filter_map(|run| Some((run.instances, scaling::speedup(&scaling.runs, group, run.instances)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((instances, speedup)) = best else { continue };
+        let verdict = if speedup < 0.5 * instances as f64 {
+            format!(
+                "far from linear ({instances}× would be): the machine's {cores} cores, shared by every instance, Kafka and PostgreSQL, bound it, not the {} partitions",
+                scaling.partitions
+            )
+        } else {
+            format!("close to linear ({instances}× would be); the ceiling is the {} partitions", scaling.partitions)
+        };
+        sentences.push(format!("{group}: at best {speedup:.2}× one instance, with {instances} instances, {verdict}."));
+    }
+    sentences.join(" ")
 }
 
 /// autoscaling.csv: per group and timing, what the replayed rule did.
@@ -185,6 +220,10 @@ pub fn markdown(results: &Results) -> String {
                 scaling.how, scaling.partitions
             );
             text.push_str(&scaling_table(results).to_markdown());
+            let bound = bound(results);
+            if !bound.is_empty() {
+                let _ = writeln!(text, "\n{bound}");
+            }
         }
         None => text.push_str("Not run in this plan.\n"),
     }
@@ -246,6 +285,26 @@ mod tests {
     }
 
     #[test]
+    fn a_flat_speedup_is_said_to_be_bound_by_the_cores() {
+        let mut results = Results::default();
+        results.meta.machine.cores = 2;
+        let run = |instances, rate| ScalingRun {
+            group: "distributor".into(),
+            instances,
+            records_per_s: Some(rate),
+            drain_s: Some(0.5),
+            ..Default::default()
+        };
+        results.scaling =
+            Some(Scaling { partitions: 6, how: String::new(), runs: vec![run(1, 10_000.0), run(3, 11_000.0)] });
+
+        let said = bound(&results);
+
+        assert!(said.contains("1.10×") && said.contains("2 cores"), "{said}");
+        assert!(scaling_table(&results).rows[0][11].contains("too short a backlog"));
+    }
+
+    #[test]
     fn the_scaling_table_relates_each_rate_to_one_instance() {
         let results = Results {
             scaling: Some(Scaling {
@@ -272,6 +331,7 @@ mod tests {
         let table = scaling_table(&results);
 
         assert_eq!(table.rows[1][6], "1.50×");
+        assert!(bound(&results).contains("at best 1.50× one instance, with 2 instances, close to linear"));
         assert!(markdown(&results).contains("**6 partitions**"));
         assert!(markdown(&Results::default()).contains("Not run in this plan."));
     }
