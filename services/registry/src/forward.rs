@@ -14,6 +14,10 @@
 //! - **No loops**: a forwarded request carries [`FORWARDED_HEADER`]; an
 //!   instance that receives one and is not the writer answers 503 instead of
 //!   forwarding again.
+//! - **Rides out a writer's death**: when the announced writer cannot be
+//!   connected to, the request (not sent, so safe to repeat) waits for the
+//!   next writer and goes there, or is handled here if this instance was
+//!   elected meanwhile.
 //! - **5xx that clients retry**: while no writer is known (after waiting
 //!   [`WAIT_FOR_WRITER`] for an election), or when the writer cannot be
 //!   reached, the answer is a 503 with `Retry-After`.
@@ -21,7 +25,7 @@
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpResponse};
@@ -85,21 +89,19 @@ pub async fn forward_writes(
     let forwarded = request.headers().contains_key(FORWARDED_HEADER);
     let wait = if forwarded { Duration::ZERO } else { WAIT_FOR_WRITER };
     match store.route_write(wait, None).await {
-        WriteRoute::Here => {
-            let mut response = next.call(request).await?;
-            // The write (if any) is applied here by now; a forwarding instance
-            // waits until its own reader has come as far.
-            let offset = header::HeaderValue::from(store.applied_offset());
-            response.headers_mut().insert(header::HeaderName::from_static(OFFSET_HEADER), offset);
-            Ok(response.map_into_left_body())
-        }
+        WriteRoute::Here => Ok(handle_here(&store, next, request).await?.map_into_left_body()),
         WriteRoute::Forward(_) if forwarded => Ok(request.error_response(ApiError::NoWriter).map_into_right_body()),
         WriteRoute::NoWriter => Ok(request.error_response(ApiError::NoWriter).map_into_right_body()),
         WriteRoute::Forward(url) => {
             let (http_request, mut payload) = request.into_parts();
             let body = web::Bytes::from_request(&http_request, &mut payload).await?;
-            let response = match forward_until_answered(&forwarder, &store, url, &http_request, body).await {
-                Ok(response) => response,
+            let response = match forward_until_answered(&forwarder, &store, url, &http_request, body.clone()).await {
+                Ok(Some(response)) => response,
+                // This instance was elected while the request waited.
+                Ok(None) => {
+                    let request = ServiceRequest::from_parts(http_request, Payload::from(body));
+                    return Ok(handle_here(&store, next, request).await?.map_into_left_body());
+                }
                 Err(error) => actix_web::ResponseError::error_response(&error),
             };
             Ok(ServiceResponse::new(http_request, response).map_into_right_body())
@@ -107,16 +109,31 @@ pub async fn forward_writes(
     }
 }
 
+/// Handles a write on this instance, the writer, and tags the answer with
+/// the reader's position: the write (if any) is applied here by now, and a
+/// forwarding instance waits until its own reader has come as far.
+async fn handle_here<B: MessageBody>(
+    store: &KafkaStore,
+    next: Next<B>,
+    request: ServiceRequest,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let mut response = next.call(request).await?;
+    let offset = header::HeaderValue::from(store.applied_offset());
+    response.headers_mut().insert(header::HeaderName::from_static(OFFSET_HEADER), offset);
+    Ok(response)
+}
+
 /// Forwards to `url`; when the writer there cannot even be connected to (it
 /// stopped or died, so the request was not sent), waits for the next writer
-/// and forwards there, within [`WAIT_FOR_WRITER`] in all.
+/// and forwards there, within [`WAIT_FOR_WRITER`] in all. `None` when this
+/// instance became the writer meanwhile.
 async fn forward_until_answered(
     forwarder: &Forwarder,
     store: &KafkaStore,
     mut url: String,
     request: &actix_web::HttpRequest,
     body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<Option<HttpResponse>, ApiError> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_WRITER;
     loop {
         match forward(forwarder, store, &url, request, body.clone()).await {
@@ -124,11 +141,12 @@ async fn forward_until_answered(
                 let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
                 match store.route_write(wait, Some(&url)).await {
                     WriteRoute::Forward(next) => url = next,
-                    // Became the writer meanwhile, or none came: the client retries.
-                    WriteRoute::Here | WriteRoute::NoWriter => return Err(ApiError::Forwarding(error)),
+                    WriteRoute::Here => return Ok(None),
+                    // None came in time: the client retries.
+                    WriteRoute::NoWriter => return Err(ApiError::Forwarding(error)),
                 }
             }
-            Ok(answer) => return answer,
+            Ok(answer) => return answer.map(Some),
         }
     }
 }

@@ -57,6 +57,11 @@ impl Application {
         let bound = listener.local_addr().context("while reading the bound address")?;
         let port = bound.port();
         let own_url = settings.registry.advertised_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        if settings.registry.advertised_url.is_none() && bound.ip().is_unspecified() {
+            // Other instances could not reach this one at 0.0.0.0: writes
+            // forwarded to it would fail until `advertised_url` is set.
+            tracing::warn!(url = %own_url, "registry.advertised_url is not set; other instances cannot forward writes here");
+        }
 
         let tasks_stop = CancellationToken::new();
         // Armed now, so an error below also stops the tasks already started.
