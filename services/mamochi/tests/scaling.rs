@@ -11,18 +11,22 @@
 //! The groups have a prefix of their own and start at the end of their
 //! topics, so other traffic on the stack does not share their offsets; they
 //! still read it (and must drain it), which is why the drain deadline is
-//! generous. Weekly statements are not closed here (the sales are in the
-//! open week); the two-instance accounting test covers the racing closers.
+//! generous. Weekly statements are not closed here: the sales are in the
+//! open week, and the closers run with a grace of ten years so they close no
+//! other test's week either; the two-instance accounting test covers racing
+//! closers and one statement email per vendor and week.
 //! Every child process is killed when the test ends, however it ends.
 //! `--nocapture` prints what was measured: when each step came, how long the
-//! group took to settle, and how long the lag took to drain.
+//! groups took to settle on their new members (a SIGKILLed member holds its
+//! partitions until its 10 s session expires), the peak sales lag of each
+//! group between steps, and how long the lag took to drain.
 
 mod accounting_support;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +43,7 @@ use mamochi_events::{PaymentMethod, SaleRecorded, VendorKey};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
 const VENDORS: usize = 40;
@@ -49,8 +54,10 @@ const TOTAL: usize = VENDORS * SALES_PER_VENDOR;
 const RATE: usize = 250;
 /// How long a group may take to show the members a step asked for.
 const SETTLE: Duration = Duration::from_secs(45);
-/// How long the lag may take to drain once production has ended.
-const DRAIN: Duration = Duration::from_secs(120);
+/// How long the lag may take to drain once production has ended (the
+/// groups also drain whatever else reaches the shared sales topic).
+const DRAIN: Duration = Duration::from_secs(180);
+const TEN_YEARS_SECS: i64 = 10 * 365 * 24 * 3600;
 
 /// The `mamochi run` child processes of the test, by service and instance;
 /// whatever is still running when it is dropped is killed and reaped.
@@ -64,6 +71,10 @@ impl Fleet {
             .env("MAMOCHI__KAFKA__GROUP_PREFIX", &settings.kafka.group_prefix)
             // Any free port: instance N would otherwise move the configured one.
             .env(format!("MAMOCHI__{}__OPS_LISTEN", service.to_uppercase()), "127.0.0.1:0")
+            // A grace of ten years: these closers close no week, so they
+            // never close one that another test on the shared stack is
+            // still filling (its sales reach these groups too).
+            .env("MAMOCHI__ACCOUNTING__GRACE_PERIOD_SECS", TEN_YEARS_SECS.to_string())
             .env("MAMOCHI__LOG__FILTER", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -122,6 +133,50 @@ async fn wait_for_members(settings: &Settings, groups: &[String], instances: &[u
         groups.iter().all(|group| member_instances(settings, group) == instances).then_some(())
     })
     .await;
+}
+
+/// Records of `topic` the probe's group has not committed yet, over all partitions.
+fn lag(probe: &BaseConsumer, topic: &str) -> Option<i64> {
+    let timeout = Duration::from_secs(5);
+    let metadata = probe.fetch_metadata(Some(topic), timeout).ok()?;
+    let mut list = TopicPartitionList::new();
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions()).map(|p| p.id()).collect();
+    for partition in &partitions {
+        list.add_partition(topic, *partition);
+    }
+    let committed = probe.committed_offsets(list, timeout).ok()?;
+    let mut total = 0;
+    for partition in partitions {
+        let (low, high) = probe.fetch_watermarks(topic, partition, timeout).ok()?;
+        let position = match committed.find_partition(topic, partition).map(|element| element.offset()) {
+            Some(Offset::Offset(offset)) => offset,
+            _ => low,
+        };
+        total += (high - position).max(0);
+    }
+    Some(total)
+}
+
+/// Samples the sales lag of the accounting and the distributor groups every
+/// 500 ms until `stop` is set: (seconds since `since`, accounting, distributor).
+async fn sample_lag(
+    settings: Settings,
+    groups: [String; 2],
+    since: Instant,
+    stop: Arc<AtomicBool>,
+) -> Vec<(f64, i64, i64)> {
+    let probes: Vec<BaseConsumer> = groups
+        .iter()
+        .map(|group| kafka::consumer_config(&settings.kafka, group, "test-probe").create().expect("probe"))
+        .collect();
+    let mut samples = Vec::new();
+    while !AtomicBool::load(&stop, Ordering::SeqCst) {
+        if let (Some(accounting), Some(distributor)) = (lag(&probes[0], SALES.name()), lag(&probes[1], SALES.name())) {
+            samples.push((since.elapsed().as_secs_f64(), accounting, distributor));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    samples
 }
 
 /// Sales (count, units, CLP) accounting holds for each vendor, all weeks.
@@ -285,6 +340,13 @@ async fn groups_scale_1_3_2_1_under_flowing_sales_with_exact_totals_stock_and_on
     let produced = Arc::new(AtomicUsize::new(0));
     let flow_started = Instant::now();
     let production = tokio::spawn(produce_paced(settings.clone(), encoded, produced.clone()));
+    let stop_sampling = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(sample_lag(
+        settings.clone(),
+        [accounting_group.clone(), sales_group.clone()],
+        flow_started,
+        stop_sampling.clone(),
+    ));
     let steps: [(&str, usize, &[u16]); 3] = [
         ("1 → 3", TOTAL * 15 / 100, &[1, 2, 3]),
         ("3 → 2", TOTAL * 45 / 100, &[2, 3]),
@@ -297,6 +359,7 @@ async fn groups_scale_1_3_2_1_under_flowing_sales_with_exact_totals_stock_and_on
         }
         let at = AtomicUsize::load(&produced, Ordering::SeqCst);
         let step_started = Instant::now();
+        let taken_at = flow_started.elapsed().as_secs_f64();
         for service in ["accounting", "distributor"] {
             match label {
                 "1 → 3" => (2..=3).for_each(|instance| fleet.start(&settings, service, instance)),
@@ -309,11 +372,11 @@ async fn groups_scale_1_3_2_1_under_flowing_sales_with_exact_totals_stock_and_on
         println!(
             "step {label}: taken at {:.1}s with {at} of {TOTAL} sales produced; groups settled on instances \
              {members:?} in {:.1}s ({} produced by then)",
-            flow_started.elapsed().as_secs_f64(),
+            taken_at,
             step_started.elapsed().as_secs_f64(),
             AtomicUsize::load(&produced, Ordering::SeqCst)
         );
-        produced_at_steps.push(at);
+        produced_at_steps.push((at, taken_at));
     }
     production.await.expect("production finished");
     let flowed = flow_started.elapsed();
@@ -340,6 +403,21 @@ async fn groups_scale_1_3_2_1_under_flowing_sales_with_exact_totals_stock_and_on
         distributor_drained.as_secs_f64(),
         drain_started.elapsed().as_secs_f64()
     );
+    AtomicBool::store(&stop_sampling, true, Ordering::SeqCst);
+    let samples = sampler.await.expect("lag samples");
+    let step_times: Vec<f64> = produced_at_steps.iter().map(|(_, at)| *at).collect();
+    for (index, window) in ["1 process", "3 processes", "2 processes", "1 process, then the drain"].iter().enumerate() {
+        let from = if index == 0 { 0.0 } else { step_times[index - 1] };
+        let to = step_times.get(index).copied().unwrap_or(f64::MAX);
+        let peak = samples
+            .iter()
+            .filter(|(at, _, _)| *at >= from && *at < to)
+            .fold((0, 0), |peak, (_, accounting, distributor)| (peak.0.max(*accounting), peak.1.max(*distributor)));
+        println!(
+            "peak sales lag with {window} (from {from:.1}s): accounting {} records, distributor {} records",
+            peak.0, peak.1
+        );
+    }
     let requests = emails.read_to_end(&settings, Duration::from_secs(60)).await;
     let final_carts = carts_of(&pool, &vendor_ids).await;
     let totals = accounted(&pool, &vendor_ids).await;
@@ -347,7 +425,7 @@ async fn groups_scale_1_3_2_1_under_flowing_sales_with_exact_totals_stock_and_on
     println!("whole run {:.1}s", started.elapsed().as_secs_f64());
 
     // Assert
-    for (step, at) in produced_at_steps.iter().enumerate() {
+    for (step, (at, _)) in produced_at_steps.iter().enumerate() {
         assert!(*at < TOTAL, "step {} was taken while sales flowed ({at} of {TOTAL} produced)", step + 1);
     }
     let mut low_stock_total = 0;
