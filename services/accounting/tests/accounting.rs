@@ -414,8 +414,7 @@ async fn a_crash_mid_stream_loses_nothing_and_counts_nothing_twice() {
         (applied > 0).then_some(applied)
     })
     .await;
-    crashing.handle.abort();
-    let _ = crashing.handle.await;
+    crashing.abort().await;
     rewind_accounting_group(&settings, &before_burst);
     let restarted_at = Instant::now();
     let service = start(&settings);

@@ -55,7 +55,7 @@ pub async fn read_since<K, V>(settings: &Settings, topic: &Topic<K, V>, from: &[
 where
     V: AvroSchemaSource + DeserializeOwned,
 {
-    let ends = end_offsets(settings, &topic.info);
+    let ends = end_offsets(settings, topic);
     let mut assignment = TopicPartitionList::new();
     let mut pending: HashMap<i32, i64> = HashMap::new();
     for (partition, start) in from {

@@ -41,6 +41,12 @@ impl InProcess {
         self.join().await.expect("service returns Ok after shutdown");
     }
 
+    /// Ends the task at once, as a crash would: nothing drains or commits.
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
     /// Waits for the task to end (without cancelling it) and returns what
     /// the service returned; panics if it does not end in time or panicked.
     pub async fn join(self) -> anyhow::Result<()> {

@@ -6,12 +6,18 @@
 
 use std::sync::OnceLock;
 
+use mamochi_common::db::{self, PgPool};
 use mamochi_common::{kafka, Settings};
 use uuid::Uuid;
 
 /// The stack's settings, as the services would load them.
 pub fn load() -> Settings {
     Settings::load(None).expect("settings load from the environment (eval \"$(deploy/local/stack env)\")")
+}
+
+/// A pool on the stack's database.
+pub fn pool(settings: &Settings) -> PgPool {
+    db::pool(&settings.database).expect("database pool")
 }
 
 /// A name unique to this call: `test.{prefix}.{random}`.
