@@ -19,11 +19,12 @@
 use std::time::Instant;
 
 use futures::FutureExt;
-use mamochi_common::kafka::{self, CommittingConsumer};
+use mamochi_common::kafka::CommittingConsumer;
 use mamochi_common::shutdown::Shutdown;
+use mamochi_events::batch::{run_batches, BatchHandler};
 use mamochi_events::failure::{self, reasons, Failure};
 use mamochi_events::poller::Poller;
-use mamochi_events::runner::{store_offset, Runner};
+use mamochi_events::runner::Runner;
 use mamochi_events::{topics, SaleRecorded};
 use rdkafka::message::{BorrowedMessage, Message};
 
@@ -40,17 +41,14 @@ pub async fn run(
     max_batch: usize,
     shutdown: &Shutdown,
 ) {
-    let max_batch = max_batch.max(1);
-    let poller = Poller::new(consumer);
-    while let Some(batch) = poller.next_batch(shutdown, max_batch).await {
-        if !apply_batch(&batch, runner, ledger, &poller, shutdown).await {
-            break;
-        }
-        for message in &batch {
-            store_offset(consumer, message);
-        }
-    }
-    kafka::commit_stored_offsets(consumer);
+    run_batches(consumer, max_batch, shutdown, &Sales { runner, ledger }).await;
+}
+
+/// The sales batches' handler.
+#[derive(Clone, Copy)]
+struct Sales<'a> {
+    runner: &'a Runner,
+    ledger: &'a Ledger,
 }
 
 /// The platform's error policy applied to accounting's store.
@@ -63,83 +61,61 @@ pub fn classify(error: &StoreError) -> Failure {
     }
 }
 
-/// Decodes, validates and applies a batch; `false` if shutdown interrupted
-/// it (nothing of it may then be stored).
-#[tracing::instrument(name = "apply_sales_batch", skip_all, fields(
-    topic = batch.first().map(|m| m.topic()).unwrap_or_default(),
-    records = batch.len(),
-    first_offset = batch.first().map(|m| m.offset()).unwrap_or_default(),
-))]
-async fn apply_batch(
-    batch: &[BorrowedMessage<'_>],
-    runner: &Runner,
-    ledger: &Ledger,
-    poller: &Poller<'_>,
-    shutdown: &Shutdown,
-) -> bool {
-    let started = Instant::now();
-    let topic = topics::SALES.name();
-    runner.metrics.consumed.with_label_values(&[topic]).inc_by(batch.len() as u64);
-    let mut sales = Vec::with_capacity(batch.len());
-    let mut sources = Vec::with_capacity(batch.len());
-    for message in batch {
-        let Some(decoded) = runner.decode::<SaleRecorded>(poller, shutdown, message).await else {
+impl BatchHandler for Sales<'_> {
+    /// Decodes, validates and applies a batch; `false` if shutdown interrupted
+    /// it (nothing of it may then be stored).
+    async fn apply(&self, batch: &[BorrowedMessage<'_>], poller: &Poller<'_>, shutdown: &Shutdown) -> bool {
+        let Self { runner, ledger } = *self;
+        let started = Instant::now();
+        let topic = topics::SALES.name();
+        let Some(decoded) = runner.decode_batch::<SaleRecorded>(topic, batch, poller, shutdown).await else {
             return false;
         };
-        let Some(sale) = decoded else {
-            continue;
-        };
-        match SaleFacts::from_event(&sale) {
-            Ok(facts) => {
-                // Where it was read moves its partition's watermark (see
-                // `crate::horizon`) in the same transaction as its count.
-                sales.push(facts.at(message.partition(), message.offset()));
-                sources.push(message);
-            }
-            Err(invalid) => {
-                ledger.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
-                if !runner.park(poller, shutdown, message, reasons::INVALID_DATA, &invalid).await {
-                    return false;
+        let mut sales = Vec::with_capacity(decoded.len());
+        let mut sources = Vec::with_capacity(decoded.len());
+        for (sale, message) in decoded {
+            match SaleFacts::from_event(&sale) {
+                Ok(facts) => {
+                    // Where it was read moves its partition's watermark (see
+                    // `crate::horizon`) in the same transaction as its count.
+                    sales.push(facts.at(message.partition(), message.offset()));
+                    sources.push(message);
+                }
+                Err(invalid) => {
+                    ledger.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
+                    if !runner.park(poller, shutdown, message, reasons::INVALID_DATA, &invalid).await {
+                        return false;
+                    }
                 }
             }
         }
-    }
-    let what = "apply a batch of sales";
-    let isolated = poller
-        .isolate(runner.backoff, shutdown, what, &sales, |chunk| {
-            ledger.apply(chunk).map(|result| result.map_err(|error| classify(&error)))
-        })
-        .await;
-    let Some(isolated) = isolated else {
-        return false;
-    };
-    for (index, failure) in &isolated.poison {
-        let Some(message) = sources.get(*index) else { continue };
-        ledger.metrics.sales_rejected.with_label_values(&["invalid"]).inc();
-        let reason = match failure {
-            Failure::Permanent { reason, .. } => reason,
-            Failure::Transient(_) => reasons::HANDLER_REJECTED,
+        let what = "apply a batch of sales";
+        let isolated = poller
+            .isolate(runner.backoff, shutdown, what, &sales, |chunk| {
+                ledger.apply(chunk).map(|result| result.map_err(|error| classify(&error)))
+            })
+            .await;
+        let Some(isolated) = isolated else {
+            return false;
         };
-        if !runner.park(poller, shutdown, message, reason, failure).await {
+        ledger.metrics.sales_rejected.with_label_values(&["invalid"]).inc_by(isolated.poison.len() as u64);
+        if !runner.park_poison(&isolated.poison, &sources, poller, shutdown).await {
             return false;
         }
-    }
-    for (_, outcome) in &isolated.done {
-        for sale_id in &outcome.overflowed {
-            ledger.metrics.sales_rejected.with_label_values(&["overflow"]).inc();
-            let source = sales.iter().position(|sale| sale.sale_id == *sale_id).and_then(|index| sources.get(index));
-            if let Some(message) = source {
-                let reason = "the week's totals would overflow 64-bit integers";
-                if !runner.park(poller, shutdown, message, reasons::INVALID_DATA, &reason).await {
-                    return false;
+        for (_, outcome) in &isolated.done {
+            for sale_id in &outcome.overflowed {
+                ledger.metrics.sales_rejected.with_label_values(&["overflow"]).inc();
+                let source =
+                    sales.iter().position(|sale| sale.sale_id == *sale_id).and_then(|index| sources.get(index));
+                if let Some(message) = source {
+                    let reason = "the week's totals would overflow 64-bit integers";
+                    if !runner.park(poller, shutdown, message, reasons::INVALID_DATA, &reason).await {
+                        return false;
+                    }
                 }
             }
         }
+        runner.observe_handled(topic, batch.len(), started);
+        true
     }
-    let handle_seconds = runner.metrics.handle_seconds.with_label_values(&[topic]);
-    let elapsed = started.elapsed().as_secs_f64();
-    for _ in batch {
-        handle_seconds.observe(elapsed);
-    }
-    true
 }

@@ -63,30 +63,17 @@ pub async fn decide(
     shutdown: &Shutdown,
 ) -> Option<Decided> {
     let started = Instant::now();
-    runner.metrics.consumed.with_label_values(&[topics::REGISTRATIONS.name()]).inc_by(batch.len() as u64);
-    let mut forms = Vec::with_capacity(batch.len());
-    let mut sources = Vec::with_capacity(batch.len());
-    for message in batch {
-        if let Some(form) = runner.decode::<RegistrationSubmitted>(poller, shutdown, message).await? {
-            forms.push(form);
-            sources.push(message);
-        }
-    }
+    let decoded =
+        runner.decode_batch::<RegistrationSubmitted>(topics::REGISTRATIONS.name(), batch, poller, shutdown).await?;
+    let (forms, sources): (Vec<_>, Vec<_>) = decoded.into_iter().unzip();
     let what = "decide a batch of forms";
     let isolated = poller
         .isolate(runner.backoff, shutdown, what, &forms, |chunk| {
             approval.decide_batch(chunk).map(|result| result.map_err(|error| classify(&error)))
         })
         .await?;
-    for (index, failure) in &isolated.poison {
-        let Some(message) = sources.get(*index) else { continue };
-        let reason = match failure {
-            Failure::Permanent { reason, .. } => reason,
-            Failure::Transient(_) => reasons::HANDLER_REJECTED,
-        };
-        if !runner.park(poller, shutdown, message, reason, failure).await {
-            return None;
-        }
+    if !runner.park_poison(&isolated.poison, &sources, poller, shutdown).await {
+        return None;
     }
     let unpublished = isolated.done.into_iter().map(|(_, unpublished)| unpublished).collect();
     Some(Decided { unpublished, records: batch.len(), started })
@@ -106,10 +93,6 @@ pub async fn publish(
             return false;
         }
     }
-    let handle_seconds = runner.metrics.handle_seconds.with_label_values(&[topics::REGISTRATIONS.name()]);
-    let elapsed = decided.started.elapsed().as_secs_f64();
-    for _ in 0..decided.records {
-        handle_seconds.observe(elapsed);
-    }
+    runner.observe_handled(topics::REGISTRATIONS.name(), decided.records, decided.started);
     true
 }

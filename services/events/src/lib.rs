@@ -9,8 +9,9 @@
 //! classifies handler errors as transient or permanent, [`poller`] retries
 //! the transient ones while the consumer keeps polling and isolates the
 //! poison records of a batch; [`runner`] is the at-least-once loop around
-//! them.
+//! them, and [`batch`] the steps the batched loops share.
 
+pub mod batch;
 pub mod codec;
 pub mod consume;
 pub mod credentials;
