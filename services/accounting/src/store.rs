@@ -155,93 +155,12 @@ async fn apply(
         return Ok(BatchOutcome::default());
     }
     conn.transaction::<_, StoreError, _>(async |conn| {
-        let ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
-        let mut first_time: HashSet<Uuid> = diesel::sql_query(
-            "INSERT INTO processed_events (consumer, event_id) \
-             SELECT $1, id FROM unnest($2::uuid[]) AS id \
-             ON CONFLICT DO NOTHING RETURNING event_id",
-        )
-        .bind::<Text, _>(CONSUMER)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
-        .load::<EventIdRow>(conn)
-        .await?
-        .into_iter()
-        .map(|row| row.event_id)
-        .collect();
-
-        // A sale repeated inside the batch is new only the first time.
-        let mut duplicates = 0;
-        let mut fresh: Vec<(&SaleFacts, Week)> = Vec::with_capacity(first_time.len());
-        for sale in sales {
-            if first_time.remove(&sale.sale_id) {
-                fresh.push((sale, Week::containing(sale.occurred_at)));
-            } else {
-                duplicates += 1;
-            }
-        }
-
-        // Rows for the sales' own weeks: created unless that week or a later
-        // one of the vendor is closed, then locked.
-        let own_weeks: BTreeMap<Key, &Week> =
-            fresh.iter().map(|(sale, week)| ((sale.vendor_id, week.label.clone()), week)).collect();
-        let own: Vec<(Uuid, &Week)> = own_weeks.iter().map(|((vendor, _), week)| (*vendor, *week)).collect();
-        ensure_rows_unless_closed_after(conn, &own).await?;
-        let mut rows = lock_rows(conn, own_weeks.keys()).await?;
-
-        let is_open = |key: &Key, rows: &HashMap<Key, LockedRow>| rows.get(key).is_some_and(|row| !row.closed);
-        let late_vendors: BTreeSet<Uuid> = fresh
-            .iter()
-            .filter(|(sale, week)| !is_open(&(sale.vendor_id, week.label.clone()), &rows))
-            .map(|(sale, _)| sale.vendor_id)
-            .collect();
-        let open_weeks = if late_vendors.is_empty() {
-            BTreeMap::new()
-        } else {
-            let open_weeks = current_open_weeks(conn, &late_vendors, now).await?;
-            let targets: Vec<(Uuid, &Week)> = open_weeks.iter().map(|(vendor, week)| (*vendor, week)).collect();
-            ensure_rows(conn, &targets).await?;
-            let keys: BTreeSet<Key> = open_weeks.iter().map(|(vendor, week)| (*vendor, week.label.clone())).collect();
-            let locked = lock_rows(conn, keys.iter()).await?;
-            if let Some(((vendor, week), _)) = locked.iter().find(|(_, row)| row.closed) {
-                return Err(StoreError::ClosedUnderUs { vendor: *vendor, week: week.clone() });
-            }
-            rows.extend(locked);
-            open_weeks
-        };
-
-        let mut changed: BTreeMap<Key, Totals> = BTreeMap::new();
-        let mut counted = Vec::with_capacity(fresh.len());
-        let mut overflowed = Vec::new();
-        for (sale, week) in &fresh {
-            let own = (sale.vendor_id, week.label.clone());
-            let late = !is_open(&own, &rows);
-            let key = match (late, open_weeks.get(&sale.vendor_id)) {
-                (false, _) => own,
-                (true, Some(open)) => (sale.vendor_id, open.label.clone()),
-                (true, None) => {
-                    return Err(StoreError::ClosedUnderUs { vendor: sale.vendor_id, week: week.label.clone() })
-                }
-            };
-            let before =
-                changed.get(&key).copied().or_else(|| rows.get(&key).map(LockedRow::totals)).unwrap_or_default();
-            match before.plus(sale) {
-                Some(after) => {
-                    counted.push(Counted {
-                        sale_id: sale.sale_id,
-                        vendor_id: sale.vendor_id,
-                        iso_week: key.1.clone(),
-                        late,
-                        occurred_at: sale.occurred_at,
-                        recorded_at: sale.recorded_at,
-                    });
-                    changed.insert(key, after);
-                }
-                None => overflowed.push(sale.sale_id),
-            }
-        }
-
+        let (fresh, duplicates) = claim_first_time(conn, sales).await?;
+        let targets = lock_target_weeks(conn, &fresh, now).await?;
+        let Tally { changed, counted, overflowed } = targets.tally(&fresh)?;
         write_totals(conn, &changed).await?;
         if !overflowed.is_empty() {
+            // Not counted, so not marked processed (`BatchOutcome::overflowed`).
             diesel::delete(
                 processed_events::table
                     .filter(processed_events::consumer.eq(CONSUMER))
@@ -256,6 +175,132 @@ async fn apply(
         Ok(BatchOutcome { counted, duplicates, overflowed })
     })
     .await
+}
+
+/// Marks `sales` processed in one multi-row insert and returns the ones seen
+/// for the first time, each with its own week, and how many were not (seen
+/// before, or repeated within the batch: new only the first time).
+async fn claim_first_time<'s>(
+    conn: &mut AsyncPgConnection,
+    sales: &'s [SaleFacts],
+) -> Result<(Vec<(&'s SaleFacts, Week)>, usize), StoreError> {
+    let ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
+    let mut first_time: HashSet<Uuid> = diesel::sql_query(
+        "INSERT INTO processed_events (consumer, event_id) \
+         SELECT $1, id FROM unnest($2::uuid[]) AS id \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind::<Text, _>(CONSUMER)
+    .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+    .load::<EventIdRow>(conn)
+    .await?
+    .into_iter()
+    .map(|row| row.event_id)
+    .collect();
+    let mut duplicates = 0;
+    let mut fresh = Vec::with_capacity(first_time.len());
+    for sale in sales {
+        if first_time.remove(&sale.sale_id) {
+            fresh.push((sale, Week::containing(sale.occurred_at)));
+        } else {
+            duplicates += 1;
+        }
+    }
+    Ok((fresh, duplicates))
+}
+
+/// The locked weekly rows a batch's fresh sales may be counted in, and the
+/// open week of each vendor with a late sale.
+struct Targets {
+    rows: HashMap<Key, LockedRow>,
+    open_weeks: BTreeMap<Uuid, Week>,
+}
+
+/// What counting a batch changes: new totals per (vendor, week), the sales
+/// counted, and those that would overflow their week's totals.
+struct Tally {
+    changed: BTreeMap<Key, Totals>,
+    counted: Vec<Counted>,
+    overflowed: Vec<Uuid>,
+}
+
+/// Locks the rows of the sales' own weeks (created unless that week or a
+/// later one of the vendor is closed) and, for vendors with a late sale,
+/// the row of their current open week (created if missing).
+async fn lock_target_weeks(
+    conn: &mut AsyncPgConnection,
+    fresh: &[(&SaleFacts, Week)],
+    now: DateTime<Utc>,
+) -> Result<Targets, StoreError> {
+    let own_weeks: BTreeMap<Key, &Week> =
+        fresh.iter().map(|(sale, week)| ((sale.vendor_id, week.label.clone()), week)).collect();
+    let own: Vec<(Uuid, &Week)> = own_weeks.iter().map(|((vendor, _), week)| (*vendor, *week)).collect();
+    insert_week_rows(conn, &own, INSERT_WEEKS_UNLESS_CLOSED_AFTER).await?;
+    let mut targets = Targets { rows: lock_rows(conn, own_weeks.keys()).await?, open_weeks: BTreeMap::new() };
+    let late_vendors: BTreeSet<Uuid> = fresh
+        .iter()
+        .filter(|(sale, week)| !targets.is_open(&(sale.vendor_id, week.label.clone())))
+        .map(|(sale, _)| sale.vendor_id)
+        .collect();
+    if late_vendors.is_empty() {
+        return Ok(targets);
+    }
+    let open_weeks = current_open_weeks(conn, &late_vendors, now).await?;
+    let weeks: Vec<(Uuid, &Week)> = open_weeks.iter().map(|(vendor, week)| (*vendor, week)).collect();
+    insert_week_rows(conn, &weeks, INSERT_MISSING_WEEKS).await?;
+    let keys: BTreeSet<Key> = open_weeks.iter().map(|(vendor, week)| (*vendor, week.label.clone())).collect();
+    let locked = lock_rows(conn, keys.iter()).await?;
+    if let Some(((vendor, week), _)) = locked.iter().find(|(_, row)| row.closed) {
+        return Err(StoreError::ClosedUnderUs { vendor: *vendor, week: week.clone() });
+    }
+    targets.rows.extend(locked);
+    targets.open_weeks = open_weeks;
+    Ok(targets)
+}
+
+impl Targets {
+    fn is_open(&self, key: &Key) -> bool {
+        self.rows.get(key).is_some_and(|row| !row.closed)
+    }
+
+    /// Counts each fresh sale in its own week if that is open, else in its
+    /// vendor's open week (late); the locked rows are the starting totals.
+    fn tally(&self, fresh: &[(&SaleFacts, Week)]) -> Result<Tally, StoreError> {
+        let mut tally =
+            Tally { changed: BTreeMap::new(), counted: Vec::with_capacity(fresh.len()), overflowed: Vec::new() };
+        for (sale, week) in fresh {
+            let own = (sale.vendor_id, week.label.clone());
+            let late = !self.is_open(&own);
+            let key = match (late, self.open_weeks.get(&sale.vendor_id)) {
+                (false, _) => own,
+                (true, Some(open)) => (sale.vendor_id, open.label.clone()),
+                (true, None) => {
+                    return Err(StoreError::ClosedUnderUs { vendor: sale.vendor_id, week: week.label.clone() })
+                }
+            };
+            let before = tally
+                .changed
+                .get(&key)
+                .copied()
+                .or_else(|| self.rows.get(&key).map(LockedRow::totals))
+                .unwrap_or_default();
+            match before.plus(sale) {
+                Some(after) => {
+                    tally.counted.push(Counted {
+                        sale_id: sale.sale_id,
+                        vendor_id: sale.vendor_id,
+                        iso_week: key.1.clone(),
+                        late,
+                        occurred_at: sale.occurred_at,
+                        recorded_at: sale.recorded_at,
+                    });
+                    tally.changed.insert(key, after);
+                }
+                None => tally.overflowed.push(sale.sale_id),
+            }
+        }
+        Ok(tally)
+    }
 }
 
 /// One partition's watermark as stored.
@@ -329,35 +374,29 @@ impl LockedRow {
     }
 }
 
-/// Inserts empty rows for weeks that have none yet.
-async fn ensure_rows(conn: &mut AsyncPgConnection, weeks: &[(Uuid, &Week)]) -> Result<(), StoreError> {
-    if weeks.is_empty() {
-        return Ok(());
-    }
-    let vendors: Vec<Uuid> = weeks.iter().map(|(vendor, _)| *vendor).collect();
-    let labels: Vec<&str> = weeks.iter().map(|(_, week)| week.label.as_str()).collect();
-    let starts: Vec<DateTime<Utc>> = weeks.iter().map(|(_, week)| week.start).collect();
-    let ends: Vec<DateTime<Utc>> = weeks.iter().map(|(_, week)| week.end).collect();
-    diesel::sql_query(
-        "INSERT INTO weekly_sales (vendor_id, iso_week, week_start, week_end) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
-    .bind::<Array<Text>, _>(labels)
-    .bind::<Array<Timestamptz>, _>(starts)
-    .bind::<Array<Timestamptz>, _>(ends)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
+/// Inserts an empty row for every week that has none yet.
+const INSERT_MISSING_WEEKS: &str = "INSERT INTO weekly_sales (vendor_id, iso_week, week_start, week_end) \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
+     ON CONFLICT DO NOTHING";
 
-/// Inserts empty rows for the sales' own weeks that have none yet, except
-/// where the vendor already has that week or a later one closed (a sale for
-/// such a week is late and must not reopen the past).
-async fn ensure_rows_unless_closed_after(
+/// Like [`INSERT_MISSING_WEEKS`], except where the vendor already has that
+/// week or a later one closed (a sale for such a week is late and must not
+/// reopen the past).
+const INSERT_WEEKS_UNLESS_CLOSED_AFTER: &str = "INSERT INTO weekly_sales (vendor_id, iso_week, week_start, week_end) \
+     SELECT v.vendor_id, v.iso_week, v.week_start, v.week_end \
+     FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
+       AS v(vendor_id, iso_week, week_start, week_end) \
+     WHERE NOT EXISTS (SELECT 1 FROM weekly_sales w \
+                        WHERE w.vendor_id = v.vendor_id AND w.closed_at IS NOT NULL \
+                          AND w.week_start >= v.week_start) \
+     ON CONFLICT DO NOTHING";
+
+/// Inserts empty rows for `weeks` with `insert` (one of the two statements
+/// above: they take vendors, labels, starts and ends as four arrays).
+async fn insert_week_rows(
     conn: &mut AsyncPgConnection,
     weeks: &[(Uuid, &Week)],
+    insert: &'static str,
 ) -> Result<(), StoreError> {
     if weeks.is_empty() {
         return Ok(());
@@ -366,22 +405,13 @@ async fn ensure_rows_unless_closed_after(
     let labels: Vec<&str> = weeks.iter().map(|(_, week)| week.label.as_str()).collect();
     let starts: Vec<DateTime<Utc>> = weeks.iter().map(|(_, week)| week.start).collect();
     let ends: Vec<DateTime<Utc>> = weeks.iter().map(|(_, week)| week.end).collect();
-    diesel::sql_query(
-        "INSERT INTO weekly_sales (vendor_id, iso_week, week_start, week_end) \
-         SELECT v.vendor_id, v.iso_week, v.week_start, v.week_end \
-         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
-           AS v(vendor_id, iso_week, week_start, week_end) \
-         WHERE NOT EXISTS (SELECT 1 FROM weekly_sales w \
-                            WHERE w.vendor_id = v.vendor_id AND w.closed_at IS NOT NULL \
-                              AND w.week_start >= v.week_start) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
-    .bind::<Array<Text>, _>(labels)
-    .bind::<Array<Timestamptz>, _>(starts)
-    .bind::<Array<Timestamptz>, _>(ends)
-    .execute(conn)
-    .await?;
+    diesel::sql_query(insert)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
+        .bind::<Array<Text>, _>(labels)
+        .bind::<Array<Timestamptz>, _>(starts)
+        .bind::<Array<Timestamptz>, _>(ends)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -431,15 +461,19 @@ async fn current_open_weeks(
     Ok(vendors
         .iter()
         .map(|vendor| {
-            let after_closed =
-                last_closed.get(vendor).cloned().flatten().as_deref().and_then(Week::parse).map(|week| week.next());
-            let open = match after_closed {
-                Some(next) if next.start > current.start => next,
-                _ => current.clone(),
-            };
-            (*vendor, open)
+            let last_closed = last_closed.get(vendor).and_then(Option::as_deref);
+            (*vendor, first_open_week(last_closed, current.clone()))
         })
         .collect())
+}
+
+/// The first week a vendor may still count sales in: the week after
+/// `last_closed` (its label), unless `earliest` is later.
+fn first_open_week(last_closed: Option<&str>, earliest: Week) -> Week {
+    match last_closed.and_then(Week::parse).map(|week| week.next()) {
+        Some(next) if next.start > earliest.start => next,
+        _ => earliest,
+    }
 }
 
 /// Writes new totals for the locked rows, in one statement.
@@ -513,11 +547,7 @@ pub async fn due_closings(
     .load(conn)
     .await?;
     for member in members {
-        let joined = Week::containing(member.created_at);
-        let mut week = match member.last_closed.as_deref().and_then(Week::parse).map(|week| week.next()) {
-            Some(next) if next.start > joined.start => next,
-            _ => joined,
-        };
+        let mut week = first_open_week(member.last_closed.as_deref(), Week::containing(member.created_at));
         let mut taken = 0;
         while week.end <= last_due.end && taken < max_weeks {
             closings.insert((member.member_id, week.start, week.label.clone()));
@@ -542,16 +572,7 @@ pub async fn close_week(
     let vendor = closing.vendor_id;
     let week = &closing.week;
     conn.transaction::<_, StoreError, _>(async |conn| {
-        diesel::insert_into(weekly_sales::table)
-            .values((
-                weekly_sales::vendor_id.eq(vendor),
-                weekly_sales::iso_week.eq(&week.label),
-                weekly_sales::week_start.eq(week.start),
-                weekly_sales::week_end.eq(week.end),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
+        insert_week_rows(conn, &[(vendor, week)], INSERT_MISSING_WEEKS).await?;
         let (sales_count, units, earnings_clp, closed_at): (i64, i64, i64, Option<DateTime<Utc>>) = weekly_sales::table
             .find((vendor, &week.label))
             .select((
@@ -576,24 +597,37 @@ pub async fn close_week(
             earnings_clp,
             average_ticket_clp: statement::average_ticket(earnings_clp, sales_count),
         };
-        diesel::insert_into(statements::table)
-            .values((
-                statements::statement_id.eq(statement::statement_id(vendor, &week.label)),
-                statements::vendor_id.eq(vendor),
-                statements::iso_week.eq(&week.label),
-                statements::sales_count.eq(figures.sales_count),
-                statements::units.eq(figures.units),
-                statements::earnings_clp.eq(figures.earnings_clp),
-                statements::average_ticket_clp.eq(figures.average_ticket_clp),
-                statements::issued_at.eq(issued_at),
-            ))
-            .on_conflict((statements::vendor_id, statements::iso_week))
-            .do_nothing()
-            .execute(conn)
-            .await?;
+        insert_statement(conn, vendor, &week.label, &figures, issued_at).await?;
         Ok(Some(figures))
     })
     .await
+}
+
+/// Stores the statement of `vendor`'s week `iso_week`; a second one for the
+/// same week is ignored (the first stands).
+async fn insert_statement(
+    conn: &mut AsyncPgConnection,
+    vendor: Uuid,
+    iso_week: &str,
+    figures: &Figures,
+    issued_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    diesel::insert_into(statements::table)
+        .values((
+            statements::statement_id.eq(statement::statement_id(vendor, iso_week)),
+            statements::vendor_id.eq(vendor),
+            statements::iso_week.eq(iso_week),
+            statements::sales_count.eq(figures.sales_count),
+            statements::units.eq(figures.units),
+            statements::earnings_clp.eq(figures.earnings_clp),
+            statements::average_ticket_clp.eq(figures.average_ticket_clp),
+            statements::issued_at.eq(issued_at),
+        ))
+        .on_conflict((statements::vendor_id, statements::iso_week))
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A stored statement not yet published, with its member's address if known.
