@@ -187,9 +187,10 @@ impl Application {
         let ops_handle = ops_server.handle();
         let ops_server = tokio::spawn(ops_server);
         let follower = tokio::spawn(stock.clone().follow(kafka.clone(), codec.clone(), tasks.clone()));
-        let cart_follower = tokio::spawn(carts.follow(kafka.clone(), codec, tasks.clone()));
+        let cart_follower = tokio::spawn(carts.clone().follow(kafka.clone(), codec, tasks.clone()));
+        let views = Views { stock, carts };
         let probe =
-            tokio::spawn(probe_readiness(producer.clone(), pool, stock, readiness.clone(), kafka, shutdown.clone()));
+            tokio::spawn(probe_readiness(producer.clone(), pool, views, readiness.clone(), kafka, shutdown.clone()));
         tracing::info!(port, ops_port, "gateway listening");
         let server = tokio::spawn(server);
         shutdown.cancelled().await;
@@ -213,13 +214,19 @@ impl Application {
     }
 }
 
-/// Raises readiness once Kafka (topics ensured) and PostgreSQL answered and
-/// the stock view has caught up, then keeps checking Kafka and PostgreSQL
+/// The views readiness waits for.
+struct Views {
+    stock: Arc<StockView>,
+    carts: Arc<CartView>,
+}
+
+/// Raises readiness once Kafka (topics ensured) and PostgreSQL answered, the
+/// stock view has caught up and the cart view follows its topic, then keeps checking Kafka and PostgreSQL
 /// and lowers it while either is unreachable.
 async fn probe_readiness(
     producer: FutureProducer,
     pool: PgPool,
-    stock: Arc<StockView>,
+    views: Views,
     readiness: Readiness,
     settings: mamochi_common::config::KafkaSettings,
     shutdown: Shutdown,
@@ -249,7 +256,8 @@ async fn probe_readiness(
         if let Err(error) = &database {
             tracing::warn!(%error, "PostgreSQL does not answer");
         }
-        let ready = topics_ensured && kafka_ok && database.is_ok() && stock.caught_up();
+        let ready =
+            topics_ensured && kafka_ok && database.is_ok() && views.stock.caught_up() && views.carts.following();
         if ready != readiness.is_ready() {
             tracing::info!(ready, "gateway readiness changed");
         }

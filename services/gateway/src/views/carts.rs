@@ -9,10 +9,15 @@
 //! travel (milliseconds), so a ping answered 202 shows in
 //! `GET /v1/carts/me/location` moments later, not at once. The newest
 //! position wins by `occurred_at`, not by arrival, so a late ping never
-//! hides a newer one. The gateway's readiness does not wait for it: a cart
-//! the view has not heard of simply has no known location yet.
+//! hides a newer one. [`CartView::following`] turns true once the view has
+//! fixed a concrete starting offset on every partition (the end, for a
+//! partition with nothing newer than the window) and is assigned to them;
+//! the gateway is not ready before that, so no event acknowledged after
+//! readiness can fall before where the view started reading. A cart the
+//! view has not heard of simply has no known location yet.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -57,11 +62,17 @@ pub struct CartState {
 #[derive(Debug, Default)]
 pub struct CartView {
     carts: RwLock<HashMap<Uuid, CartState>>,
+    following: AtomicBool,
 }
 
 impl CartView {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether the view is assigned to every partition from a concrete offset.
+    pub fn following(&self) -> bool {
+        self.following.load(Ordering::Relaxed)
     }
 
     /// What the view knows about the cart of `vendor_id`.
@@ -141,7 +152,9 @@ impl CartView {
                 .map_err(|_| KafkaError::Global(rdkafka::types::RDKafkaErrorCode::Fail))??
         };
         consumer.assign(&start)?;
-        tracing::info!("cart view following the cart-tracking topic");
+        if !self.following.swap(true, Ordering::Relaxed) {
+            tracing::info!("cart view following the cart-tracking topic");
+        }
         loop {
             let message = tokio::select! {
                 biased;
@@ -167,7 +180,9 @@ impl CartView {
 }
 
 /// For every partition of the topic, the first offset written at or after
-/// `since_ms` (the end when there is none).
+/// `since_ms`; where there is none, the partition's current end, read now
+/// (not `Offset::End`, which librdkafka would resolve later: a record
+/// written in between would be skipped).
 fn starting_offsets(consumer: &StreamConsumer, since_ms: i64) -> Result<TopicPartitionList, KafkaError> {
     let metadata = consumer.fetch_metadata(Some(CART_TRACKING.name()), KAFKA_TIMEOUT)?;
     let mut wanted = TopicPartitionList::new();
@@ -180,11 +195,11 @@ fn starting_offsets(consumer: &StreamConsumer, since_ms: i64) -> Result<TopicPar
     let found = consumer.offsets_for_times(wanted, KAFKA_TIMEOUT)?;
     let mut start = TopicPartitionList::new();
     for element in found.elements() {
-        // No record at or after the time: start at the end.
         let offset = match element.offset() {
-            Offset::Offset(offset) => Offset::Offset(offset),
-            _ => Offset::End,
+            Offset::Offset(offset) => offset,
+            _ => consumer.fetch_watermarks(CART_TRACKING.name(), element.partition(), KAFKA_TIMEOUT)?.1,
         };
+        let offset = Offset::Offset(offset);
         start.add_partition_offset(CART_TRACKING.name(), element.partition(), offset)?;
     }
     Ok(start)

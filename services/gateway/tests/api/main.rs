@@ -4,6 +4,7 @@
 
 mod admin;
 mod bad_input;
+mod carts;
 mod helpers;
 mod hot_path;
 mod keys;
