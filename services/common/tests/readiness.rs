@@ -89,18 +89,26 @@ async fn ready_only_after_the_first_assignment_and_the_gauge_follows_the_group()
     let server_task = tokio::spawn(server);
     let client = reqwest::Client::new();
 
-    // Subscribed, not yet polled: the group cannot have assigned anything.
-    assert_eq!(readyz(&client, port).await, 503, "not ready before the first assignment");
-    assert!(!first.consumer.context().has_been_assigned());
-    assert_eq!(assigned(&first.registry, &group), None);
-
-    // Act: the member polls with readiness tied to its assignment, while a
-    // second member joins and then leaves.
+    // Act: the member's loop runs with readiness tied to its assignment,
+    // but polls only once released; then a second member joins and leaves.
     let stop_first = Shutdown::new();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let first_loop = async {
+        if released.await.is_ok() {
+            poll_until(&first.consumer, &stop_first).await;
+        }
+    };
     let scenario = async {
-        // Joining a fresh group takes seconds (the broker's initial rebalance
-        // delay), so this loop sees /readyz during the join: readiness raised
-        // before the assignment fails the check right after the first 200.
+        // `join!` below polls `ready_when_assigned` before this block, so its
+        // wait is running; the consumer has not polled, so it cannot have
+        // been assigned anything.
+        assert_eq!(readyz(&client, port).await, 503, "not ready before the first assignment");
+        assert!(!first.consumer.context().has_been_assigned());
+        assert_eq!(assigned(&first.registry, &group), None);
+        release.send(()).expect("the loop waits for its release");
+
+        // Every answer is checked: readiness raised before the assignment
+        // fails the check right after the first 200.
         wait_until("/readyz says ready", async || readyz(&client, port).await == 200).await;
         assert!(first.consumer.context().has_been_assigned(), "ready only once assigned");
         assert_eq!(assigned(&first.registry, &group), Some(i64::from(PARTITIONS)), "alone, it holds every partition");
@@ -126,15 +134,8 @@ async fn ready_only_after_the_first_assignment_and_the_gauge_follows_the_group()
         stop_first.cancel();
     };
     let consumers = [&first.consumer];
-    let ((), ()) = tokio::join!(
-        kafka::ready_when_assigned(
-            Some(&first.readiness),
-            &consumers,
-            &stop_first,
-            poll_until(&first.consumer, &stop_first)
-        ),
-        scenario
-    );
+    let ((), ()) =
+        tokio::join!(kafka::ready_when_assigned(Some(&first.readiness), &consumers, &stop_first, first_loop), scenario);
 
     // Assert: readiness is lowered once the consumer's loop has ended.
     assert_eq!(readyz(&client, port).await, 503, "not ready after the loop ended");
