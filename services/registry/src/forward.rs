@@ -43,6 +43,8 @@ pub const OFFSET_HEADER: &str = "x-mamochi-registry-offset";
 pub const WAIT_FOR_WRITER: Duration = Duration::from_secs(15);
 /// A forwarded write may wait for the writer's own 30 s store timeout.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(40);
+/// Connecting to a live writer takes milliseconds.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The HTTP client writes are forwarded with.
 #[derive(Debug, Clone)]
@@ -54,6 +56,9 @@ impl Forwarder {
     pub fn new() -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(FORWARD_TIMEOUT)
+            // A writer whose host is gone (not just its process) is given up
+            // on soon, so the request can wait for the next writer instead.
+            .connect_timeout(CONNECT_TIMEOUT)
             // The writer's answer is passed back as it is, redirects included.
             .redirect(reqwest::redirect::Policy::none())
             .build()
