@@ -185,6 +185,43 @@ async fn depletion_reports_over_the_per_cart_limit_are_refused_and_other_carts_a
 }
 
 #[tokio::test]
+async fn location_pings_and_cart_reports_have_per_cart_limits_of_their_own() {
+    // Arrange
+    let limit = only(2);
+    let (app, [first, second]) = two_vendors_and(|limits| {
+        limits.locations_per_cart = limit;
+        limits.cart_reports_per_cart = limit;
+    })
+    .await;
+    let ping = |key: String| {
+        let app = &app;
+        async move {
+            let at = chrono::Utc::now().to_rfc3339();
+            let body = json!({"latitude": -33.45, "longitude": -70.66, "accuracy_m": 10, "occurred_at": at});
+            app.post("/v1/carts/me/locations", &body, Some(&key)).await
+        }
+    };
+    let report = |key: String| {
+        let app = &app;
+        async move { app.post("/v1/carts/me/reports", &json!({"kind": "missing"}), Some(&key)).await }
+    };
+
+    // Act
+    let pings_within = [ping(first.api_key.clone()).await.status, ping(first.api_key.clone()).await.status];
+    let ping_over = ping(first.api_key.clone()).await;
+    let reports_within = [report(first.api_key.clone()).await.status, report(first.api_key.clone()).await.status];
+    let report_over = report(first.api_key.clone()).await;
+    let other_cart = [ping(second.api_key.clone()).await.status, report(second.api_key.clone()).await.status];
+
+    // Assert
+    assert_eq!(pings_within, [202, 202]);
+    assert_rate_limited(&ping_over, limit);
+    assert_eq!(reports_within, [202, 202], "reports are not counted with pings");
+    assert_rate_limited(&report_over, limit);
+    assert_eq!(other_cart, [202, 202]);
+}
+
+#[tokio::test]
 async fn vendor_reads_over_the_per_key_limit_are_refused_and_other_vendors_are_not() {
     // Arrange
     let limit = only(2);
