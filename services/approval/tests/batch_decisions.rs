@@ -264,7 +264,7 @@ async fn thousands_of_forms_with_duplicates_are_decided_in_batches_as_the_rules_
 
     // Act: the service decides the backlog; the clock starts at its first
     // decision, so start-up and the group join are not counted.
-    let (shutdown, service) = support::start(&settings);
+    let service = support::start(&settings);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut first_seen: Option<(Instant, i64)> = None;
     let mut all_decided: Option<Instant> = None;
@@ -348,6 +348,5 @@ async fn thousands_of_forms_with_duplicates_are_decided_in_batches_as_the_rules_
         carts::table.filter(carts::vendor_id.eq_any(&member_ids)).count().get_result(&mut conn).await.expect("carts");
     assert_eq!(cart_count, approved.len() as i64, "one cart per member");
 
-    shutdown.cancel();
-    service.await.expect("task").expect("service stops cleanly");
+    service.stop().await;
 }

@@ -37,7 +37,7 @@ async fn forms_are_approved_rejected_or_reviewed_with_the_right_effects() {
     let settings = support::settings();
     let codec = EventCodec::new(&settings.registry.url);
     let producer = kafka::producer(&settings.kafka, "test").expect("producer");
-    let (shutdown, service) = support::start(&settings);
+    let service = support::start(&settings);
     let pool = db::pool(&settings.database).expect("pool");
     let sealer = Sealer::from_hex(&settings.secrets.email_seal_key).expect("sealer");
 
@@ -137,6 +137,5 @@ async fn forms_are_approved_rejected_or_reviewed_with_the_right_effects() {
     assert_eq!(decided_by.as_deref(), Some("staff:test"));
     assert_eq!(email_request(&settings, &codec, &same_cart.email).await.category, "credentials");
 
-    shutdown.cancel();
-    service.await.expect("task").expect("service stops cleanly");
+    service.stop().await;
 }

@@ -23,7 +23,7 @@ async fn a_paid_form_behind_ten_thousand_standard_forms_is_decided_within_a_seco
     let producer = kafka::producer(&settings.kafka, "test").expect("producer");
     let backlog: Vec<_> = (0..BACKLOG).map(|_| support::form(false)).collect();
     futures::stream::iter(&backlog).for_each_concurrent(256, |form| support::submit(&producer, &codec, form)).await;
-    let (shutdown, service) = support::start(&settings);
+    let service = support::start(&settings);
     // Wait until the service is deciding the backlog, so the measurement
     // excludes start-up and the group join.
     let pool = db::pool(&settings.database).expect("pool");
@@ -72,6 +72,5 @@ async fn a_paid_form_behind_ten_thousand_standard_forms_is_decided_within_a_seco
     assert!(waited < Duration::from_secs(1), "paid form waited {waited:?}");
     assert!(undecided + never_seen > (BACKLOG / 2) as i64, "the paid form overtook the backlog");
 
-    shutdown.cancel();
-    service.await.expect("task").expect("service stops cleanly");
+    service.stop().await;
 }

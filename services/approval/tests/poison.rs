@@ -58,7 +58,7 @@ async fn a_form_the_database_refuses_is_parked_and_the_others_are_decided() {
     submit_to(&producer, &codec, &paid, PAID_REGISTRATION_PARTITION).await;
 
     // Act
-    let (shutdown, handle) = support::start(&settings);
+    let service = support::start(&settings);
     let parked = support::records(&settings, DEAD_LETTERS.name, 1, |message| {
         header(message, headers::SOURCE_TOPIC) == REGISTRATIONS.name()
             && header(message, headers::SOURCE_PARTITION) == "1"
@@ -82,8 +82,7 @@ async fn a_form_the_database_refuses_is_parked_and_the_others_are_decided() {
             .await
             .expect("count")
     };
-    shutdown.cancel();
-    tokio::time::timeout(WAIT, handle).await.expect("stops in time").expect("joins").expect("run returns Ok");
+    service.stop().await;
 
     // Assert
     assert_eq!(parked.len(), 1, "the poison form is parked");

@@ -19,23 +19,18 @@ pub struct Member {
     pub full_name: String,
     pub email: String,
     pub rut: String,
+    /// The key's public id and the SHA-256 of the whole key, as `members`
+    /// stores them (a test that authenticates sets the real digest).
+    pub api_key_id: String,
+    pub api_key_sha256: String,
     /// When the registration was submitted and the member created.
     pub created_at: DateTime<Utc>,
 }
 
 impl Member {
-    /// A member with a fresh id and a name, email and RUT derived from it.
+    /// A member with a fresh id and a name, email, RUT and key derived from it.
     pub fn new() -> Self {
-        let id = Uuid::new_v4();
-        let tag = id.simple().to_string();
-        Self {
-            id,
-            registration_id: Uuid::new_v4(),
-            full_name: format!("Vendedora {}", &tag[..8]),
-            email: format!("vendor-{tag}@test.mamochi.cl"),
-            rut: format!("{}-{}", &tag[..12], &tag[12..13]),
-            created_at: Utc::now(),
-        }
+        Self::with_id(Uuid::new_v4())
     }
 
     /// [`Member::new`] with the given id.
@@ -43,10 +38,13 @@ impl Member {
         let tag = id.simple().to_string();
         Self {
             id,
+            registration_id: Uuid::new_v4(),
             full_name: format!("Vendedora {}", &tag[..8]),
             email: format!("vendor-{tag}@test.mamochi.cl"),
             rut: format!("{}-{}", &tag[..12], &tag[12..13]),
-            ..Self::new()
+            api_key_id: format!("test_{tag}"),
+            api_key_sha256: tag,
+            created_at: Utc::now(),
         }
     }
 
@@ -68,6 +66,7 @@ impl Member {
                 registrations::status.eq("approved"),
                 registrations::member_id.eq(self.id),
                 registrations::submitted_at.eq(self.created_at),
+                registrations::decided_at.eq(self.created_at),
             ))
             .execute(&mut conn)
             .await
@@ -83,8 +82,8 @@ impl Member {
                 members::comuna.eq("Santiago"),
                 members::cart_plate.eq("BCDF12"),
                 members::paid.eq(false),
-                members::api_key_id.eq(format!("test_{tag}")),
-                members::api_key_sha256.eq(&tag),
+                members::api_key_id.eq(&self.api_key_id),
+                members::api_key_sha256.eq(&self.api_key_sha256),
                 members::created_at.eq(self.created_at),
             ))
             .execute(&mut conn)

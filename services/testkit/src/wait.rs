@@ -39,9 +39,10 @@ where
     .await;
 }
 
-/// Polls `check` until it returns `Some` or `timeout` passes; `None` then
-/// (for a caller that asserts on the outcome itself).
-pub async fn poll_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+/// Polls `check` every `every` until it returns `Some` or `timeout` passes;
+/// `None` then (for a caller that asserts on the outcome itself, or that
+/// measures how soon it came: hence the caller's own polling interval).
+pub async fn poll_for<T, F, Fut>(timeout: Duration, every: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -54,6 +55,6 @@ where
         if tokio::time::Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(every).await;
     }
 }

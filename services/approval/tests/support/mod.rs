@@ -1,5 +1,6 @@
 //! Helpers for the approval tests: settings for the running stack, valid and
-//! unique forms, and a way to start the service in-process.
+//! unique forms, the service in-process and its decisions read back, on
+//! top of `mamochi_testkit`.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -8,31 +9,25 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use futures::StreamExt;
-use mamochi_common::shutdown::Shutdown;
-use mamochi_common::{db, kafka, Settings};
+use mamochi_common::Settings;
 use mamochi_events::codec::EventCodec;
 use mamochi_events::publish::publish;
 use mamochi_events::topics;
 use mamochi_events::{RegistrationKey, RegistrationSubmitted};
-use rdkafka::consumer::Consumer;
+use mamochi_testkit::service::InProcess;
+use mamochi_testkit::{self as kit};
 use rdkafka::message::OwnedMessage;
 use uuid::Uuid;
 
 /// Settings with consumer groups of this test's own, starting at the current
 /// end of the topics: earlier tests' records are not this test's business.
+/// (The topics exist: `stack up` creates the whole catalog.)
 pub fn settings() -> Settings {
-    let mut settings = Settings::load(None).expect("settings load from the environment");
-    settings.approval.ops_listen = "127.0.0.1:0".into();
-    settings.kafka.group_prefix = format!("test-{}-", Uuid::new_v4().simple());
-    // The topics exist: `stack up` creates the whole catalog.
-    for (group, topic) in [
+    let mut settings = kit::settings::isolated(&[
         (mamochi_approval::FORMS_GROUP, topics::REGISTRATIONS.name()),
         (mamochi_approval::REVIEWS_GROUP, topics::REGISTRATION_REVIEWS.name()),
-    ] {
-        kafka::start_group_at_end(&settings.kafka, &settings.kafka.group(group), topic)
-            .expect("group starts at the end");
-    }
+    ]);
+    settings.approval.ops_listen = "127.0.0.1:0".into();
     settings
 }
 
@@ -84,21 +79,17 @@ pub async fn submit(producer: &rdkafka::producer::FutureProducer, codec: &EventC
     .expect("form acknowledged");
 }
 
-/// Starts the approval service in-process; cancel the token to stop it.
-pub fn start(settings: &Settings) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let shutdown = Shutdown::new();
+/// Starts the approval service in-process; stop it with `stop()`.
+pub fn start(settings: &Settings) -> InProcess {
     let settings = settings.clone();
-    let token = shutdown.clone();
-    let handle = tokio::spawn(async move { mamochi_approval::run(&settings, token).await });
-    (shutdown, handle)
+    InProcess::spawn(|token| async move { mamochi_approval::run(&settings, token).await })
 }
 
 /// Polls the form's status until it is not 'received' (or the timeout).
 pub async fn wait_for_status(settings: &Settings, id: Uuid, timeout: Duration) -> Option<String> {
     use mamochi_common::schema::registrations;
-    let pool = db::pool(&settings.database).expect("pool");
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
+    let pool = kit::settings::pool(settings);
+    kit::wait::poll_for(timeout, Duration::from_millis(10), || async {
         let mut conn = pool.get().await.expect("connection");
         let status: Option<String> = registrations::table
             .find(id)
@@ -107,37 +98,18 @@ pub async fn wait_for_status(settings: &Settings, id: Uuid, timeout: Duration) -
             .await
             .optional()
             .expect("query");
-        if let Some(status) = status.filter(|status| status != "received") {
-            return Some(status);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
+        status.filter(|status| status != "received")
+    })
+    .await
 }
 
-/// Records of `topic` (from the start) whose key decodes to `filter`'s liking.
+/// Records of `topic` (from the start) that `filter` accepts, up to
+/// `expected` of them or 30 s.
 pub async fn records(
     settings: &Settings,
     topic: &str,
     expected: usize,
     filter: impl Fn(&OwnedMessage) -> bool,
 ) -> Vec<OwnedMessage> {
-    let consumer = kafka::consumer(&settings.kafka, &format!("test-{}", Uuid::new_v4()), "test").expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut stream = consumer.stream();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut found = Vec::new();
-    while found.len() < expected {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(message))) => {
-                let owned = message.detach();
-                if filter(&owned) {
-                    found.push(owned);
-                }
-            }
-            Ok(Some(Err(_))) => {}
-            Ok(None) | Err(_) => break,
-        }
-    }
-    found
+    kit::records::read_records(settings, topic, expected, Duration::from_secs(30), filter).await
 }
