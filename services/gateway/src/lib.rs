@@ -13,7 +13,8 @@
 //! Kafka (idempotent producer, `acks=all`); a failure before that is a 503
 //! and nothing was recorded, so the client may retry. Retrying a sale with
 //! the same `Idempotency-Key` records it at most once. The gateway consumes
-//! nothing.
+//! only to keep its views: cart stock and cart locations ([`views`]); the
+//! cart-tracking vocabulary is in [`tracking`].
 
 pub mod admission;
 pub mod auth;
