@@ -113,6 +113,8 @@ gateway     Write topic    literal  mamochi.registration-reviews
 gateway     Write topic    literal  mamochi.sales
 gateway     Write topic    literal  mamochi.stock
 gateway     Read  topic    literal  mamochi.cart-stock
+gateway     Write topic    literal  mamochi.cart-tracking
+gateway     Read  topic    literal  mamochi.cart-tracking
 gateway     Read  group    prefixed gateway-
 approval    Read  topic    literal  mamochi.registrations
 approval    Read  topic    literal  mamochi.registration-reviews
