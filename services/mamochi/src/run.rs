@@ -18,11 +18,13 @@
 //! a dead one's partitions to the others. What makes instance N distinct on
 //! one host ([`as_instance`]): every `*.ops_listen` port moves up by
 //! 10 × (N − 1) (9103 → 9113 for accounting instance 2; a port of 0 stays 0,
-//! any free port, which each service logs), the Kafka `client.id` prefix
-//! becomes `<kafka.client_id>-N` for N ≥ 2 (instance 1 keeps a single
-//! process's names), and every log line carries `instance=N`. Metrics need no
-//! label of their own: each instance is its own scrape target, which
-//! Prometheus labels `instance`. The gateway's public `gateway.listen` does
+//! any free port), the Kafka `client.id` prefix becomes
+//! `<kafka.client_id>-N` for N ≥ 2 (instance 1 keeps a single process's
+//! names), and the services' log lines carry `instance=N` (a span around the
+//! run; librdkafka's own threads and the few tasks a service spawns, such as
+//! its ops server, log without it). The first line logged names the ports
+//! and the client id. Metrics need no label of their own: each instance is
+//! its own scrape target, which Prometheus labels `instance`. The gateway's public `gateway.listen` does
 //! not move: gateways scale behind a load balancer, each on its own address.
 //!
 //! Why every consumer service is correct with several instances: a partition
