@@ -33,6 +33,35 @@ pub use rut::Rut;
 pub use sale::{NewSale, PaymentMethod, Quantity, UnitPriceClp};
 pub use status::StatusFilter;
 
+/// Declares a newtype for a piece of personal data that one of the guild's
+/// rules (mamochi-rules) normalises: `parse` applies the rule and keeps its
+/// normal form, a refusal carries the rule's reason, and `Debug` (which a
+/// stray `?value` in a log line prints) shows the type only.
+macro_rules! personal_data {
+    ($(#[$doc:meta])* $name:ident, $rule:path) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, $crate::domain::Invalid> {
+                $rule(raw).map(Self).map_err(|error| $crate::domain::Invalid::new(error.to_string()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+use personal_data;
+
 /// Why a value was refused: a sentence for the client, never a panic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -2,32 +2,12 @@
 //! itself is mamochi-rules' (`phone::normalise`); this newtype is what the
 //! gateway's handlers accept.
 
-use super::Invalid;
-
-#[derive(Clone, PartialEq, Eq)]
-pub struct Phone(String);
-
-/// Personal data: `Debug`, which a stray `?value` in a log line prints,
-/// shows the type only.
-impl std::fmt::Debug for Phone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Phone(<redacted>)")
-    }
-}
-
-impl Phone {
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        mamochi_rules::phone::normalise(raw).map(Self).map_err(|error| Invalid::new(error.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+super::personal_data!(Phone, mamochi_rules::phone::normalise);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Invalid;
 
     #[test]
     fn debug_hides_the_value() {

@@ -6,34 +6,12 @@
 //! The rule itself is mamochi-rules' (`rut::normalise`), shared with the
 //! approval service; this newtype is what the gateway's handlers accept.
 
-use super::Invalid;
-
-#[derive(Clone, PartialEq, Eq)]
-pub struct Rut(String);
-
-/// Personal data: `Debug`, which a stray `?value` in a log line prints,
-/// shows the type only.
-impl std::fmt::Debug for Rut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Rut(<redacted>)")
-    }
-}
-
-impl Rut {
-    /// The guild's RUT rule (mamochi-rules) decides; this type only carries
-    /// its normal form.
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        mamochi_rules::rut::normalise(raw).map(Self).map_err(|error| Invalid::new(error.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+super::personal_data!(Rut, mamochi_rules::rut::normalise);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Invalid;
 
     #[test]
     fn debug_hides_the_value() {
