@@ -1,4 +1,6 @@
-//! `spawn_app()` and the helpers every gateway test shares.
+//! `spawn_app()` and the helpers every gateway test shares; the stack's
+//! settings, the readiness wait and the member fixture come from
+//! `mamochi_testkit`.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -15,6 +17,8 @@ use mamochi_events::{AvroSchemaSource, CartStockLevel, VendorKey};
 use mamochi_gateway::store::staff;
 use mamochi_gateway::Application;
 use mamochi_rules::digest::sha256_hex;
+use mamochi_testkit::members::{insert_cart, Member};
+use mamochi_testkit::{self as kit};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::de::DeserializeOwned;
@@ -23,7 +27,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub fn settings() -> Settings {
-    let mut settings = Settings::load(None).expect("settings load from the environment");
+    let mut settings = kit::settings::load();
     // Tests other than `limits.rs` poll and retry faster than a client may.
     settings.gateway.rate_limits.lift();
     settings.gateway.listen = "127.0.0.1:0".into();
@@ -78,17 +82,9 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let ops_address = format!("http://127.0.0.1:{}", application.ops_port());
     let shutdown = Shutdown::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    kit::http::wait_until_ready(&format!("{ops_address}/readyz"), Duration::from_secs(60)).await;
     let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = client.get(format!("{ops_address}/readyz")).send().await.map(|r| r.status().as_u16());
-        if matches!(ready, Ok(200)) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "gateway not ready in time: {ready:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let pool = db::pool(&settings.database).expect("pool");
+    let pool = kit::settings::pool(&settings);
     let staff = add_staff(&pool).await;
     TestApp {
         address,
@@ -159,44 +155,12 @@ impl TestApp {
     /// published as the distributor would, and the call returns once the
     /// gateway's stock view shows it.
     pub async fn create_vendor(&self, stock: i32) -> TestVendor {
-        let member_id = Uuid::new_v4();
-        let registration_id = Uuid::new_v4();
         let api_key = format!("mamochi_{}", Uuid::new_v4().simple());
-        let tag = member_id.simple().to_string();
-        let mut conn = self.pool.get().await.expect("connection");
-        diesel::sql_query(
-            "INSERT INTO registrations (registration_id, full_name, rut, email, phone, comuna, cart_plate, paid, \
-             tracking_token_sha256, status, submitted_at, decided_at) \
-             VALUES ($1, 'Rosa Pérez', $2, $3, '+56912345678', 'Ñuñoa', 'BCDF12', false, $4, 'approved', now(), now())",
-        )
-        .bind::<diesel::sql_types::Uuid, _>(registration_id)
-        .bind::<diesel::sql_types::Text, _>(format!("rut-{tag}"))
-        .bind::<diesel::sql_types::Text, _>(format!("rosa.{tag}@example.cl"))
-        .bind::<diesel::sql_types::Text, _>("00".repeat(32))
-        .execute(&mut conn)
-        .await
-        .expect("registration row");
-        diesel::sql_query(
-            "INSERT INTO members (member_id, registration_id, full_name, rut, email, phone, comuna, cart_plate, paid, \
-             api_key_id, api_key_sha256) \
-             VALUES ($1, $2, 'Rosa Pérez', $3, $4, '+56912345678', 'Ñuñoa', 'BCDF12', false, $5, $6)",
-        )
-        .bind::<diesel::sql_types::Uuid, _>(member_id)
-        .bind::<diesel::sql_types::Uuid, _>(registration_id)
-        .bind::<diesel::sql_types::Text, _>(format!("rut-{tag}"))
-        .bind::<diesel::sql_types::Text, _>(format!("rosa.{tag}@example.cl"))
-        .bind::<diesel::sql_types::Text, _>(format!("key-{tag}"))
-        .bind::<diesel::sql_types::Text, _>(sha256_hex(&api_key))
-        .execute(&mut conn)
-        .await
-        .expect("member row");
-        diesel::sql_query("INSERT INTO carts (vendor_id, stock) VALUES ($1, $2)")
-            .bind::<diesel::sql_types::Uuid, _>(member_id)
-            .bind::<diesel::sql_types::Integer, _>(stock)
-            .execute(&mut conn)
-            .await
-            .expect("cart row");
-        let vendor = TestVendor { member_id, api_key, email: format!("rosa.{tag}@example.cl") };
+        let member =
+            Member { full_name: "Rosa Pérez".to_string(), api_key_sha256: sha256_hex(&api_key), ..Member::new() };
+        member.insert(&self.pool).await;
+        insert_cart(&self.pool, member.id, stock).await;
+        let vendor = TestVendor { member_id: member.id, api_key, email: member.email };
         self.set_stock(&vendor, stock).await;
         vendor
     }
