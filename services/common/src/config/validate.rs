@@ -257,12 +257,15 @@ impl Settings {
         report.positive("gateway.max_in_flight", self.gateway.max_in_flight);
         report.positive("gateway.db_wait_ms", self.gateway.db_wait_ms);
         report.positive("gateway.idempotency_retention_hours", self.gateway.idempotency_retention_hours);
+        report.positive("gateway.location_max_age_secs", self.gateway.location_max_age_secs);
         let limits = &self.gateway.rate_limits;
         for (name, limit) in [
             ("registrations_per_ip", limits.registrations_per_ip),
             ("status_reads_per_ip", limits.status_reads_per_ip),
             ("sales_per_key", limits.sales_per_key),
             ("depletions_per_cart", limits.depletions_per_cart),
+            ("locations_per_cart", limits.locations_per_cart),
+            ("cart_reports_per_cart", limits.cart_reports_per_cart),
             ("vendor_requests_per_key", limits.vendor_requests_per_key),
             ("admin_per_token", limits.admin_per_token),
         ] {
