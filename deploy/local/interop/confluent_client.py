@@ -387,7 +387,9 @@ def auth_checks(mamochi, schemas_dir, bootstrap, admin, scratch_topics):
         "MAMOCHI__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
     })
     process = subprocess.Popen([mamochi, "registry"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    scratch_topics.append(topic)
+    # The registry also creates its writer-election topic, named after its
+    # state topic (services/registry/src/election.rs, ElectionNames).
+    scratch_topics.extend([topic, f"{topic}-writer"])
     try:
         if not check(f"registry with basic auth starts on port {port}",
                      lambda: wait_until_up(url, process, log.name) or f"pid {process.pid}"):
