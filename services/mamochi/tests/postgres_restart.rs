@@ -23,11 +23,12 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use mamochi_common::db::{self, PgPool};
 use mamochi_common::kafka;
-use mamochi_common::schema::{carts, members, processed_events, registrations};
+use mamochi_common::schema::{carts, processed_events};
 use mamochi_common::Settings;
 use mamochi_events::codec::EventCodec;
 use mamochi_events::topics::SALES;
 use mamochi_events::{PaymentMethod, SaleRecorded, VendorKey};
+use mamochi_testkit::members::{insert_cart, Member};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rdkafka::producer::FutureRecord;
@@ -143,54 +144,10 @@ fn postmaster_pid() -> Option<i32> {
 }
 
 async fn member_with_cart(pool: &PgPool) -> Uuid {
-    let mut conn = pool.get().await.expect("connection");
-    let id = Uuid::new_v4();
-    let registration_id = Uuid::new_v4();
-    let tag = id.simple().to_string();
-    let email = format!("vendor-{tag}@test.mamochi.cl");
-    let full_name = format!("Vendedora {}", &tag[..8]);
-    let rut = format!("{}-{}", &tag[..12], &tag[12..13]);
-    diesel::insert_into(registrations::table)
-        .values((
-            registrations::registration_id.eq(registration_id),
-            registrations::full_name.eq(&full_name),
-            registrations::rut.eq(&rut),
-            registrations::email.eq(&email),
-            registrations::phone.eq("+56911111111"),
-            registrations::comuna.eq("Santiago"),
-            registrations::cart_plate.eq("BCDF12"),
-            registrations::paid.eq(false),
-            registrations::tracking_token_sha256.eq(&tag),
-            registrations::status.eq("approved"),
-            registrations::member_id.eq(id),
-            registrations::submitted_at.eq(Utc::now()),
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("registration fixture");
-    diesel::insert_into(members::table)
-        .values((
-            members::member_id.eq(id),
-            members::registration_id.eq(registration_id),
-            members::full_name.eq(&full_name),
-            members::rut.eq(&rut),
-            members::email.eq(&email),
-            members::phone.eq("+56911111111"),
-            members::comuna.eq("Santiago"),
-            members::cart_plate.eq("BCDF12"),
-            members::paid.eq(false),
-            members::api_key_id.eq(format!("test_{tag}")),
-            members::api_key_sha256.eq(&tag),
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("member fixture");
-    diesel::insert_into(carts::table)
-        .values((carts::vendor_id.eq(id), carts::stock.eq(STOCK)))
-        .execute(&mut conn)
-        .await
-        .expect("cart fixture");
-    id
+    let member = Member::new();
+    member.insert(pool).await;
+    insert_cart(pool, member.id, STOCK).await;
+    member.id
 }
 
 #[derive(QueryableByName, Debug, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! Helpers for the accounting tests that run the real binary
 //! (`mamochi run accounting`) against the real stack: processes started with
 //! a shared sped-up platform clock, sales produced to Kafka, members inserted
-//! and weeks, statements and email requests read back.
-#![allow(dead_code)]
+//! and weeks, statements and email requests read back. Processes, fixtures,
+//! offsets and waits come from `mamochi_testkit`.
+#![allow(dead_code, unused_imports)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -12,17 +12,22 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures::StreamExt;
 use mamochi_common::db::PgPool;
-use mamochi_common::schema::{members, registrations, statements, weekly_sales};
+use mamochi_common::schema::{statements, weekly_sales};
 use mamochi_common::{kafka, Settings};
 use mamochi_events::codec::EventCodec;
 use mamochi_events::publish::publish;
+use mamochi_events::topics::TopicInfo;
 use mamochi_events::{topics, EmailRequested, PaymentMethod, SaleRecorded, VendorKey};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use mamochi_testkit::members::Member;
+use mamochi_testkit::processes::Mamochi;
+use mamochi_testkit::{offsets, ports};
+use nix::sys::signal::Signal;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
+
+pub use mamochi_testkit::wait::eventually;
 
 pub fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).expect("rfc3339").with_timezone(&Utc)
@@ -59,13 +64,13 @@ impl TestClock {
 /// A running `mamochi run accounting` process; killed if the test panics
 /// before stopping it, so no process outlives its test.
 #[derive(Debug)]
-pub struct Accounting(Option<Child>, u16);
+pub struct Accounting(Mamochi);
 
 impl Accounting {
     /// Closing passes the process has completed, from its `/metrics`;
     /// `None` while its operations port does not answer.
     pub async fn closing_passes(&self) -> Option<u64> {
-        let url = format!("http://127.0.0.1:{}/metrics", self.1);
+        let url = format!("http://127.0.0.1:{}/metrics", self.0.ops_port?);
         let text = reqwest::get(url).await.ok()?.text().await.ok()?;
         text.lines()
             .find_map(|line| line.strip_prefix("mamochi_accounting_closing_passes_total "))
@@ -73,20 +78,8 @@ impl Accounting {
     }
 
     /// Sends `signal` and reaps the process.
-    pub fn stop(mut self, signal: Signal) {
-        if let Some(mut child) = self.0.take() {
-            kill(Pid::from_raw(child.id() as i32), signal).expect("signal sent");
-            child.wait().expect("reaped");
-        }
-    }
-}
-
-impl Drop for Accounting {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    pub fn stop(self, signal: Signal) {
+        self.0.stop(signal);
     }
 }
 
@@ -94,22 +87,19 @@ impl Drop for Accounting {
 /// `grace_secs` of grace, a 1 s close check and at most `max_batch` sales per
 /// transaction.
 pub fn start_accounting(settings: &Settings, clock: &TestClock, grace_secs: i64, max_batch: usize) -> Accounting {
-    let ops_port = mamochi_common::ports::unused_loopback_port().expect("a free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_mamochi"))
-        .args(["run", "accounting"])
-        .env("MAMOCHI__KAFKA__GROUP_PREFIX", &settings.kafka.group_prefix)
-        .env("MAMOCHI__ACCOUNTING__OPS_LISTEN", format!("127.0.0.1:{ops_port}"))
-        .env("MAMOCHI__ACCOUNTING__GRACE_PERIOD_SECS", grace_secs.to_string())
-        .env("MAMOCHI__ACCOUNTING__CLOSE_CHECK_INTERVAL_SECS", "1")
-        .env("MAMOCHI__ACCOUNTING__MAX_BATCH", max_batch.to_string())
-        .env("MAMOCHI__TIME__SCALE", clock.scale.to_string())
-        .env("MAMOCHI__TIME__ANCHOR_REAL", clock.anchor_real.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .env("MAMOCHI__TIME__ANCHOR_PLATFORM", clock.anchor_platform.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .env("MAMOCHI__LOG__FILTER", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("mamochi run accounting starts");
-    Accounting(Some(child), ops_port)
+    let ops_port = ports::free_port();
+    let envs = [
+        ("MAMOCHI__KAFKA__GROUP_PREFIX", settings.kafka.group_prefix.clone()),
+        ("MAMOCHI__ACCOUNTING__OPS_LISTEN", format!("127.0.0.1:{ops_port}")),
+        ("MAMOCHI__ACCOUNTING__GRACE_PERIOD_SECS", grace_secs.to_string()),
+        ("MAMOCHI__ACCOUNTING__CLOSE_CHECK_INTERVAL_SECS", "1".to_string()),
+        ("MAMOCHI__ACCOUNTING__MAX_BATCH", max_batch.to_string()),
+        ("MAMOCHI__TIME__SCALE", clock.scale.to_string()),
+        ("MAMOCHI__TIME__ANCHOR_REAL", clock.anchor_real.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        ("MAMOCHI__TIME__ANCHOR_PLATFORM", clock.anchor_platform.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        ("MAMOCHI__LOG__FILTER", "warn".to_string()),
+    ];
+    Accounting(Mamochi::spawn(env!("CARGO_BIN_EXE_mamochi"), ["run", "accounting"], &envs).with_ops_port(ops_port))
 }
 
 pub fn sale(vendor: Uuid, occurred_at: DateTime<Utc>, quantity: i32, unit_price_clp: i64) -> SaleRecorded {
@@ -196,77 +186,23 @@ pub async fn statements_of(pool: &PgPool, vendor: Uuid, iso_week: &str) -> Vec<S
 
 /// Inserts an approved member (and the registration it comes from).
 pub async fn add_member(pool: &PgPool, member_id: Uuid, email: &str, created_at: DateTime<Utc>) {
-    let mut conn = pool.get().await.expect("connection");
-    let registration_id = Uuid::new_v4();
-    let tag = member_id.simple().to_string();
-    diesel::insert_into(registrations::table)
-        .values((
-            registrations::registration_id.eq(registration_id),
-            registrations::full_name.eq("Socia de Prueba"),
-            registrations::rut.eq(&tag),
-            registrations::email.eq(email),
-            registrations::phone.eq("+56911111111"),
-            registrations::comuna.eq("Santiago"),
-            registrations::cart_plate.eq("BCDF12"),
-            registrations::paid.eq(false),
-            registrations::tracking_token_sha256.eq(&tag),
-            registrations::status.eq("approved"),
-            registrations::submitted_at.eq(created_at),
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("insert registration");
-    diesel::insert_into(members::table)
-        .values((
-            members::member_id.eq(member_id),
-            members::registration_id.eq(registration_id),
-            members::full_name.eq("Socia de Prueba"),
-            members::rut.eq(&tag),
-            members::email.eq(email),
-            members::phone.eq("+56911111111"),
-            members::comuna.eq("Santiago"),
-            members::cart_plate.eq("BCDF12"),
-            members::paid.eq(false),
-            members::api_key_id.eq(&tag),
-            members::api_key_sha256.eq(&tag),
-            members::created_at.eq(created_at),
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("insert member");
+    let member = Member {
+        full_name: "Socia de Prueba".to_string(),
+        email: email.to_string(),
+        created_at,
+        ..Member::with_id(member_id)
+    };
+    member.insert(pool).await;
 }
 
-/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// The catalog's topic called `name`.
+fn topic_named(name: &str) -> &'static TopicInfo {
+    topics::ALL.into_iter().find(|topic| topic.name == name).unwrap_or_else(|| panic!("{name} is in the catalog"))
 }
 
 /// Each partition's end offset of `topic` now.
 pub fn end_offsets(settings: &Settings, topic: &str) -> Vec<(i32, i64)> {
-    let consumer: BaseConsumer =
-        kafka::consumer_config(&settings.kafka, "test.accounting.ends", "test").create().expect("consumer");
-    let timeout = Duration::from_secs(10);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
-    metadata
-        .topics()
-        .iter()
-        .flat_map(|topic| topic.partitions())
-        .map(|partition| {
-            let (_, high) = consumer.fetch_watermarks(topic, partition.id(), timeout).expect("watermarks");
-            (partition.id(), high)
-        })
-        .collect()
+    offsets::end_offsets(settings, topic_named(topic))
 }
 
 /// Waits until `group` has committed, on every partition of `topic`, an
@@ -280,30 +216,7 @@ pub async fn wait_until_committed(
     ends: &[(i32, i64)],
     timeout: Duration,
 ) {
-    let consumer: BaseConsumer = kafka::consumer_config(&settings.kafka, group, "test").create().expect("consumer");
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let mut list = TopicPartitionList::new();
-        for (partition, _) in ends {
-            list.add_partition(topic, *partition);
-        }
-        let committed = consumer.committed_offsets(list, Duration::from_secs(10)).ok();
-        let behind: Vec<&(i32, i64)> = ends
-            .iter()
-            .filter(|(partition, end)| {
-                let offset = committed.as_ref().and_then(|list| list.find_partition(topic, *partition));
-                match offset.map(|element| element.offset()) {
-                    Some(Offset::Offset(offset)) => offset < *end,
-                    _ => *end > 0,
-                }
-            })
-            .collect();
-        if behind.is_empty() {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{group} did not commit {topic} up to {behind:?} in time");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    offsets::wait_until_committed(settings, group, topic_named(topic), ends, timeout).await;
 }
 
 /// A reader of the email-requests topic from its current end: create it
@@ -315,21 +228,7 @@ pub struct EmailRequests {
 
 impl EmailRequests {
     pub fn from_now(settings: &Settings) -> Self {
-        let consumer: BaseConsumer =
-            kafka::consumer_config(&settings.kafka, "test.accounting.emails", "test").create().expect("consumer");
-        let topic = topics::EMAIL_REQUESTS.name();
-        let timeout = Duration::from_secs(10);
-        let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
-        let ends = metadata
-            .topics()
-            .iter()
-            .flat_map(|topic| topic.partitions())
-            .map(|partition| {
-                let (_, high) = consumer.fetch_watermarks(topic, partition.id(), timeout).expect("watermarks");
-                (partition.id(), high)
-            })
-            .collect();
-        Self { ends }
+        Self { ends: offsets::end_offsets(settings, &topics::EMAIL_REQUESTS) }
     }
 
     /// Every email request written since [`Self::from_now`] up to the

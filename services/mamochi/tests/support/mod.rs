@@ -1,6 +1,7 @@
-//! Helpers shared by the integration tests: settings for the running stack
-//! and names that never collide between runs.
-#![allow(dead_code)]
+//! Helpers shared by the mamochi crate's integration tests: settings whose
+//! consumer groups are the test's own, a counting consumer, and the short
+//! journey; settings and unique names come from `mamochi_testkit`.
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,21 +12,13 @@ use mamochi_common::Settings;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 
-/// Settings of the stack the test command started (`stack env` exports them).
-pub fn settings() -> Settings {
-    Settings::load(None).expect("settings load from the environment")
-}
+pub use mamochi_testkit::settings::{load as settings, unique};
 
 /// The stack's state directory, where PID files and mail live.
 pub fn state_dir() -> PathBuf {
     std::env::var_os("MAMOCHI_STATE_DIR")
         .map(PathBuf::from)
         .expect("MAMOCHI_STATE_DIR is set by `make test` (deploy/local/run-tests)")
-}
-
-/// A name unique to this test run.
-pub fn unique(prefix: &str) -> String {
-    format!("test.{prefix}.{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Where [`consume_values`] stops.
@@ -113,21 +106,14 @@ pub async fn consume_values(
 /// current end of their topics, so records earlier tests left behind (a
 /// 10,000-form backlog, say) are not this test's to process.
 pub fn isolated_settings() -> Settings {
-    let mut settings = settings();
-    settings.kafka.group_prefix = format!("test-{}-", uuid::Uuid::new_v4().simple());
-    let groups = [
+    mamochi_testkit::settings::isolated(&[
         (mamochi_approval::FORMS_GROUP, mamochi_events::topics::REGISTRATIONS.name()),
         (mamochi_approval::REVIEWS_GROUP, mamochi_events::topics::REGISTRATION_REVIEWS.name()),
         (mamochi_distributor::service::SALES_GROUP, mamochi_events::topics::SALES.name()),
         (mamochi_distributor::service::STOCK_GROUP, mamochi_events::topics::STOCK.name()),
         (mamochi_accounting::GROUP, mamochi_events::topics::SALES.name()),
         (mamochi_notifier::service::GROUP, mamochi_events::topics::EMAIL_REQUESTS.name()),
-    ];
-    for (group, topic) in groups {
-        kafka::start_group_at_end(&settings.kafka, &settings.kafka.group(group), topic)
-            .expect("group starts at the end");
-    }
-    settings
+    ])
 }
 
 /// The demo's scenario, shortened: two vendors (one paid), a sale every
