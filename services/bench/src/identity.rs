@@ -21,10 +21,8 @@ struct Taken {
     taken: bool,
 }
 
-/// Consonants of current Chilean plates.
-const PLATE_LETTERS: &[u8] = b"BCDFGHJKLPRSTVWXYZ";
 /// Distinct current-format plates: four letters, two digits.
-const PLATE_SPACE: u64 = 18 * 18 * 18 * 18 * 100;
+const PLATE_SPACE: u64 = mamochi_rules::plate::CURRENT_PLATES;
 /// Eight-digit RUT bodies.
 const RUT_SPACE: u64 = 90_000_000;
 /// Eight digits after "+569".
@@ -98,20 +96,12 @@ impl Identities {
     }
 
     pub fn phone(&self, index: u64) -> String {
-        format!("+569{:08}", ((self.offset / 7) % PHONE_SPACE + index) % PHONE_SPACE)
+        mamochi_rules::phone::mobile(((self.offset / 7) % PHONE_SPACE + index) % PHONE_SPACE)
     }
 
     pub fn plate(&self, index: u64) -> String {
         // Reduced first, so the sequence never wraps inside a run.
-        let mut code = ((self.offset / 13) % PLATE_SPACE + index) % PLATE_SPACE;
-        let digits = code % 100;
-        code /= 100;
-        let mut plate = String::with_capacity(6);
-        for _ in 0..4 {
-            plate.push(PLATE_LETTERS[(code % 18) as usize] as char);
-            code /= 18;
-        }
-        format!("{plate}{digits:02}")
+        mamochi_rules::plate::current(((self.offset / 13) % PLATE_SPACE + index) % PLATE_SPACE)
     }
 
     /// The payment reference of form `index`, in the gateway's format
@@ -160,13 +150,9 @@ mod tests {
             let (body, _) = rut.split_once('-').expect("dash");
             assert_eq!(body.len(), 8, "{rut}");
             let phone = ids.phone(index);
-            assert!(phone.starts_with("+569") && phone.len() == 12, "{phone}");
+            assert_eq!(mamochi_rules::phone::normalise(&phone).as_ref(), Ok(&phone));
             let plate = ids.plate(index);
-            assert!(
-                plate[..4].bytes().all(|b| PLATE_LETTERS.contains(&b))
-                    && plate[4..].bytes().all(|b| b.is_ascii_digit()),
-                "{plate}"
-            );
+            assert_eq!(mamochi_rules::plate::normalise(&plate).as_ref(), Ok(&plate));
         }
         let paid = ids.form(3, true);
         assert_eq!(paid["paid"], true);

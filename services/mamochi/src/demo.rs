@@ -427,20 +427,14 @@ fn rut(index: usize, run_tag: &str) -> String {
 
 /// A current-format plate (four consonants, two digits), per vendor and run.
 fn plate(index: usize, run_tag: &str) -> String {
-    const CONSONANTS: &[u8] = b"BCDFGHJKLPRSTVWXYZ";
-    let mut seed = u64::from_str_radix(&run_tag[..8], 16).unwrap_or(0) + index as u64 * 104_729;
-    let mut plate = String::new();
-    for _ in 0..4 {
-        plate.push(CONSONANTS[(seed % 18) as usize] as char);
-        seed /= 18;
-    }
-    format!("{plate}{:02}", seed % 100)
+    let seed = u64::from_str_radix(&run_tag[..8], 16).unwrap_or(0);
+    mamochi_rules::plate::current(seed + index as u64 * 104_729)
 }
 
 /// A mobile number, per vendor and run (members may not share a phone).
 fn phone(index: usize, run_tag: &str) -> String {
     let seed = u64::from_str_radix(&run_tag[..7], 16).unwrap_or(0) % 9_000_000;
-    format!("+569{}", 10_000_000 + seed * 10 + index as u64)
+    mamochi_rules::phone::mobile(10_000_000 + seed * 10 + index as u64)
 }
 
 /// A payment reference in the gateway's format (`PAGO-` and 16 digits),
