@@ -21,13 +21,13 @@ use mamochi_common::Settings;
 use mamochi_distributor::derived::derived_id;
 use mamochi_distributor::rules::{self, Cart};
 use mamochi_events::codec::EventCodec;
-use mamochi_events::topics::{Topic, CART_STOCK, EMAIL_REQUESTS, SALES, STOCK};
-use mamochi_events::{AvroSchemaSource, PaymentMethod, SaleRecorded, StockEventKind, VendorKey};
+use mamochi_events::topics::{CART_STOCK, EMAIL_REQUESTS, SALES, STOCK};
+use mamochi_events::{PaymentMethod, SaleRecorded, StockEventKind, VendorKey};
 use mamochi_testkit::members::{insert_cart, Member};
+use mamochi_testkit::records::{produce_in_order, read_to_end};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
@@ -125,75 +125,6 @@ fn caught_up(settings: &Settings, group: &str, topic: &str, partitions: i32) -> 
     })
 }
 
-/// Every record of `topic` up to its current end, decoded.
-async fn read_to_end<K, V>(settings: &Settings, codec: &EventCodec, topic: &Topic<K, V>) -> Vec<V>
-where
-    V: AvroSchemaSource + serde::de::DeserializeOwned,
-{
-    let consumer = kafka::consumer(&settings.kafka, &support::unique("reader"), "test").expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = HashMap::new();
-    for partition in 0..topic.info.partitions {
-        let (low, high) =
-            consumer.fetch_watermarks(topic.name(), partition, Duration::from_secs(10)).expect("watermarks");
-        if high > low {
-            ends.insert(partition, high);
-            assignment.add_partition_offset(topic.name(), partition, Offset::Beginning).expect("assign");
-        }
-    }
-    if ends.is_empty() {
-        return Vec::new();
-    }
-    consumer.assign(&assignment).expect("assign");
-    let mut values = Vec::new();
-    while !ends.is_empty() {
-        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .expect("records keep arriving until the end")
-            .expect("no consumer error");
-        if let Ok(value) = codec.decode::<V>(message.payload()).await {
-            values.push(value);
-        }
-        if ends.get(&message.partition()).is_some_and(|end| message.offset() + 1 >= *end) {
-            ends.remove(&message.partition());
-        }
-    }
-    values
-}
-
-/// Produces the sales in order (each handed to the idempotent producer
-/// before the next, so a vendor's sales keep their order), then waits for
-/// every acknowledgement.
-async fn produce_in_order(settings: &Settings, codec: &EventCodec, sales: &[SaleRecorded]) {
-    let producer = kafka::producer(&settings.kafka, "test").expect("producer");
-    let mut encoded = Vec::with_capacity(sales.len());
-    for sale in sales {
-        encoded.push(codec.encode(&SALES, &VendorKey { vendor_id: sale.vendor_id }, sale).await.expect("encodes"));
-    }
-    let mut deliveries = Vec::with_capacity(encoded.len());
-    for (key, payload) in &encoded {
-        loop {
-            let record = rdkafka::producer::FutureRecord::to(SALES.name()).key(key).payload(payload);
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    deliveries.push(delivery);
-                    break;
-                }
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(rdkafka::error::RDKafkaErrorCode::QueueFull),
-                    _,
-                )) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err((error, _)) => panic!("sale not enqueued: {error}"),
-            }
-        }
-    }
-    for delivery in futures::future::join_all(deliveries).await {
-        delivery.expect("delivery reported").expect("sale acknowledged");
-    }
-}
-
 /// What the rules give for one vendor's sales applied one at a time.
 struct Expected {
     cart: Cart,
@@ -271,7 +202,8 @@ async fn sigkill_while_draining_sales_then_restart_gives_exact_stock_and_derived
     let sale_ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
     let vendor_ids: Vec<Uuid> = vendors.iter().map(|(id, _, _)| *id).collect();
     let emails: Vec<String> = vendors.iter().map(|(_, email, _)| email.clone()).collect();
-    produce_in_order(&settings, &codec, &sales).await;
+    let producer = kafka::producer(&settings.kafka, "test").expect("producer");
+    produce_in_order(&producer, &codec, &SALES, &sales, |sale| VendorKey { vendor_id: sale.vendor_id }).await;
 
     // Act: start, SIGKILL once part of the backlog is applied, restart.
     let mut first = start_distributor(&settings);

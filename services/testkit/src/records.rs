@@ -1,7 +1,8 @@
 //! Reading what services wrote to a topic: raw records from the beginning
 //! through a filter, or decoded values up to the topic's end. A reader that
 //! stops at the end it measured first proves absence: a record missing from
-//! its answer was not in the topic, with no quiet spell waited out.
+//! its answer was not in the topic, with no quiet spell waited out. And
+//! producing records in order, as a service's upstream would.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -131,4 +132,46 @@ where
         }
     }
     values
+}
+
+/// Produces `values` to `topic` keyed by `key_of`, in the given order: each
+/// record is handed to the (idempotent) producer before the next, so records
+/// of one key keep their order in the partition; then waits for every
+/// acknowledgement.
+pub async fn produce_in_order<K, V>(
+    producer: &rdkafka::producer::FutureProducer,
+    codec: &EventCodec,
+    topic: &Topic<K, V>,
+    values: &[V],
+    key_of: impl Fn(&V) -> K,
+) where
+    K: AvroSchemaSource + serde::Serialize,
+    V: AvroSchemaSource + serde::Serialize,
+{
+    let mut encoded = Vec::with_capacity(values.len());
+    for value in values {
+        encoded.push(codec.encode(topic, &key_of(value), value).await.expect("record encodes"));
+    }
+    let mut deliveries = Vec::with_capacity(encoded.len());
+    for (key, payload) in &encoded {
+        loop {
+            let record = rdkafka::producer::FutureRecord::to(topic.name()).key(key).payload(payload);
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::error::RDKafkaErrorCode::QueueFull),
+                    _,
+                )) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((error, _)) => panic!("record not enqueued: {error}"),
+            }
+        }
+    }
+    for delivery in futures::future::join_all(deliveries).await {
+        delivery.expect("delivery reported").expect("record acknowledged");
+    }
 }

@@ -10,19 +10,13 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Polls `check` until it returns `Some`, and returns that value; panics
 /// with "timed out waiting for {what}" once `timeout` has passed.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
-    }
+    let found = poll_for(timeout, POLL, check).await;
+    found.unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
 /// Polls `condition` until it holds; panics with "timed out waiting for

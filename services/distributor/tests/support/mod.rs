@@ -20,7 +20,7 @@ use mamochi_testkit::{self as kit};
 use uuid::Uuid;
 
 pub use mamochi_testkit::http::get_local as get;
-pub use mamochi_testkit::records::read_to_end;
+pub use mamochi_testkit::records::{produce_in_order, read_to_end};
 pub use mamochi_testkit::settings::pool;
 pub use mamochi_testkit::wait::eventually;
 
@@ -116,48 +116,6 @@ pub async fn all_relayed(pool: &PgPool) {
         (pending.rows == 0).then_some(())
     })
     .await;
-}
-
-/// Produces `values` to `topic` keyed by `key_of`, in the given order: each
-/// record is handed to the (idempotent) producer before the next, so records
-/// of one key keep their order in the partition; then waits for every
-/// acknowledgement.
-pub async fn produce_in_order<K, V>(
-    producer: &rdkafka::producer::FutureProducer,
-    codec: &EventCodec,
-    topic: &Topic<K, V>,
-    values: &[V],
-    key_of: impl Fn(&V) -> K,
-) where
-    K: AvroSchemaSource + serde::Serialize,
-    V: AvroSchemaSource + serde::Serialize,
-{
-    let mut encoded = Vec::with_capacity(values.len());
-    for value in values {
-        encoded.push(codec.encode(topic, &key_of(value), value).await.expect("record encodes"));
-    }
-    let mut deliveries = Vec::with_capacity(encoded.len());
-    for (key, payload) in &encoded {
-        loop {
-            let record = rdkafka::producer::FutureRecord::to(topic.name()).key(key).payload(payload);
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    deliveries.push(delivery);
-                    break;
-                }
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(rdkafka::error::RDKafkaErrorCode::QueueFull),
-                    _,
-                )) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err((error, _)) => panic!("record not enqueued: {error}"),
-            }
-        }
-    }
-    for delivery in futures::future::join_all(deliveries).await {
-        delivery.expect("delivery reported").expect("record acknowledged");
-    }
 }
 
 /// How many of `event_ids` the consumer `consumer` has applied.
