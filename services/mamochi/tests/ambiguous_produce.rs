@@ -66,7 +66,7 @@ async fn create_vendor(pool: &PgPool, stock: i32) -> (Uuid, String) {
     let member_id = Uuid::new_v4();
     let registration_id = Uuid::new_v4();
     let api_key = format!("mamochi_{}", Uuid::new_v4().simple());
-    let digest = mamochi_gateway::domain::secret::sha256_hex(&api_key);
+    let digest = mamochi_rules::digest::sha256_hex(&api_key);
     let tag = member_id.simple().to_string();
     let mut conn = pool.get().await.expect("connection");
     diesel::sql_query(

@@ -18,6 +18,8 @@ use serde_json::Value;
 struct PrivateRegistry {
     url: String,
     topic: String,
+    /// The writer-election topic the registry creates beside its state topic.
+    election_topic: String,
     shutdown: Shutdown,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -28,11 +30,12 @@ impl PrivateRegistry {
         let mut settings = Settings::load(None).expect("settings load from the environment (stack env)");
         settings.registry.topic = topic.clone();
         settings.registry.listen = "127.0.0.1:0".to_string();
+        let election_topic = mamochi_registry::election::ElectionNames::new(&settings).topic;
         let app = mamochi_registry::Application::build(&settings).await.expect("the registry starts");
         let url = format!("http://127.0.0.1:{}", app.port());
         let shutdown = Shutdown::new();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self { url, topic, shutdown, server }
+        Self { url, topic, election_topic, shutdown, server }
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -46,8 +49,12 @@ impl PrivateRegistry {
         let settings = Settings::load(None).expect("settings");
         let admin = mamochi_common::kafka::admin(&settings.kafka).expect("admin client");
         let options = rdkafka::admin::AdminOptions::new();
-        for result in admin.delete_topics(&[self.topic.as_str()], &options).await.expect("delete request") {
-            result.expect("the test's registry topic is deleted");
+        for result in admin
+            .delete_topics(&[self.topic.as_str(), self.election_topic.as_str()], &options)
+            .await
+            .expect("delete request")
+        {
+            result.expect("the test's registry topics are deleted");
         }
     }
 }

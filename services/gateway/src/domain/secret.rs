@@ -2,6 +2,7 @@
 //! staff tokens it checks. Only SHA-256 digests are stored or compared, and
 //! comparisons take the same time whatever the input.
 
+use mamochi_rules::digest::sha256_hex;
 use sha2::{Digest, Sha256};
 
 /// Random bytes behind a tracking token: 256 bits, far above the 128 required.
@@ -18,11 +19,6 @@ pub fn tracking_token() -> Result<String, RandomError> {
     getrandom::fill(&mut bytes).map_err(|error| RandomError(error.to_string()))?;
     Ok(hex::encode(bytes))
 }
-
-/// The guild's one digest rule. Code in this workspace imports it from
-/// `mamochi_rules::digest`; this re-export remains only because the `mamochi`
-/// crate's ambiguous-produce test still names it here.
-pub use mamochi_rules::digest::sha256_hex;
 
 /// Whether two secrets are equal, in time independent of where they differ:
 /// both are hashed first, so lengths leak nothing either.
