@@ -105,7 +105,9 @@ secure_format_args() {
 
 # The ACL table: PRINCIPAL OPERATION RESOURCE-TYPE PATTERN NAME.
 # Topics are literal; groups are prefixed by the service's group names
-# (e.g. `approval` covers `approval` and `approval-reviews`).
+# (e.g. `approval` covers `approval` and `approval-reviews`); `txn` is a
+# transactional id (the registry's writer fences its predecessor with one,
+# services/registry/src/election.rs names it and the election topic).
 secure_acl_table() {
     cat <<'EOF'
 gateway     Write topic    literal  mamochi.registrations
@@ -140,7 +142,10 @@ notifier    Write topic    literal  mamochi.dead-letters
 notifier    Read  group    prefixed notifier
 registry    Read  topic    literal  _schemas
 registry    Write topic    literal  _schemas
+registry    Read  topic    literal  _schemas-writer
+registry    Write topic    literal  _schemas-writer
 registry    Read  group    prefixed mamochi-registry-
+registry    Write txn      literal  mamochi-registry-writer-_schemas
 EOF
 }
 
@@ -154,6 +159,7 @@ secure_acls() {
         case $kind in
             topic) args+=(--topic "$name") ;;
             group) args+=(--group "$name") ;;
+            txn) args+=(--transactional-id "$name") ;;
         esac
         kafka_java "$HERE/kafka/tools-log4j2.properties" org.apache.kafka.tools.AclCommand "${args[@]}" >>"$LOGS/acls.log" 2>&1 \
             || die "adding an ACL failed ($principal $operation $kind $name; see $LOGS/acls.log)"
