@@ -24,7 +24,6 @@ pub mod domain;
 pub mod errors;
 pub mod lane;
 pub mod limits;
-pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -15,6 +15,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
+use mamochi_common::http_metrics::{self, HttpMetrics};
 use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_common::ops::{self, Ops, Readiness};
 use mamochi_common::seal::Sealer;
@@ -23,13 +24,13 @@ use mamochi_common::{db, kafka, Settings};
 use mamochi_events::codec::EventCodec;
 use mamochi_events::publish::Publisher;
 use mamochi_events::topics;
+use prometheus::Registry;
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::admission::Admission;
 use crate::domain::rotation::RotationSecret;
 use crate::errors;
 use crate::limits::{self, Limits};
-use crate::metrics::{self, Metrics};
 use crate::routes::carts::LocationMaxAge;
 use crate::routes::me::KeyRevocationBound;
 use crate::routes::{self, PublicUrl};
@@ -72,8 +73,10 @@ impl Application {
         let clock = Clock::from_settings(&settings.time).context("while reading time settings")?;
         let pool = db::pool(&settings.database).context("while creating the database pool")?;
         let producer = kafka::producer(&settings.kafka, "gateway").context("while creating the producer")?;
-        let metrics = Metrics::new().context("while registering metrics")?;
-        let kafka_metrics = KafkaMetrics::new(&metrics.registry).context("while registering Kafka metrics")?;
+        // One Prometheus registry for the gateway's own and its Kafka clients' metrics.
+        let metrics_registry = Registry::new();
+        let http_metrics = HttpMetrics::register(&metrics_registry, "gateway").context("while registering metrics")?;
+        let kafka_metrics = KafkaMetrics::new(&metrics_registry).context("while registering Kafka metrics")?;
         let codec = Arc::new(EventCodec::new(&settings.registry.url).measured(&kafka_metrics));
         let gateway = &settings.gateway;
         let wait = Duration::from_millis(gateway.db_wait_ms);
@@ -92,7 +95,7 @@ impl Application {
         tokio::spawn(limits.clone().prune_until(tasks.clone()));
         let limits = web::Data::from(limits);
         let readiness = Readiness::default();
-        let ops = Ops { service: "gateway", readiness: readiness.clone(), registry: metrics.registry.clone() };
+        let ops = Ops { service: "gateway", readiness: readiness.clone(), registry: metrics_registry.clone() };
         let limit = settings.gateway.max_body_bytes;
 
         let pool_data = web::Data::new(pool.clone());
@@ -107,7 +110,7 @@ impl Application {
             Sealer::from_hex(&settings.secrets.email_seal_key).context("while reading secrets.email_seal_key")?,
         );
         let rotation = web::Data::new(RotationSecret::from_seal_key(&settings.secrets.email_seal_key));
-        let metrics = web::Data::new(metrics);
+        let http_metrics = web::Data::new(http_metrics);
         let keys = web::Data::new(keys);
         let claims = web::Data::new(claims);
         let stock_data = web::Data::from(stock.clone());
@@ -123,7 +126,7 @@ impl Application {
             App::new()
                 .wrap(from_fn(limits::enforce))
                 .wrap(errors::enveloped_errors())
-                .wrap(from_fn(metrics::record))
+                .wrap(from_fn(http_metrics::record))
                 .app_data(errors::json_config(limit))
                 .app_data(errors::payload_config(limit))
                 .app_data(errors::query_config())
@@ -135,7 +138,7 @@ impl Application {
                 .app_data(key_bound.clone())
                 .app_data(sealer.clone())
                 .app_data(rotation.clone())
-                .app_data(metrics.clone())
+                .app_data(http_metrics.clone())
                 .app_data(keys.clone())
                 .app_data(claims.clone())
                 .app_data(stock_data.clone())

@@ -27,7 +27,7 @@ use crate::auth::{self, BasicAuth};
 use crate::election::{ElectionNames, Membership};
 use crate::forward::{self, Forwarder};
 use crate::kafka_store::KafkaStore;
-use crate::metrics::{self, Metrics, StateCounts};
+use crate::metrics::{Metrics, StateCounts};
 use crate::{negotiation, routes};
 
 /// A registry bound to its port with its state loaded, ready to serve.
@@ -86,7 +86,7 @@ impl Application {
         let readiness = Readiness::default();
         readiness.set(true);
         let ops = Ops { service: "registry", readiness: readiness.clone(), registry: metrics.registry.clone() };
-        let metrics = web::Data::new(metrics);
+        let http_metrics = web::Data::new(metrics.http.clone());
         let auth = web::Data::new(BasicAuth::new(&settings.registry.basic_auth_users)?);
         let forwarder = web::Data::new(Forwarder::new()?);
         if auth.is_on() {
@@ -103,10 +103,10 @@ impl Application {
                 .wrap(from_fn(negotiation::negotiate_content_type))
                 .wrap(from_fn(forward::forward_writes))
                 .wrap(from_fn(auth::require))
-                .wrap(from_fn(metrics::record))
+                .wrap(from_fn(mamochi_common::http_metrics::record))
                 .app_data(auth.clone())
                 .app_data(forwarder.clone())
-                .app_data(metrics.clone())
+                .app_data(http_metrics.clone())
                 .app_data(store.clone())
                 .configure(ops::configure(ops.clone()))
                 .configure(routes::configure)
