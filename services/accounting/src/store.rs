@@ -21,12 +21,13 @@
 //!   the same transaction, under the same row lock; closing twice is a no-op,
 //!   so any number of accounting instances may close the same week.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use mamochi_common::dedupe::first_times;
 use mamochi_common::schema::{members, processed_events, statements, weekly_sales};
 use mamochi_events::topics;
 use uuid::Uuid;
@@ -79,12 +80,6 @@ pub fn is_due(week: &Week, now: DateTime<Utc>, grace: Duration) -> bool {
 }
 
 type Key = (Uuid, String);
-
-#[derive(QueryableByName)]
-struct EventIdRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    event_id: Uuid,
-}
 
 #[derive(QueryableByName)]
 struct LockedRow {
@@ -185,18 +180,7 @@ async fn claim_first_time<'s>(
     sales: &'s [SaleFacts],
 ) -> Result<(Vec<(&'s SaleFacts, Week)>, usize), StoreError> {
     let ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
-    let mut first_time: HashSet<Uuid> = diesel::sql_query(
-        "INSERT INTO processed_events (consumer, event_id) \
-         SELECT $1, id FROM unnest($2::uuid[]) AS id \
-         ON CONFLICT DO NOTHING RETURNING event_id",
-    )
-    .bind::<Text, _>(CONSUMER)
-    .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
-    .load::<EventIdRow>(conn)
-    .await?
-    .into_iter()
-    .map(|row| row.event_id)
-    .collect();
+    let mut first_time = first_times(conn, CONSUMER, &ids).await?;
     let mut duplicates = 0;
     let mut fresh = Vec::with_capacity(first_time.len());
     for sale in sales {

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use mamochi_common::schema::{carts, members, processed_events, registrations};
+use mamochi_common::dedupe::first_times;
+use mamochi_common::schema::{carts, members, registrations};
 use mamochi_common::seal::{SealError, Sealer};
 use mamochi_events::{RegistrationReviewed, RegistrationSubmitted, ReviewDecision};
 use uuid::Uuid;
@@ -129,7 +130,8 @@ pub async fn decide_forms(
     }
     conn.transaction::<_, StoreError, _>(async |conn| {
         let mut applied = vec![Applied::Duplicate; forms.len()];
-        let fresh = first_times(conn, FORMS, forms.iter().map(|form| form.registration_id)).await?;
+        let ids: Vec<Uuid> = forms.iter().map(|form| form.registration_id).collect();
+        let fresh = first_times(conn, FORMS, &ids).await?;
         let mut seen = HashSet::with_capacity(forms.len());
         let new_forms: Vec<usize> = (0..forms.len())
             .filter(|&index| {
@@ -208,7 +210,7 @@ pub async fn apply_review(
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
     conn.transaction::<_, StoreError, _>(async |conn| {
-        if first_times(conn, REVIEWS, [review.review_id]).await?.is_empty() {
+        if first_times(conn, REVIEWS, &[review.review_id]).await?.is_empty() {
             return Ok(Applied::Duplicate);
         }
         let Some(row) = locked_forms(conn, &[review.registration_id]).await?.remove(&review.registration_id) else {
@@ -238,25 +240,6 @@ pub async fn apply_review(
         Ok(Applied::Decided(decision))
     })
     .await
-}
-
-/// Inserts the dedupe records; returns the event ids not applied before.
-async fn first_times(
-    conn: &mut AsyncPgConnection,
-    consumer: &str,
-    event_ids: impl IntoIterator<Item = Uuid>,
-) -> Result<HashSet<Uuid>, diesel::result::Error> {
-    let rows: Vec<_> = event_ids
-        .into_iter()
-        .map(|event_id| (processed_events::consumer.eq(consumer), processed_events::event_id.eq(event_id)))
-        .collect();
-    let inserted: Vec<Uuid> = diesel::insert_into(processed_events::table)
-        .values(&rows)
-        .on_conflict_do_nothing()
-        .returning(processed_events::event_id)
-        .get_results(conn)
-        .await?;
-    Ok(inserted.into_iter().collect())
 }
 
 /// The forms with these ids, locked until the transaction ends (in id order,

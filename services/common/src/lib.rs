@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod db_tls;
+pub mod dedupe;
 pub mod http_metrics;
 pub mod kafka;
 pub mod kafka_metrics;

@@ -19,6 +19,7 @@
 use diesel_async::AsyncConnection;
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
+use mamochi_common::dedupe::first_times;
 use mamochi_events::runner::{Envelope, Handler, HandlerError};
 use mamochi_events::{CartStockLevel, StockEvent, StockEventKind};
 use tracing::instrument;
@@ -100,7 +101,7 @@ impl RestockHandler {
         let now = self.clock.now();
         let vendor_id = event.vendor_id;
         conn.transaction::<_, ApplyError, _>(async |conn| {
-            if !store::first_time(conn, store::STOCK_CONSUMER, event.event_id).await? {
+            if first_times(conn, store::STOCK_CONSUMER, &[event.event_id]).await?.is_empty() {
                 return Ok(None);
             }
             let locked = store::lock_cart(conn, vendor_id, self.rules.initial_stock).await?;

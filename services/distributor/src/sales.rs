@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
+use mamochi_common::dedupe::first_times;
 use mamochi_events::{CartStockLevel, SaleRecorded, StockEventKind};
 use uuid::Uuid;
 
@@ -106,7 +107,7 @@ impl SaleApplier {
         now: DateTime<Utc>,
     ) -> Result<BatchOutcome, ApplyError> {
         let ids: Vec<Uuid> = sales.iter().map(|sale| sale.sale_id).collect();
-        let mut first_time = store::first_times(conn, store::SALES_CONSUMER, &ids).await?;
+        let mut first_time = first_times(conn, store::SALES_CONSUMER, &ids).await?;
         let mut duplicates = 0;
         let mut fresh = Vec::with_capacity(first_time.len());
         for sale in sales {

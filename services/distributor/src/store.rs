@@ -7,7 +7,7 @@
 //! during a rebalance) never interleave a read-modify-write of the same cart
 //! and never deadlock on each other's carts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -41,12 +41,6 @@ pub struct LockedCart {
 }
 
 #[derive(QueryableByName)]
-struct EventIdRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    event_id: Uuid,
-}
-
-#[derive(QueryableByName)]
 struct CartRow {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     vendor_id: Uuid,
@@ -68,41 +62,7 @@ struct RecipientRow {
     full_name: String,
 }
 
-/// Records that `consumer` applied `event_id`; `false` if it already had.
-pub async fn first_time(conn: &mut AsyncPgConnection, consumer: &str, event_id: Uuid) -> QueryResult<bool> {
-    let inserted = diesel::insert_into(processed_events::table)
-        .values((processed_events::consumer.eq(consumer), processed_events::event_id.eq(event_id)))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(inserted == 1)
-}
-
-/// Records that `consumer` applied each of `event_ids`, in one statement;
-/// returns the ids it had not applied before.
-pub async fn first_times(
-    conn: &mut AsyncPgConnection,
-    consumer: &str,
-    event_ids: &[Uuid],
-) -> QueryResult<HashSet<Uuid>> {
-    if event_ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    Ok(diesel::sql_query(
-        "INSERT INTO processed_events (consumer, event_id) \
-         SELECT $1, id FROM unnest($2::uuid[]) AS id \
-         ON CONFLICT DO NOTHING RETURNING event_id",
-    )
-    .bind::<Text, _>(consumer)
-    .bind::<Array<diesel::sql_types::Uuid>, _>(event_ids)
-    .load::<EventIdRow>(conn)
-    .await?
-    .into_iter()
-    .map(|row| row.event_id)
-    .collect())
-}
-
-/// Undoes [`first_times`] for events that were refused, so they are not
+/// Undoes [`mamochi_common::dedupe::first_times`] for events that were refused, so they are not
 /// recorded as applied.
 pub async fn forget(conn: &mut AsyncPgConnection, consumer: &str, event_ids: &[Uuid]) -> QueryResult<()> {
     if event_ids.is_empty() {
