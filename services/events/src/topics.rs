@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 use mamochi_common::kafka::TopicSpec;
 
 use crate::generated::{
-    CartStockLevel, CartTrackingEvent, CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided,
+    CartAlarm, CartStockLevel, CartTrackingEvent, CredentialsIssued, EmailRequested, MessageKey, RegistrationDecided,
     RegistrationKey, RegistrationReviewed, RegistrationSubmitted, SaleRecorded, StockEvent, VendorKey,
     WeeklyStatementIssued,
 };
@@ -194,6 +194,16 @@ const _: () = assert!(
 );
 const _: () = assert!(CART_TRACKING.info.partitions >= 2, "location pings need partitions of their own");
 
+/// Cart incidents opened and closed by the distributor's cart tracking
+/// (missing, silent, out of area), keyed by vendor so one cart's alarms stay
+/// in order.
+pub const CART_ALARMS: Topic<VendorKey, CartAlarm> = Topic::new(
+    "mamochi.cart-alarms",
+    3,
+    Retention::Delete { ms: 30 * DAY_MS },
+    "Cart incidents raised and cleared by the distributor's cart tracking.",
+);
+
 /// Weekly statements, one per vendor and ISO week.
 pub const STATEMENTS: Topic<VendorKey, WeeklyStatementIssued> = Topic::new(
     "mamochi.statements",
@@ -222,7 +232,7 @@ pub const DEAD_LETTERS: TopicInfo = TopicInfo {
 };
 
 /// Every topic of the platform.
-pub const ALL: [&TopicInfo; 11] = [
+pub const ALL: [&TopicInfo; 12] = [
     &REGISTRATIONS.info,
     &REGISTRATION_REVIEWS.info,
     &REGISTRATION_DECISIONS.info,
@@ -231,6 +241,7 @@ pub const ALL: [&TopicInfo; 11] = [
     &STOCK.info,
     &CART_STOCK.info,
     &CART_TRACKING.info,
+    &CART_ALARMS.info,
     &STATEMENTS.info,
     &EMAIL_REQUESTS.info,
     &DEAD_LETTERS,
