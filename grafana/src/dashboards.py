@@ -31,6 +31,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 import approval
+import carts
 import consumer_lag
 import errors
 import latency
@@ -39,7 +40,7 @@ import services
 import throughput
 
 # Every dashboard, in the order of grafana/README.md's table.
-BUILDERS = (throughput, consumer_lag, latency, errors, approval, services, scaling)
+BUILDERS = (throughput, consumer_lag, latency, errors, approval, services, scaling, carts)
 
 
 def encode(model) -> str:
