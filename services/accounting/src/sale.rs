@@ -111,6 +111,7 @@ mod tests {
             payment_method: PaymentMethod::Cash,
             occurred_at: DateTime::from_timestamp_millis(0).expect("epoch"),
             recorded_at: DateTime::from_timestamp_millis(0).expect("epoch"),
+            location: None,
         }
     }
 

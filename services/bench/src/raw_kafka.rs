@@ -60,6 +60,7 @@ pub fn sample_sale(index: u64, vendors: &[uuid::Uuid]) -> (VendorKey, SaleRecord
         payment_method: PaymentMethod::Cash,
         occurred_at: now,
         recorded_at: now,
+        location: None,
     };
     (VendorKey { vendor_id }, sale)
 }

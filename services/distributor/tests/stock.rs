@@ -32,6 +32,7 @@ fn sale(vendor_id: Uuid, quantity: i32) -> SaleRecorded {
         payment_method: PaymentMethod::Cash,
         occurred_at: now,
         recorded_at: now,
+        location: None,
     }
 }
 

@@ -405,6 +405,7 @@ mod avro_mapping_tests {
             payment_method: PaymentMethod::Credit,
             occurred_at: now,
             recorded_at: now,
+            location: None,
         };
         assert_eq!(datum_round_trip(&sale), sale);
     }

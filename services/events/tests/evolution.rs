@@ -61,6 +61,7 @@ async fn compatible_versions_interoperate_and_an_incompatible_one_is_refused() {
         payment_method: PaymentMethod::Transfer,
         occurred_at: now,
         recorded_at: now,
+        location: None,
     };
 
     // Act + Assert: a v1 producer, read by a v2 consumer, gets the default.

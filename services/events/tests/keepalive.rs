@@ -62,6 +62,7 @@ fn sale(quantity: i32) -> SaleRecorded {
         payment_method: PaymentMethod::Cash,
         occurred_at: Utc::now(),
         recorded_at: Utc::now(),
+        location: None,
     }
 }
 

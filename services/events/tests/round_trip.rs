@@ -150,6 +150,7 @@ async fn every_event_type_round_trips_through_registry_and_broker() {
             payment_method: PaymentMethod::Debit,
             occurred_at: now,
             recorded_at: now,
+            location: None,
         },
     )
     .await;

@@ -62,6 +62,7 @@ async fn sigkill_mid_stream_then_restart_gives_exact_totals() {
             payment_method: PaymentMethod::Cash,
             occurred_at: now,
             recorded_at: now,
+            location: None,
         })
         .collect();
     let expected_earnings: i64 = sales.iter().map(|sale| sale.total_clp).sum();

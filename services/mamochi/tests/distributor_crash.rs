@@ -189,6 +189,7 @@ async fn sigkill_while_draining_sales_then_restart_gives_exact_stock_and_derived
                 payment_method: PaymentMethod::Cash,
                 occurred_at: now,
                 recorded_at: now,
+                location: None,
             })
         })
         .collect();

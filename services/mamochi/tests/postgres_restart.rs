@@ -223,6 +223,7 @@ async fn a_postgres_restart_while_sales_flow_loses_and_doubles_nothing() {
             payment_method: PaymentMethod::Cash,
             occurred_at: now,
             recorded_at: now,
+            location: None,
         });
     }
 

@@ -314,6 +314,7 @@ async fn groups_scale_1_3_2_1_under_flowing_sales_with_exact_totals_stock_and_on
                 payment_method: PaymentMethod::Cash,
                 occurred_at: now,
                 recorded_at: now,
+                location: None,
             }
         })
         .collect();

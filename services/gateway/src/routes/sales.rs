@@ -130,6 +130,7 @@ impl SaleAnswer {
             payment_method: method.to_event(),
             occurred_at: self.occurred_at,
             recorded_at,
+            location: None,
         })
     }
 }

@@ -36,6 +36,7 @@ pub(crate) async fn sales_until_markers(app: &TestApp, tail: &Tail, vendor: &Tes
             payment_method: PaymentMethod::Cash,
             occurred_at: now,
             recorded_at: now,
+            location: None,
         };
         let key = VendorKey { vendor_id: vendor.member_id };
         let (key, value) = app.codec.encode(&topics::SALES, &key, &marker).await.expect("marker encodes");

@@ -112,6 +112,7 @@ pub fn sale(vendor: Uuid, occurred_at: DateTime<Utc>, quantity: i32, unit_price_
         payment_method: PaymentMethod::Cash,
         occurred_at,
         recorded_at: Utc::now(),
+        location: None,
     }
 }
 
