@@ -37,6 +37,9 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub approval: ServiceSettings,
     pub distributor: DistributorSettings,
+    /// The distributor's cart tracking: when a cart counts as silent or out
+    /// of its area, and who hears about it.
+    pub tracking: TrackingSettings,
     pub accounting: AccountingSettings,
     pub notifier: NotifierSettings,
     /// How often expired dedupe and email rows are pruned (see `retention`).
@@ -189,6 +192,30 @@ pub struct DistributorSettings {
     pub low_stock_threshold: i32,
     /// Most sales applied in one database transaction (the sales the
     /// consumer has already buffered, never waiting for more).
+    pub max_batch: usize,
+}
+
+/// Cart tracking rules (the distributor's runaway-cart alarms).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TrackingSettings {
+    /// Platform seconds without a position after which a cart that sold
+    /// recently is silent.
+    pub silence_after_secs: u64,
+    /// Only a cart that sold within this many platform seconds can be silent
+    /// (a cart put away for the day is not missing).
+    pub sold_within_secs: u64,
+    /// Metres from the centre of the member's comuna beyond which a position
+    /// is out of area.
+    pub radius_m: f64,
+    /// Local hour (America/Santiago) from which silence counts, inclusive.
+    pub working_hours_start: u32,
+    /// Local hour at which silence stops counting, exclusive (at most 24).
+    pub working_hours_end: u32,
+    /// How often (real seconds) carts are checked for silence.
+    pub check_interval_secs: u64,
+    /// Where every alarm is also sent, beside the vendor.
+    pub staff_email: String,
+    /// Most tracking events handled in one database transaction.
     pub max_batch: usize,
 }
 
@@ -444,6 +471,16 @@ initial_stock = 10
 restock_quantity = 10
 low_stock_threshold = 3
 max_batch = 5000
+
+[tracking]
+silence_after_secs = 900
+sold_within_secs = 3600
+radius_m = 8000.0
+working_hours_start = 8
+working_hours_end = 21
+check_interval_secs = 5
+staff_email = "guardia@mamochi.cl"
+max_batch = 2000
 
 [accounting]
 ops_listen = "127.0.0.1:9103"

@@ -322,6 +322,29 @@ impl Settings {
             );
         }
         report.positive("distributor.max_batch", distributor.max_batch);
+        let tracking = &self.tracking;
+        report.positive("tracking.silence_after_secs", tracking.silence_after_secs);
+        report.positive("tracking.sold_within_secs", tracking.sold_within_secs);
+        if !(tracking.radius_m.is_finite() && tracking.radius_m > 0.0) {
+            report.fail("tracking.radius_m", format!("must be a positive number of metres, got {}", tracking.radius_m));
+        }
+        if tracking.working_hours_end > 24 {
+            report
+                .fail("tracking.working_hours_end", format!("must be at most 24, got {}", tracking.working_hours_end));
+        } else if tracking.working_hours_start >= tracking.working_hours_end {
+            report.fail(
+                "tracking.working_hours_start",
+                format!(
+                    "{} is not before tracking.working_hours_end ({}): there would be no working hours",
+                    tracking.working_hours_start, tracking.working_hours_end
+                ),
+            );
+        }
+        report.positive("tracking.check_interval_secs", tracking.check_interval_secs);
+        if !is_email_address(&tracking.staff_email) {
+            report.fail("tracking.staff_email", "is not an email address (`user@domain`)");
+        }
+        report.positive("tracking.max_batch", tracking.max_batch);
         if self.accounting.grace_period_secs < 0 {
             report.fail(
                 "accounting.grace_period_secs",
@@ -338,6 +361,17 @@ impl Settings {
             report.fail("time.scale", format!("must be a positive number, got {}", self.time.scale));
         }
     }
+}
+
+/// A bare `user@domain`: one `@`, both sides non-empty, no spaces or angle
+/// brackets (the address goes into an email's `To:` as it is).
+fn is_email_address(value: &str) -> bool {
+    value.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    })
 }
 
 /// Checks `host:port` (`[v6]:port` too); `port_zero_ok` for listen addresses.
@@ -507,6 +541,34 @@ mod tests {
             assert!(found.iter().any(|path| path == expected), "{expected} missing from {found:?}");
         }
         assert_eq!(found.len(), 6, "nothing else is reported: {found:?}");
+    }
+
+    #[test]
+    fn tracking_needs_positive_values_working_hours_and_a_staff_address() {
+        let broken = production(&[
+            ("MAMOCHI__TRACKING__SILENCE_AFTER_SECS", "0"),
+            ("MAMOCHI__TRACKING__RADIUS_M", "-1"),
+            ("MAMOCHI__TRACKING__WORKING_HOURS_START", "21"),
+            ("MAMOCHI__TRACKING__WORKING_HOURS_END", "8"),
+            ("MAMOCHI__TRACKING__STAFF_EMAIL", "guardia"),
+        ]);
+        let too_late = production(&[("MAMOCHI__TRACKING__WORKING_HOURS_END", "25")]);
+        let all_day = production(&[
+            ("MAMOCHI__TRACKING__WORKING_HOURS_START", "0"),
+            ("MAMOCHI__TRACKING__WORKING_HOURS_END", "24"),
+        ]);
+
+        assert_eq!(
+            paths(&broken),
+            vec![
+                "tracking.silence_after_secs",
+                "tracking.radius_m",
+                "tracking.working_hours_start",
+                "tracking.staff_email"
+            ]
+        );
+        assert_eq!(paths(&too_late), vec!["tracking.working_hours_end"]);
+        assert_eq!(paths(&all_day), Vec::<String>::new());
     }
 
     #[test]
