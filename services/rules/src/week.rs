@@ -77,7 +77,7 @@ impl Week {
 /// Local midnight of `date` as a UTC instant. When a clock change makes
 /// midnight happen twice, the first one counts; when it makes midnight not
 /// happen at all, the first local instant after the gap counts.
-fn local_midnight(date: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn local_midnight(date: NaiveDate) -> DateTime<Utc> {
     let midnight = NaiveDateTime::from(date);
     // A gap is at most a couple of hours; probe forward a minute at a time.
     for minutes in 0..=(3 * 60) {
