@@ -37,6 +37,7 @@
 //! log; the weekly totals only say where it was counted.
 
 pub mod closer;
+pub mod daily;
 pub mod horizon;
 pub mod intake;
 pub mod ledger;

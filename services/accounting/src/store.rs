@@ -1,12 +1,13 @@
 //! The accounting service's database work on `processed_events`,
-//! `weekly_sales`, `statements` and `accounting_watermarks`. Each public
-//! function is one transaction.
+//! `weekly_sales`, `daily_sales`, `statements` and `accounting_watermarks`.
+//! Each public function is one transaction.
 //!
 //! Guarantees:
 //! - [`apply_sales_read_by`] counts each sale id at most once, ever: the
-//!   multi-row dedupe insert, the new weekly totals and the read positions of
-//!   the batch (one multi-row upsert into `accounting_watermarks`) commit
-//!   together or not at all. The weekly rows it changes are locked
+//!   multi-row dedupe insert, the new weekly totals, the sales' daily and
+//!   hourly figures ([`crate::daily`]) and the read positions of the batch
+//!   (one multi-row upsert into `accounting_watermarks`) commit together or
+//!   not at all. The weekly rows it changes are locked
 //!   (`SELECT … FOR UPDATE`) before they are read, so the closer can never
 //!   close a week between our read and our write: a week is either closed
 //!   before a sale is added (the sale is then late) or after (the statement
@@ -32,6 +33,7 @@ use mamochi_common::schema::{members, processed_events, statements, weekly_sales
 use mamochi_events::topics;
 use uuid::Uuid;
 
+use crate::daily;
 use crate::sale::{SaleFacts, Totals};
 use crate::statement::{self, Figures};
 use crate::week::Week;
@@ -154,6 +156,9 @@ async fn apply(
         let targets = lock_target_weeks(conn, &fresh, now).await?;
         let Tally { changed, counted, overflowed } = targets.tally(&fresh)?;
         write_totals(conn, &changed).await?;
+        // The same sales, by the day and hour they happened (crate::daily).
+        daily::add(conn, fresh.iter().map(|(sale, _)| *sale).filter(|sale| !overflowed.contains(&sale.sale_id)))
+            .await?;
         if !overflowed.is_empty() {
             // Not counted, so not marked processed (`BatchOutcome::overflowed`).
             diesel::delete(

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS daily_summaries;
+DROP TABLE IF EXISTS daily_sales;
