@@ -8,6 +8,7 @@ pub mod me;
 pub mod openapi;
 pub mod registrations;
 pub mod sales;
+pub mod stats;
 pub mod stock;
 
 use actix_web::web;
@@ -56,5 +57,6 @@ routes! {
     get "/v1/vendors/{vendor_id}" => me::vendor,
     get "/v1/me/sales/summary" => me::summary,
     get "/v1/me/statements" => me::statements,
+    get "/v1/me/stats/daily" => stats::daily,
     get "/openapi.json" => openapi::document,
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod bad_input;
 mod carts;
+mod daily;
 mod helpers;
 mod hot_path;
 mod keys;
