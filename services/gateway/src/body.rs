@@ -58,6 +58,14 @@ impl JsonObject {
         }
     }
 
+    /// The object under `field`, `None` when absent or `null`. Its keys are
+    /// read as `field.key` (`location.latitude`), so every refusal inside it
+    /// names the nested field as a client would spell its path.
+    pub fn object(&self, field: &'static str) -> Result<Option<JsonObject>, FieldError> {
+        let inner: Option<Map<String, Value>> = self.optional(field)?;
+        Ok(inner.map(|map| Self(map.into_iter().map(|(key, value)| (format!("{field}.{key}"), value)).collect())))
+    }
+
     /// Whether the field is present with a non-null value.
     pub fn has(&self, field: &str) -> bool {
         self.0.get(field).is_some_and(|value| !value.is_null())
@@ -90,5 +98,17 @@ mod tests {
         assert_eq!(body.required::<String>("note"), Err(FieldError::missing("note")));
         assert_eq!(body.optional::<String>("absent"), Ok(None));
         assert_eq!(body.required::<i64>("quantity").map_err(|e| e.code), Err("invalid_type"));
+    }
+
+    #[test]
+    fn a_nested_object_names_its_fields_by_their_path() {
+        let body = object(json!({"location": {"latitude": "north"}, "other": 3, "empty": null}));
+        let location = body.object("location").expect("an object").expect("present");
+        let error = location.required::<f64>("location.latitude").expect_err("a string is not a number");
+        assert_eq!((error.field, error.code), ("location.latitude", "invalid_type"));
+        assert_eq!(location.required::<f64>("location.longitude").map_err(|e| e.field), Err("location.longitude"));
+        assert_eq!(body.object("other").map_err(|e| (e.field, e.code)).err(), Some(("other", "invalid_type")));
+        assert!(body.object("empty").expect("null is absent").is_none());
+        assert!(body.object("absent").expect("absent").is_none());
     }
 }

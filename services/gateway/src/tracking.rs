@@ -1,20 +1,21 @@
 //! The bodies of the cart-tracking routes, parsed field by field so every
 //! refusal names its field: a location ping (`POST /v1/carts/me/locations`)
 //! and a missing/found report (`POST /v1/carts/me/reports`, and the staff
-//! one). Once parsed, a value is in range and `occurred_at` is within the
-//! accepted window, to the millisecond the event carries.
+//! one). Once parsed, a value is in range (the position's ranges live in
+//! [`crate::domain::position`], shared with a sale's location) and
+//! `occurred_at` is within the accepted window, to the millisecond the
+//! event carries.
 
 use chrono::{DateTime, Duration, Utc};
 use mamochi_events::CartTrackingEventKind;
 
 use crate::body::{FieldError, JsonObject};
+use crate::domain::{Position, PositionFields};
 
 /// How far ahead of the platform clock a ping may claim to be (clock skew).
 pub const MAX_FUTURE: Duration = Duration::seconds(60);
 /// Longest note on a report, in characters.
 pub const MAX_NOTE_CHARS: usize = 500;
-/// Largest accepted uncertainty radius, in metres.
-pub const MAX_ACCURACY_M: f64 = 10_000.0;
 
 /// A valid location ping.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,12 +30,9 @@ impl NewLocation {
     /// Parses a ping against platform time `now`; `max_age` is
     /// `gateway.location_max_age_secs`.
     pub fn parse(body: &JsonObject, now: DateTime<Utc>, max_age: Duration) -> Result<Self, FieldError> {
-        let latitude = within(body, "latitude", -90.0, 90.0)?;
-        let longitude = within(body, "longitude", -180.0, 180.0)?;
-        let accuracy_m: f64 = body.required("accuracy_m")?;
-        if !(accuracy_m > 0.0 && accuracy_m <= MAX_ACCURACY_M) {
-            return Err(FieldError::invalid("accuracy_m", "must be more than 0 and at most 10000 metres"));
-        }
+        let Position { latitude, longitude, accuracy_m } = Position::parse(body, PositionFields::PING)?;
+        // A ping is about where the cart is: its uncertainty is part of it.
+        let accuracy_m = accuracy_m.ok_or_else(|| FieldError::missing(PositionFields::PING.accuracy_m))?;
         let raw: String = body.required("occurred_at")?;
         let occurred_at = DateTime::parse_from_rfc3339(&raw)
             .map_err(|_| {
@@ -53,16 +51,6 @@ impl NewLocation {
         let occurred_at = DateTime::from_timestamp_millis(occurred_at.timestamp_millis())
             .ok_or_else(|| FieldError::invalid("occurred_at", "is out of range"))?;
         Ok(Self { latitude, longitude, accuracy_m, occurred_at })
-    }
-}
-
-/// A required number in `[low, high]`.
-fn within(body: &JsonObject, field: &'static str, low: f64, high: f64) -> Result<f64, FieldError> {
-    let value: f64 = body.required(field)?;
-    if (low..=high).contains(&value) {
-        Ok(value)
-    } else {
-        Err(FieldError::invalid(field, format!("must be between {low} and {high} degrees")))
     }
 }
 

@@ -1,9 +1,10 @@
-//! A sale as a vendor reports it: quantity, unit price, payment method and
-//! when it happened, each within the platform's limits.
+//! A sale as a vendor reports it: quantity, unit price, payment method,
+//! when it happened and, optionally, where, each within the platform's
+//! limits (a location by the same rules as a cart's location ping).
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::Invalid;
+use super::{Invalid, Position, PositionFields};
 use crate::body::{FieldError, JsonObject};
 
 /// Servings sold in one sale: 1 to 1000.
@@ -87,13 +88,15 @@ pub const MAX_FUTURE: Duration = Duration::minutes(5);
 pub const MAX_AGE: Duration = Duration::days(30);
 
 /// A valid sale. `occurred_at` is `None` when the vendor left it out; the
-/// handler then uses platform time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// handler then uses platform time. `location` is `None` when the vendor
+/// sent none (its `accuracy_m` may be left out too).
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewSale {
     pub quantity: Quantity,
     pub unit_price_clp: UnitPriceClp,
     pub payment_method: PaymentMethod,
     pub occurred_at: Option<DateTime<Utc>>,
+    pub location: Option<Position>,
 }
 
 impl NewSale {
@@ -110,7 +113,11 @@ impl NewSale {
             None => None,
             Some(raw) => Some(parse_occurred_at(&raw, now).map_err(|error| FieldError::invalid("occurred_at", error))?),
         };
-        Ok(Self { quantity, unit_price_clp, payment_method, occurred_at })
+        let location = match body.object("location")? {
+            None => None,
+            Some(location) => Some(Position::parse(&location, PositionFields::SALE)?),
+        };
+        Ok(Self { quantity, unit_price_clp, payment_method, occurred_at, location })
     }
 
     /// quantity × unit price; at most 10⁹, far from overflowing.
@@ -189,5 +196,26 @@ mod tests {
         assert_eq!(at("2026-10-22T11:59:00Z"), Err("occurred_at"));
         assert_eq!(at("yesterday"), Err("occurred_at"));
         assert!(at("2026-11-22T12:04:00Z").is_ok());
+    }
+
+    #[test]
+    fn a_location_is_optional_and_checked_field_by_field() {
+        let with = |location: Value| {
+            NewSale::parse(
+                &body(json!({"quantity": 1, "unit_price_clp": 1, "payment_method": "cash", "location": location})),
+                now(),
+            )
+        };
+        let sale = with(json!({"latitude": -33.45, "longitude": -70.66, "accuracy_m": 12.5})).expect("valid");
+        assert_eq!(sale.location, Some(Position { latitude: -33.45, longitude: -70.66, accuracy_m: Some(12.5) }));
+        assert_eq!(with(Value::Null).map(|sale| sale.location), Ok(None));
+        let no_accuracy = with(json!({"latitude": 0, "longitude": 0})).expect("accuracy may be left out");
+        assert_eq!(no_accuracy.location.and_then(|location| location.accuracy_m), None);
+        let field = |location: Value| with(location).map_err(|error| error.field);
+        assert_eq!(field(json!({"latitude": -90.5, "longitude": 0})), Err("location.latitude"));
+        assert_eq!(field(json!({"latitude": 0, "longitude": 180.5})), Err("location.longitude"));
+        assert_eq!(field(json!({"latitude": 0, "longitude": 0, "accuracy_m": 0})), Err("location.accuracy_m"));
+        assert_eq!(field(json!({"longitude": 0})), Err("location.latitude"));
+        assert_eq!(field(json!([-33.45, -70.66])), Err("location"));
     }
 }

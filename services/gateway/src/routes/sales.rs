@@ -1,6 +1,8 @@
 //! `POST /v1/sales`: a vendor records a sale. The sale is produced as
 //! `SaleRecorded` (keyed by vendor) once it passes validation and the stock
-//! rule; accounting and the distributor consume it.
+//! rule; accounting and the distributor consume it. A sale may say where it
+//! happened (`location`, checked by the location ping's rules); it travels
+//! in the event as it came, and costs no lookup.
 //!
 //! Hot path: no synchronous database statement of its own in the steady
 //! state. The key is checked against the in-memory key directory, the stock
@@ -31,7 +33,7 @@ use chrono::{DateTime, Utc};
 use mamochi_common::clock::Clock;
 use mamochi_common::db::PgPool;
 use mamochi_events::publish::PublishError;
-use mamochi_events::{topics, SaleRecorded, VendorKey};
+use mamochi_events::{topics, SaleLocation, SaleRecorded, VendorKey};
 use mamochi_rules::digest::sha256_hex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -106,8 +108,9 @@ impl ToApiError for SaleError {
 
 api_response_error!(SaleError);
 
-/// The answer to a recorded sale; also what an idempotency claim stores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer to a recorded sale; also what an idempotency claim stores,
+/// so a re-produced sale carries its location too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SaleAnswer {
     pub sale_id: Uuid,
     pub vendor_id: Uuid,
@@ -116,6 +119,10 @@ pub struct SaleAnswer {
     pub total_clp: i64,
     pub payment_method: String,
     pub occurred_at: DateTime<Utc>,
+    /// `null` in answers without one; claims stored before sales had
+    /// locations lack the key and read as `None`.
+    #[serde(default)]
+    pub location: Option<SaleLocation>,
 }
 
 impl SaleAnswer {
@@ -130,7 +137,7 @@ impl SaleAnswer {
             payment_method: method.to_event(),
             occurred_at: self.occurred_at,
             recorded_at,
-            location: None,
+            location: self.location.clone(),
         })
     }
 }
@@ -145,14 +152,19 @@ pub fn derived_sale_id(vendor_id: Uuid, key: &str, request_sha256: &str) -> Uuid
 }
 
 /// Digest of the request as parsed (field order and spacing do not matter;
-/// an absent `occurred_at` stays absent, so a retry matches).
+/// an absent `occurred_at` stays absent, so a retry matches). A location
+/// enters it only when sent: a sale without one digests as it did before
+/// sales had locations, so a key claimed then still matches its retry.
 fn request_digest(sale: &NewSale) -> String {
-    let canonical = json!({
+    let mut canonical = json!({
         "quantity": sale.quantity.get(),
         "unit_price_clp": sale.unit_price_clp.get(),
         "payment_method": sale.payment_method.as_str(),
         "occurred_at": sale.occurred_at.map(|t| t.timestamp_millis()),
     });
+    if let Some(location) = &sale.location {
+        canonical["location"] = json!([location.latitude, location.longitude, location.accuracy_m]);
+    }
     sha256_hex(&canonical.to_string())
 }
 
@@ -194,6 +206,11 @@ pub async fn record(
         total_clp: sale.total_clp(),
         payment_method: sale.payment_method.as_str().to_string(),
         occurred_at: sale.occurred_at.unwrap_or(now),
+        location: sale.location.map(|position| SaleLocation {
+            latitude: position.latitude,
+            longitude: position.longitude,
+            accuracy_m: position.accuracy_m,
+        }),
     };
     tracing::Span::current().record("sale_id", tracing::field::display(answer.sale_id));
     let stored = serde_json::to_value(&answer).map_err(|_| SaleError::CorruptClaim)?;
@@ -288,4 +305,39 @@ async fn replay(
         return Ok(HttpResponse::Created().json(&answer));
     }
     Err(SaleError::KeyInFlight)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn sale(body: Value) -> NewSale {
+        let Value::Object(map) = body else { panic!("an object") };
+        NewSale::parse(&JsonObject::from(map), Utc::now()).expect("valid")
+    }
+
+    #[test]
+    fn a_location_enters_the_digest_only_when_sent() {
+        let plain = sale(json!({"quantity": 2, "unit_price_clp": 1500, "payment_method": "cash"}));
+        let before_locations =
+            json!({"quantity": 2, "unit_price_clp": 1500, "payment_method": "cash", "occurred_at": null});
+        assert_eq!(request_digest(&plain), sha256_hex(&before_locations.to_string()));
+        let here = sale(json!({"quantity": 2, "unit_price_clp": 1500, "payment_method": "cash",
+            "location": {"latitude": -33.45, "longitude": -70.66}}));
+        let there = sale(json!({"quantity": 2, "unit_price_clp": 1500, "payment_method": "cash",
+            "location": {"latitude": -33.45, "longitude": -70.67}}));
+        let (plain, here, there) = (request_digest(&plain), request_digest(&here), request_digest(&there));
+        assert!(plain != here && here != there, "another place is another request");
+    }
+
+    #[test]
+    fn a_claim_stored_before_locations_reads_without_one() {
+        let stored = json!({"sale_id": Uuid::nil(), "vendor_id": Uuid::nil(), "quantity": 1, "unit_price_clp": 1,
+            "total_clp": 1, "payment_method": "cash", "occurred_at": "2026-12-01T12:00:00Z"});
+        let answer: SaleAnswer = serde_json::from_value(stored).expect("an old claim");
+        assert_eq!(answer.location, None);
+        assert_eq!(serde_json::to_value(&answer).expect("json")["location"], Value::Null, "answered as null");
+    }
 }

@@ -1,4 +1,5 @@
-//! Sales and depletions: what reaches Kafka, idempotency, the stock rule.
+//! Sales and depletions: what reaches Kafka, idempotency, the stock rule,
+//! a sale's location.
 //! A test that asserts a sale was *not* recorded reads the topic up to
 //! markers of its own written after the requests ([`sales_until_markers`]),
 //! never until a quiet spell.
@@ -6,7 +7,7 @@
 use std::time::Duration;
 
 use mamochi_common::kafka;
-use mamochi_events::{topics, PaymentMethod, SaleRecorded, StockEvent, StockEventKind, VendorKey};
+use mamochi_events::{topics, PaymentMethod, SaleLocation, SaleRecorded, StockEvent, StockEventKind, VendorKey};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde_json::json;
@@ -238,4 +239,74 @@ async fn a_key_refused_for_stock_stays_free_and_a_recorded_key_is_answered_whate
     let mut quantities: Vec<i32> = mine.iter().map(|sale| sale.quantity).collect();
     quantities.sort_unstable();
     assert_eq!(quantities, vec![2, 3], "the recorded sale once, the retried one once");
+}
+
+#[tokio::test]
+async fn a_sale_with_a_location_carries_it_into_the_recorded_event() {
+    // Arrange
+    let app = spawn_app().await;
+    let vendor = app.create_vendor(10).await;
+    let tail = Tail::start(&app.settings, &topics::SALES).await;
+    let located = json!({"quantity": 2, "unit_price_clp": 1500, "payment_method": "cash",
+        "location": {"latitude": -33.4372, "longitude": -70.6506, "accuracy_m": 12.5}});
+    let without_accuracy = json!({"quantity": 1, "unit_price_clp": 1500, "payment_method": "cash",
+        "location": {"latitude": -90, "longitude": 180}});
+    let unlocated = json!({"quantity": 3, "unit_price_clp": 1500, "payment_method": "cash", "location": null});
+
+    // Act
+    let first = sell(&app, &vendor.api_key, &located, None).await;
+    let second = sell(&app, &vendor.api_key, &without_accuracy, None).await;
+    let third = sell(&app, &vendor.api_key, &unlocated, None).await;
+
+    // Assert
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    assert_eq!(first.body["location"], json!({"latitude": -33.4372, "longitude": -70.6506, "accuracy_m": 12.5}));
+    assert_eq!(second.status, 201, "accuracy may be left out and the limits are inside: {:?}", second.body);
+    assert_eq!(third.status, 201, "{:?}", third.body);
+    assert_eq!(third.body["location"], serde_json::Value::Null, "{:?}", third.body);
+    assert_eq!(second.body["location"]["accuracy_m"], serde_json::Value::Null, "{:?}", second.body);
+    let mine = sales_until_markers(&app, &tail, &vendor).await;
+    let by_quantity = |quantity: i32| {
+        let sale = mine.iter().find(|sale| sale.quantity == quantity).unwrap_or_else(|| panic!("{mine:?}"));
+        sale.location.clone()
+    };
+    assert_eq!(mine.len(), 3, "{mine:?}");
+    assert_eq!(by_quantity(2), Some(SaleLocation { latitude: -33.4372, longitude: -70.6506, accuracy_m: Some(12.5) }));
+    assert_eq!(by_quantity(1), Some(SaleLocation { latitude: -90.0, longitude: 180.0, accuracy_m: None }));
+    assert_eq!(by_quantity(3), None);
+}
+
+#[tokio::test]
+async fn a_location_out_of_range_is_refused_naming_its_field_and_nothing_is_recorded() {
+    // Arrange
+    let app = spawn_app().await;
+    let vendor = app.create_vendor(10).await;
+    let tail = Tail::start(&app.settings, &topics::SALES).await;
+    let with = |location: serde_json::Value| json!({"quantity": 1, "unit_price_clp": 1000, "payment_method": "debit", "location": location});
+    let cases = [
+        (with(json!({"latitude": 90.5, "longitude": -70.6, "accuracy_m": 10})), "invalid_value", "location.latitude"),
+        (with(json!({"latitude": -33.4, "longitude": -180.5})), "invalid_value", "location.longitude"),
+        (with(json!({"latitude": -33.4, "longitude": -70.6, "accuracy_m": 0})), "invalid_value", "location.accuracy_m"),
+        (
+            with(json!({"latitude": -33.4, "longitude": -70.6, "accuracy_m": 10_001})),
+            "invalid_value",
+            "location.accuracy_m",
+        ),
+        (with(json!({"latitude": "south", "longitude": -70.6})), "invalid_type", "location.latitude"),
+        (with(json!({"longitude": -70.6})), "missing_field", "location.latitude"),
+        (with(json!([-33.4, -70.6])), "invalid_type", "location"),
+    ];
+
+    // Act
+    let mut answers = Vec::new();
+    for (body, _, _) in &cases {
+        answers.push(sell(&app, &vendor.api_key, body, None).await);
+    }
+
+    // Assert
+    for (answer, (body, code, field)) in answers.iter().zip(&cases) {
+        assert_eq!(answer.error(), (422, *code, Some(*field)), "{body}: {:?}", answer.body);
+    }
+    let mine = sales_until_markers(&app, &tail, &vendor).await;
+    assert!(mine.is_empty(), "a refused sale is not recorded: {mine:?}");
 }
