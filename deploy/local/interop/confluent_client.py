@@ -11,7 +11,8 @@ Checks, each printed PASS or FAIL with what went wrong:
   2. AvroSerializer with auto.register.schemas=False and use.latest.version=False
      serializes a sale with the platform's own .avsc against the registered
      `mamochi.sales-value` subject; confluent_kafka's Producer writes it to a
-     scratch topic and AvroDeserializer reads it back;
+     scratch topic and AvroDeserializer reads it back, its optional location
+     (a union of null and a nested record) included;
   3. AvroDeserializer decodes one record (key and value) of every platform
      topic that has records: the newest of the last 20 per partition that
      decodes (other tests park deliberately broken records there), failing
@@ -179,6 +180,8 @@ def sale_record():
         "payment_method": "CASH",
         "occurred_at": now_ms,
         "recorded_at": now_ms,
+        # The union's record branch, with its own optional field left null.
+        "location": {"latitude": -33.4372, "longitude": -70.6506, "accuracy_m": None},
     }
 
 
@@ -287,8 +290,8 @@ def serializer_checks(url, bootstrap, schemas_dir, admin, scratch_topics):
         expect(len(records) == 1, f"{len(records)} records in the scratch topic")
         deserializer = AvroDeserializer(client(url))
         value = deserializer(records[0].value(), SerializationContext(topic, MessageField.VALUE))
-        for field in ("quantity", "unit_price_clp", "total_clp", "payment_method"):
-            expect(value[field] == sale[field], f"{field}: {value[field]!r} != {sale[field]!r}")
+        for field in ("quantity", "unit_price_clp", "total_clp", "payment_method", "location"):
+            expect(value.get(field) == sale[field], f"{field}: {value.get(field)!r} != {sale[field]!r}")
         expect(str(value["sale_id"]) == sale["sale_id"], "sale_id")
 
     check("AvroSerializer(auto.register.schemas=False) against mamochi.sales-value", serialize)

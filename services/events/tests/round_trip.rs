@@ -154,6 +154,106 @@ async fn every_event_type_round_trips_through_registry_and_broker() {
         },
     )
     .await;
+    // A sale that says where it happened, with and without the accuracy.
+    for accuracy_m in [Some(12.5), None] {
+        round_trip(
+            &codec,
+            &topics::SALES,
+            VendorKey { vendor_id: vendor },
+            SaleRecorded {
+                sale_id: id(),
+                vendor_id: vendor,
+                quantity: 1,
+                unit_price_clp: 1_200,
+                total_clp: 1_200,
+                payment_method: PaymentMethod::Cash,
+                occurred_at: now,
+                recorded_at: now,
+                location: Some(SaleLocation { latitude: -33.4372, longitude: -70.6506, accuracy_m }),
+            },
+        )
+        .await;
+    }
+    round_trip(
+        &codec,
+        &topics::CART_STOCK,
+        VendorKey { vendor_id: vendor },
+        CartStockLevel { vendor_id: vendor, stock: 7, restocks: 2, updated_at: now },
+    )
+    .await;
+    round_trip(
+        &codec,
+        &topics::CART_TRACKING,
+        VendorKey { vendor_id: vendor },
+        CartTrackingEvent {
+            event_id: id(),
+            vendor_id: vendor,
+            kind: CartTrackingEventKind::Location,
+            occurred_at: now,
+            latitude: Some(-33.4569),
+            longitude: Some(-70.5983),
+            accuracy_m: Some(8.0),
+            note: None,
+            reported_by: "vendor".into(),
+        },
+    )
+    .await;
+    round_trip(
+        &codec,
+        &topics::CART_TRACKING,
+        VendorKey { vendor_id: vendor },
+        CartTrackingEvent {
+            event_id: id(),
+            vendor_id: vendor,
+            kind: CartTrackingEventKind::Missing,
+            occurred_at: now,
+            latitude: None,
+            longitude: None,
+            accuracy_m: None,
+            note: Some("no está en la feria de Ñuñoa".into()),
+            reported_by: "guardia".into(),
+        },
+    )
+    .await;
+    let incident = id();
+    round_trip(
+        &codec,
+        &topics::CART_ALARMS,
+        VendorKey { vendor_id: vendor },
+        CartAlarm {
+            event_id: id(),
+            incident_id: incident,
+            vendor_id: vendor,
+            cause: CartAlarmCause::OutOfArea,
+            state: CartAlarmState::Raised,
+            evidence_at: now,
+            decided_at: at(1_763_800_000_250),
+            latitude: Some(-33.0472),
+            longitude: Some(-71.6127),
+            distance_m: Some(98_765.4),
+            detail: "el carro está a 98,8 km del centro de su comuna".into(),
+        },
+    )
+    .await;
+    round_trip(
+        &codec,
+        &topics::CART_ALARMS,
+        VendorKey { vendor_id: vendor },
+        CartAlarm {
+            event_id: id(),
+            incident_id: incident,
+            vendor_id: vendor,
+            cause: CartAlarmCause::OutOfArea,
+            state: CartAlarmState::Cleared,
+            evidence_at: now,
+            decided_at: now,
+            latitude: None,
+            longitude: None,
+            distance_m: None,
+            detail: "el carro volvió a su comuna".into(),
+        },
+    )
+    .await;
     round_trip(
         &codec,
         &topics::STOCK,
