@@ -127,8 +127,10 @@ approval    Write topic    literal  mamochi.dead-letters
 approval    Read  group    prefixed approval
 distributor Read  topic    literal  mamochi.sales
 distributor Read  topic    literal  mamochi.stock
+distributor Read  topic    literal  mamochi.cart-tracking
 distributor Write topic    literal  mamochi.stock
 distributor Write topic    literal  mamochi.cart-stock
+distributor Write topic    literal  mamochi.cart-alarms
 distributor Write topic    literal  mamochi.email-requests
 distributor Write topic    literal  mamochi.dead-letters
 distributor Read  group    prefixed distributor

@@ -1,19 +1,25 @@
-//! The distributor service: keeps every cart's stock and restocks carts.
+//! The distributor service: keeps every cart's stock, restocks carts, and
+//! tracks where carts are (runaway-cart alarms).
 //!
-//! Two at-least-once consumers in one process: `mamochi.sales` (group
+//! Three at-least-once consumers in one process: `mamochi.sales` (group
 //! `distributor`) applies sales to their vendors' carts, a polled batch per
 //! database transaction ([`intake`], [`sales`]), and raises LOW_STOCK and
 //! DEPLETED events; `mamochi.stock` (group `distributor-stock`) restocks a
 //! cart on DEPLETED or RESTOCK_REQUESTED and announces it with REPLENISHED
 //! and an email to the vendor ([`restock`]). After every committed change the
 //! cart's new level goes to the compacted `mamochi.cart-stock`, from which
-//! the gateway builds its stock view. The stock rules (selling past zero
+//! the gateway builds its stock view. `mamochi.cart-tracking` (group
+//! `distributor-tracking`) takes missing/found reports before location pings
+//! and, with a silence timer, opens and clears cart incidents, each announced
+//! by a `mamochi.cart-alarms` record and emails to the vendor and staff
+//! ([`tracking`]). The stock rules (selling past zero
 //! floors at zero and is counted as oversold; one depletion per trip to
 //! zero; one low-stock alert per restock cycle) are in [`rules`].
 //!
 //! Guarantee: each sale and each stock event changes a cart exactly once in
-//! effect, and every record derived from it (stock events, email requests,
-//! cart levels) is published at least once and is never lost, and for one
+//! effect, each cart incident is raised exactly once and cleared at most
+//! once in effect, and every record derived from them (stock events, email
+//! requests, cart levels, cart alarms) is published at least once and is never lost, and for one
 //! vendor in the order of the changes. The dedupe rows, the cart change
 //! (rows locked with `SELECT … FOR UPDATE`, in `vendor_id` order) and the
 //! derived records, written to the `distributor_outbox` table, commit in one
@@ -40,6 +46,7 @@ pub mod rules;
 pub mod sales;
 pub mod service;
 pub mod store;
+pub mod tracking;
 
 pub use service::Distributor;
 

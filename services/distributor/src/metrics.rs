@@ -1,7 +1,11 @@
 //! The distributor's Prometheus metrics, in a registry of its own. Labels are
-//! fixed enumerations (which topic, which kind of restock), never ids.
+//! fixed enumerations (which topic, which kind of restock, which alarm cause
+//! and state), never ids. The cart tracking's metrics are named
+//! `mamochi_tracking_*`, as the dashboards know them.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Counters and histograms of what the distributor does.
 #[derive(Debug, Clone)]
@@ -20,6 +24,17 @@ pub struct Metrics {
     pub batch_sales: Histogram,
     /// Outbox records produced to Kafka and deleted.
     pub outbox_relayed: IntCounter,
+    /// Cart alarms by `cause` (reported_missing, silent, out_of_area) and
+    /// `state` (raised, cleared).
+    pub tracking_alarms: IntCounterVec,
+    /// Open incidents by `cause`, as the database has them.
+    pub tracking_open_incidents: IntGaugeVec,
+    /// Real seconds from an alarm's evidence to its RAISED decision, by `cause`.
+    pub tracking_alarm_latency_seconds: HistogramVec,
+    /// Carts whose last position is younger than `tracking.silence_after_secs`.
+    pub tracking_carts_reporting: IntGauge,
+    /// Location pings consumed.
+    pub tracking_pings: IntCounter,
 }
 
 impl Metrics {
@@ -79,6 +94,34 @@ impl Metrics {
             "mamochi_distributor_outbox_relayed_total",
             "Outbox records (stock events, email requests, cart levels) produced to Kafka after their commit.",
         )?;
+        let tracking_alarms = IntCounterVec::new(
+            Opts::new(
+                "mamochi_tracking_alarms_total",
+                "Cart alarms decided, by cause (reported_missing, silent, out_of_area) and state (raised, cleared).",
+            ),
+            &["cause", "state"],
+        )?;
+        registry.register(Box::new(tracking_alarms.clone()))?;
+        let tracking_open_incidents = IntGaugeVec::new(
+            Opts::new("mamochi_tracking_open_incidents", "Cart incidents open now, by cause (from the database)."),
+            &["cause"],
+        )?;
+        registry.register(Box::new(tracking_open_incidents.clone()))?;
+        let tracking_alarm_latency_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "mamochi_tracking_alarm_latency_seconds",
+                "Real seconds from an incident's evidence (evidence_at) to its RAISED decision (decided_at), by cause.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+            &["cause"],
+        )?;
+        registry.register(Box::new(tracking_alarm_latency_seconds.clone()))?;
+        let tracking_carts_reporting = IntGauge::new(
+            "mamochi_tracking_carts_reporting",
+            "Carts whose last position is younger than tracking.silence_after_secs.",
+        )?;
+        registry.register(Box::new(tracking_carts_reporting.clone()))?;
+        let tracking_pings = counter("mamochi_tracking_pings_total", "Cart location pings consumed.")?;
         Ok(Self {
             registry,
             sales_applied,
@@ -90,6 +133,11 @@ impl Metrics {
             end_to_end_seconds,
             batch_sales,
             outbox_relayed,
+            tracking_alarms,
+            tracking_open_incidents,
+            tracking_alarm_latency_seconds,
+            tracking_carts_reporting,
+            tracking_pings,
         })
     }
 }
@@ -103,8 +151,12 @@ mod tests {
         let metrics = Metrics::new().expect("metrics");
         metrics.restocks.with_label_values(&["depleted"]).inc();
         metrics.duplicates.with_label_values(&["sales"]).inc();
+        metrics.tracking_alarms.with_label_values(&["silent", "raised"]).inc();
+        metrics.tracking_open_incidents.with_label_values(&["silent"]).set(1);
+        metrics.tracking_alarm_latency_seconds.with_label_values(&["silent"]).observe(1.0);
         for family in metrics.registry.gather() {
-            assert!(family.name().starts_with("mamochi_distributor_"), "{}", family.name());
+            let name = family.name();
+            assert!(name.starts_with("mamochi_distributor_") || name.starts_with("mamochi_tracking_"), "{name}");
             assert!(!family.help().is_empty(), "{} has HELP", family.name());
         }
     }

@@ -1,6 +1,7 @@
 //! The distributor's outbox (Debezium's outbox pattern): the records a stock
-//! change derives are written to `distributor_outbox` in the same transaction
-//! as the change, and produced to Kafka only after that transaction commits.
+//! change or a cart incident derives are written to `distributor_outbox` in
+//! the same transaction as the change, and produced to Kafka only after that
+//! transaction commits.
 //!
 //! Guarantees:
 //! - A derived record exists if and only if its stock change committed: both
@@ -29,7 +30,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use mamochi_common::db::PgPool;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_events::publish::PublishError;
-use mamochi_events::{CartStockLevel, EmailRequested, StockEvent};
+use mamochi_events::{CartAlarm, CartStockLevel, EmailRequested, StockEvent};
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub enum OutboxRecord {
     Email(EmailRequested),
     /// A cart's new level, for the compacted `mamochi.cart-stock`.
     Level(CartStockLevel),
+    /// A cart incident raised or cleared, for `mamochi.cart-alarms`.
+    Alarm(CartAlarm),
 }
 
 /// Why the outbox could not be written or relayed.
@@ -83,6 +86,7 @@ impl OutboxRecord {
             Self::Stock(_) => "stock",
             Self::Email(_) => "email",
             Self::Level(_) => "level",
+            Self::Alarm(_) => "alarm",
         }
     }
 
@@ -91,6 +95,7 @@ impl OutboxRecord {
             Self::Stock(event) => serde_json::to_value(event),
             Self::Email(request) => serde_json::to_value(request),
             Self::Level(level) => serde_json::to_value(level),
+            Self::Alarm(alarm) => serde_json::to_value(alarm),
         }
     }
 
@@ -100,6 +105,7 @@ impl OutboxRecord {
             "stock" => serde_json::from_value(row.record.clone()).map(Self::Stock),
             "email" => serde_json::from_value(row.record.clone()).map(Self::Email),
             "level" => serde_json::from_value(row.record.clone()).map(Self::Level),
+            "alarm" => serde_json::from_value(row.record.clone()).map(Self::Alarm),
             other => return Err(unreadable(format!("unknown kind {other}"))),
         }
         .map_err(|error| unreadable(error.to_string()))?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use mamochi_common::kafka_metrics::KafkaMetrics;
 use mamochi_events::codec::EventCodec;
 use mamochi_events::publish::PublishError;
-use mamochi_events::topics::{CART_STOCK, EMAIL_REQUESTS, STOCK};
+use mamochi_events::topics::{CART_ALARMS, CART_STOCK, EMAIL_REQUESTS, STOCK};
 use mamochi_events::{MessageKey, VendorKey};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -98,6 +98,10 @@ impl OutboxPublisher {
             OutboxRecord::Level(level) => {
                 let key = VendorKey { vendor_id: level.vendor_id };
                 (CART_STOCK.name(), self.codec.encode(&CART_STOCK, &key, level).await?)
+            }
+            OutboxRecord::Alarm(alarm) => {
+                let key = VendorKey { vendor_id: alarm.vendor_id };
+                (CART_ALARMS.name(), self.codec.encode(&CART_ALARMS, &key, alarm).await?)
             }
         };
         Ok(Encoded { topic, key, value })

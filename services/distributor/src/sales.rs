@@ -4,7 +4,9 @@
 //! the sale ids), one statement locking the carts of the batch's vendors (in
 //! `vendor_id` order), the rules applied sale by sale in Kafka order (a
 //! vendor's sales share a partition, so the batch's order is their order),
-//! one statement writing the new carts, and one writing the derived records
+//! one statement writing the new carts (with each cart's last sale, for the
+//! cart tracking's silence check), one storing where the sales that say so
+//! happened as their carts' newest positions, and one writing the derived records
 //! to the outbox: LOW_STOCK with its email, DEPLETED, and each changed cart's
 //! new level. Nothing is produced to Kafka while the carts are locked; the
 //! [`Relay`] produces the outbox after the commit.
@@ -32,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{self, OutboxRecord, Relay};
 use crate::rules::{self, SaleEffect};
 use crate::store::{self, LockedCart};
+use crate::tracking::positions::{self, Position};
 
 /// The stock settings the handlers apply.
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +130,10 @@ impl SaleApplier {
         // Changed vendors in the order they first changed, for the levels.
         let mut changed_order = Vec::new();
         let mut changed_seen = HashSet::new();
+        // Each changed vendor's latest sale, and where sales happened, for
+        // the cart tracking.
+        let mut last_sale: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+        let mut sold_at = Vec::new();
         for sale in fresh {
             let Some(locked) = carts.get_mut(&sale.vendor_id) else {
                 unknown_vendor.push(sale.sale_id);
@@ -135,6 +142,18 @@ impl SaleApplier {
             let effect = rules::apply_sale(locked.cart, sale.quantity, self.rules.low_stock_threshold)?;
             if changed_seen.insert(sale.vendor_id) {
                 changed_order.push(sale.vendor_id);
+            }
+            let latest = last_sale.entry(sale.vendor_id).or_insert(sale.occurred_at);
+            *latest = (*latest).max(sale.occurred_at);
+            if let Some(location) = &sale.location {
+                sold_at.push(Position {
+                    vendor_id: sale.vendor_id,
+                    latitude: location.latitude,
+                    longitude: location.longitude,
+                    accuracy_m: location.accuracy_m,
+                    occurred_at: sale.occurred_at,
+                    event_id: None,
+                });
             }
             locked.cart.stock = effect.stock_after;
             locked.cart.low_stock_alerted |= effect.low_stock_alert;
@@ -154,8 +173,15 @@ impl SaleApplier {
 
         let changed: Vec<(Uuid, LockedCart)> =
             changed_order.iter().filter_map(|vendor| carts.get(vendor).map(|cart| (*vendor, *cart))).collect();
-        let rows: Vec<_> = changed.iter().map(|(vendor, locked)| (*vendor, locked.cart)).collect();
+        let rows: Vec<_> = changed
+            .iter()
+            .map(|(vendor, locked)| (*vendor, locked.cart, last_sale.get(vendor).copied().unwrap_or(now)))
+            .collect();
         store::save_after_sales(conn, &rows, now).await?;
+        // A sale's location is the cart's position then; it moves the stored
+        // one only if newer. Incidents are the tracking consumer's to decide,
+        // from pings.
+        positions::upsert(conn, &positions::newest_per_cart(sold_at), now).await?;
 
         let records = self.records(conn, &derivations, &changed, now).await?;
         outbox::insert(conn, &records).await?;

@@ -1,8 +1,8 @@
-//! Wiring: settings in, a running distributor out (two consumers, the sales
-//! batch loop and the stock handler, the outbox relay, the producer,
-//! operational endpoints), and an orderly stop: both consumers stop and
-//! commit, then the relay produces what their last commits left in the
-//! outbox.
+//! Wiring: settings in, a running distributor out (three consumers, the
+//! sales batch loop, the stock handler and the cart tracking's laned batch
+//! loop, the silence timer, the outbox relay, the producer, operational
+//! endpoints), and an orderly stop: the consumers stop and commit, then the
+//! relay produces what their last commits left in the outbox.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use mamochi_common::{db, Settings};
 use mamochi_events::codec::EventCodec;
 use mamochi_events::dead_letter::DeadLetters;
 use mamochi_events::runner::{Backoff, Runner};
-use mamochi_events::topics::{CART_STOCK, DEAD_LETTERS, EMAIL_REQUESTS, SALES, STOCK};
+use mamochi_events::topics::{CART_ALARMS, CART_STOCK, CART_TRACKING, DEAD_LETTERS, EMAIL_REQUESTS, SALES, STOCK};
 use mamochi_events::StockEvent;
 use rdkafka::consumer::Consumer;
 
@@ -26,18 +26,26 @@ use crate::outbox::Relay;
 use crate::publisher::OutboxPublisher;
 use crate::restock::RestockHandler;
 use crate::sales::{SaleApplier, StockRules};
+use crate::tracking::profiles::Profiles;
+use crate::tracking::{self, Tracker};
 
 /// Consumer group of the sales runner.
 pub const SALES_GROUP: &str = "distributor";
 /// Consumer group of the stock runner.
 pub const STOCK_GROUP: &str = "distributor-stock";
+/// Consumer group of the cart tracking runner.
+pub const TRACKING_GROUP: &str = tracking::TRACKING_GROUP;
 
 /// A distributor ready to run.
 pub struct Distributor {
     sales_consumer: CommittingConsumer,
     stock_consumer: CommittingConsumer,
+    tracking_consumer: Arc<CommittingConsumer>,
     sales_runner: Runner,
     stock_runner: Runner,
+    tracking_runner: Runner,
+    tracker: Tracker,
+    tracking_max_batch: usize,
     sales: SaleApplier,
     max_batch: usize,
     restock: RestockHandler,
@@ -75,6 +83,8 @@ impl Distributor {
                 STOCK.info.spec(),
                 EMAIL_REQUESTS.info.spec(),
                 CART_STOCK.info.spec(),
+                CART_TRACKING.info.spec(),
+                CART_ALARMS.info.spec(),
                 DEAD_LETTERS.spec(),
             ],
         )
@@ -95,6 +105,9 @@ impl Distributor {
         sales_consumer.subscribe(&[SALES.name()]).context("while subscribing to sales")?;
         let stock_consumer = consumer(STOCK_GROUP, "distributor-stock").context("while creating the stock consumer")?;
         stock_consumer.subscribe(&[STOCK.name()]).context("while subscribing to stock events")?;
+        let tracking_consumer =
+            consumer(TRACKING_GROUP, "distributor-tracking").context("while creating the tracking consumer")?;
+        tracking_consumer.subscribe(&[CART_TRACKING.name()]).context("while subscribing to cart tracking")?;
         let runner = |group: &str| Runner {
             codec: codec.clone(),
             dead_letters: DeadLetters::new(producer.clone(), group).measured(&kafka_metrics),
@@ -106,11 +119,23 @@ impl Distributor {
         let ops = Ops { service: "distributor", readiness: readiness.clone(), registry: metrics.registry.clone() };
         let (server, ops_port) = ops::serve(&settings.distributor.ops_listen, ops)
             .with_context(|| format!("while binding {}", settings.distributor.ops_listen))?;
+        let tracker = Tracker {
+            pool: pool.clone(),
+            clock,
+            metrics: metrics.clone(),
+            relay: relay.clone(),
+            settings: settings.tracking.clone(),
+            profiles: Profiles::default(),
+        };
         Ok(Self {
             sales_consumer,
             stock_consumer,
+            tracking_consumer: Arc::new(tracking_consumer),
             sales_runner: runner(SALES_GROUP),
             stock_runner: runner(STOCK_GROUP),
+            tracking_runner: runner(TRACKING_GROUP),
+            tracker,
+            tracking_max_batch: settings.tracking.max_batch,
             sales: SaleApplier { pool: pool.clone(), clock, metrics: metrics.clone(), rules, relay: relay.clone() },
             max_batch: settings.distributor.max_batch,
             restock: RestockHandler { pool, relay: relay.clone(), clock, metrics, rules },
@@ -126,15 +151,20 @@ impl Distributor {
         self.ops_port
     }
 
-    /// Applies sales and stock events until `shutdown` is cancelled, then
-    /// commits what both consumers finished, relays the outbox one last time
-    /// and stops the operational server.
+    /// Applies sales, stock and tracking events (and checks for silent
+    /// carts) until `shutdown` is cancelled, then commits what every consumer
+    /// finished, relays the outbox one last time and stops the operational
+    /// server.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self {
             sales_consumer,
             stock_consumer,
+            tracking_consumer,
             sales_runner,
             stock_runner,
+            tracking_runner,
+            tracker,
+            tracking_max_batch,
             sales,
             max_batch,
             restock,
@@ -145,7 +175,7 @@ impl Distributor {
         } = self;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
-        // Ready once the database answers and both consumers have their partitions.
+        // Ready once the database answers and every consumer has its partitions.
         let database = match sales.pool.get().await {
             Ok(_) => Some(&readiness),
             Err(error) => {
@@ -153,10 +183,12 @@ impl Distributor {
                 None
             }
         };
-        tracing::info!(max_batch, "distributor running");
-        // If one consumer fails the other is stopped too, so neither is left
-        // consuming alone. The relay stops only after both, so their last
-        // commits are produced before the process exits.
+        tracker.refresh_open_incidents().await;
+        tracing::info!(max_batch, tracking_max_batch, "distributor running");
+        // If one consumer fails the others are stopped too, so none is left
+        // consuming alone. The relay stops only after all of them (and the
+        // silence timer), so their last commits are produced before the
+        // process exits.
         let stop_both = shutdown.child_token();
         let stop_relay = Shutdown::new();
         let sales_loop = async {
@@ -168,19 +200,30 @@ impl Distributor {
             stop_both.cancel();
             result.context("while consuming stock events")
         };
-        let consumers = async {
-            let (_, stock_result) = tokio::join!(sales_loop, stock_loop);
-            stop_relay.cancel();
-            stock_result
+        let tracking_loop = async {
+            let result =
+                tracking::intake::run(&tracking_consumer, &tracking_runner, &tracker, tracking_max_batch, &stop_both)
+                    .await;
+            stop_both.cancel();
+            result.context("while consuming cart tracking events")
         };
-        let (stock_result, ()) =
-            kafka::ready_when_assigned(database, &[&sales_consumer, &stock_consumer], &shutdown, async {
-                tokio::join!(consumers, relay.run(&stop_relay))
-            })
-            .await;
+        let silence_loop = tracker.run_silence_checks(&stop_both);
+        let consumers = async {
+            let (_, stock_result, tracking_result, ()) =
+                tokio::join!(sales_loop, stock_loop, tracking_loop, silence_loop);
+            stop_relay.cancel();
+            stock_result.and(tracking_result)
+        };
+        let (consumers_result, ()) = kafka::ready_when_assigned(
+            database,
+            &[&sales_consumer, &stock_consumer, &tracking_consumer],
+            &shutdown,
+            async { tokio::join!(consumers, relay.run(&stop_relay)) },
+        )
+        .await;
         server_handle.stop(true).await;
         server_task.await.context("while joining the operational server")?.context("while serving /metrics")?;
-        stock_result?;
+        consumers_result?;
         tracing::info!("distributor stopped");
         Ok(())
     }

@@ -140,27 +140,33 @@ pub async fn lock_cart(
     lock_carts(conn, &[vendor_id], initial_stock).await?.remove(&vendor_id).ok_or(StoreError::UnknownVendor(vendor_id))
 }
 
-/// Writes the sales' effect on every changed cart, in one statement.
+/// Writes the sales' effect on every changed cart, in one statement: its
+/// stock and alert, and its last sale (the latest `occurred_at` of the
+/// batch's sales, never moved back), which the cart tracking's silence check
+/// reads.
 pub async fn save_after_sales(
     conn: &mut AsyncPgConnection,
-    changed: &[(Uuid, Cart)],
+    changed: &[(Uuid, Cart, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     if changed.is_empty() {
         return Ok(());
     }
-    let vendors: Vec<Uuid> = changed.iter().map(|(vendor, _)| *vendor).collect();
-    let stocks: Vec<i32> = changed.iter().map(|(_, cart)| cart.stock).collect();
-    let alerted: Vec<bool> = changed.iter().map(|(_, cart)| cart.low_stock_alerted).collect();
+    let vendors: Vec<Uuid> = changed.iter().map(|(vendor, _, _)| *vendor).collect();
+    let stocks: Vec<i32> = changed.iter().map(|(_, cart, _)| cart.stock).collect();
+    let alerted: Vec<bool> = changed.iter().map(|(_, cart, _)| cart.low_stock_alerted).collect();
+    let last_sales: Vec<DateTime<Utc>> = changed.iter().map(|(_, _, last_sale)| *last_sale).collect();
     diesel::sql_query(
-        "UPDATE carts c SET stock = v.stock, low_stock_alerted = v.alerted, updated_at = $4 \
-         FROM unnest($1::uuid[], $2::int4[], $3::bool[]) AS v(vendor_id, stock, alerted) \
+        "UPDATE carts c SET stock = v.stock, low_stock_alerted = v.alerted, updated_at = $4, \
+         last_sale_at = greatest(c.last_sale_at, v.last_sale) \
+         FROM unnest($1::uuid[], $2::int4[], $3::bool[], $5::timestamptz[]) AS v(vendor_id, stock, alerted, last_sale) \
          WHERE c.vendor_id = v.vendor_id",
     )
     .bind::<Array<diesel::sql_types::Uuid>, _>(vendors)
     .bind::<Array<Integer>, _>(stocks)
     .bind::<Array<Bool>, _>(alerted)
     .bind::<Timestamptz, _>(now)
+    .bind::<Array<Timestamptz>, _>(last_sales)
     .execute(conn)
     .await
     .map(drop)
