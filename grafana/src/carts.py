@@ -5,7 +5,10 @@ platform took to raise them, and whether reports on partition 0 of
 mamochi.cart-tracking stay ahead of the location pings.
 
 Every figure comes from the distributor's tracking metrics
-(`mamochi_tracking_*`) and its consumer group `distributor-tracking`.
+(`mamochi_tracking_*`) and its consumer group `distributor-tracking`. The
+two gauges are counted from the database, so every distributor instance
+exports the same platform-wide figure: they are combined with `max`, never
+summed.
 """
 
 from house import Row, dashboard, stat_panel, timeseries_panel
@@ -35,7 +38,7 @@ def now_stats() -> list:
             "Carts reporting",
             "Carts whose last position is younger than tracking.silence_after_secs.",
             "short",
-            [(f"sum({REPORTING})", "reporting")],
+            [(f"max({REPORTING})", "reporting")],
             width=4,
             decimals=0,
         ),
@@ -43,7 +46,7 @@ def now_stats() -> list:
             "Open incidents",
             "Cart incidents raised and not yet cleared, every cause.",
             "short",
-            [(f"sum({OPEN})", "open")],
+            [(f"sum(max by (cause) ({OPEN}))", "open")],
             width=4,
             steps=ANY_OPEN,
             decimals=0,
@@ -53,7 +56,7 @@ def now_stats() -> list:
                 f"Open: {cause.replace('_', ' ')}",
                 f"Open incidents whose cause is {cause.upper()}.",
                 "short",
-                [(f'sum({OPEN}{{cause="{cause}"}})', cause)],
+                [(f'max({OPEN}{{cause="{cause}"}})', cause)],
                 width=4,
                 steps=ANY_OPEN,
                 decimals=0,
@@ -90,7 +93,7 @@ def build():
                         "the cart is reported found; silent and out-of-area ones also when the cart reports from "
                         "inside its area again.",
                         "short",
-                        [(f"sum by (cause) ({OPEN})", "{{cause}}")],
+                        [(f"max by (cause) ({OPEN})", "{{cause}}")],
                         width=8,
                         decimals=0,
                     ),
@@ -121,7 +124,7 @@ def build():
                         "Carts reporting",
                         "Carts whose last position is younger than tracking.silence_after_secs.",
                         "short",
-                        [(f"sum({REPORTING})", "carts reporting")],
+                        [(f"max({REPORTING})", "carts reporting")],
                         width=8,
                         decimals=0,
                     ),
