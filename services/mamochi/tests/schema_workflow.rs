@@ -220,7 +220,7 @@ async fn the_documented_workflow_refuses_a_field_without_default_and_registers_i
         .contains("INCOMPATIBLE under BACKWARD_TRANSITIVE (sale_recorded.avsc)"));
     let reasons = refused.details("mamochi.sales-value");
     assert!(reasons.contains("READER_FIELD_MISSING_DEFAULT_VALUE") && reasons.contains("tip_clp"), "{reasons}");
-    assert!(refused.stderr.contains("1 of 20 schemas would not be accepted"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("1 of 22 schemas would not be accepted"), "{}", refused.stderr);
 
     // The same edit through the other verbs.
     let diff = work.mamochi(&registry, &["schemas", "diff"]).await;
@@ -349,8 +349,8 @@ async fn the_level_in_compatibility_toml_decides_against_which_versions_a_schema
 /// One block of docs/schemas.md's worked example, in document order.
 #[derive(Debug)]
 enum Step {
-    /// A field to add as the last of `sale_recorded.avsc`'s (or, after the
-    /// first, to put in place of the one added before).
+    /// A field to add after `recorded_at` in `sale_recorded.avsc` (or, after
+    /// the first, to put in place of the one added before).
     Field(String),
     /// `$ mamochi …` and what it prints (stdout, then stderr).
     Command { args: Vec<String>, output: String },
