@@ -42,6 +42,7 @@ pub fn settings() -> Settings {
         &[
             (mamochi_distributor::service::SALES_GROUP, topics::SALES.name()),
             (mamochi_distributor::service::STOCK_GROUP, topics::STOCK.name()),
+            (mamochi_distributor::service::TRACKING_GROUP, topics::CART_TRACKING.name()),
         ],
     );
     settings
