@@ -17,7 +17,7 @@ pub struct Metrics {
     pub restocks: IntCounterVec,
     pub low_stock_alerts: IntCounter,
     pub oversold_servings: IntCounter,
-    /// By `topic`: `sales` or `stock`.
+    /// By `topic`: `sales`, `stock` or `cart-tracking`.
     pub duplicates: IntCounterVec,
     pub end_to_end_seconds: Histogram,
     /// Sales per database transaction.
@@ -69,7 +69,7 @@ impl Metrics {
         let duplicates = IntCounterVec::new(
             Opts::new(
                 "mamochi_distributor_duplicates_skipped_total",
-                "Redelivered events skipped because their id was already applied, by topic (sales, stock).",
+                "Redelivered events skipped because their id was already applied, by topic (sales, stock, cart-tracking).",
             ),
             &["topic"],
         )?;

@@ -90,6 +90,10 @@ pub async fn upsert(
     if positions.is_empty() {
         return Ok(Vec::new());
     }
+    // In vendor_id order, as every writer locks carts: the sales batch and
+    // the tracking batch upsert positions of the same carts concurrently.
+    let mut sorted = positions.to_vec();
+    sorted.sort_by_key(|p| p.vendor_id);
     let moved = diesel::sql_query(
         "INSERT INTO cart_positions AS p (vendor_id, latitude, longitude, accuracy_m, occurred_at, updated_at) \
          SELECT vendor_id, latitude, longitude, accuracy_m, occurred_at, $6 \
@@ -101,15 +105,16 @@ pub async fn upsert(
          WHERE p.occurred_at < excluded.occurred_at \
          RETURNING vendor_id",
     )
-    .bind::<Array<diesel::sql_types::Uuid>, _>(positions.iter().map(|p| p.vendor_id).collect::<Vec<_>>())
-    .bind::<Array<Double>, _>(positions.iter().map(|p| p.latitude).collect::<Vec<_>>())
-    .bind::<Array<Double>, _>(positions.iter().map(|p| p.longitude).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Double>>, _>(positions.iter().map(|p| p.accuracy_m).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(positions.iter().map(|p| p.occurred_at).collect::<Vec<_>>())
+    .bind::<Array<diesel::sql_types::Uuid>, _>(sorted.iter().map(|p| p.vendor_id).collect::<Vec<_>>())
+    .bind::<Array<Double>, _>(sorted.iter().map(|p| p.latitude).collect::<Vec<_>>())
+    .bind::<Array<Double>, _>(sorted.iter().map(|p| p.longitude).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Double>>, _>(sorted.iter().map(|p| p.accuracy_m).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(sorted.iter().map(|p| p.occurred_at).collect::<Vec<_>>())
     .bind::<Timestamptz, _>(now)
     .load::<Moved>(conn)
     .await?;
-    Ok(positions.iter().filter(|p| moved.iter().any(|row| row.vendor_id == p.vendor_id)).copied().collect())
+    let moved: std::collections::HashSet<Uuid> = moved.into_iter().map(|row| row.vendor_id).collect();
+    Ok(positions.iter().filter(|p| moved.contains(&p.vendor_id)).copied().collect())
 }
 
 /// The stored positions of `vendor_ids`, as (latitude, longitude).
