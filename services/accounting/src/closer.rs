@@ -21,12 +21,17 @@
 //! ([`crate::publisher`]). A failed pass changes nothing it did not commit and
 //! is simply run again; if the group's positions cannot be read, the pass
 //! closes nothing and only publishes.
+//!
+//! With `accounting.daily_summary` on, a pass then closes the Santiago days
+//! due by the same horizon and grace and publishes their summaries
+//! ([`crate::summary`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::Duration;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use diesel_async::AsyncPgConnection;
 use mamochi_common::db::PgPool;
 use mamochi_common::shutdown::Shutdown;
 use tokio::sync::Notify;
@@ -36,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::platform::PlatformTime;
 use crate::publisher::StatementPublisher;
 use crate::store::{self, StoreError};
+use crate::summary;
 use crate::week::Week;
 
 /// Most weeks closed per member in one pass (a member who joined long ago
@@ -51,6 +57,9 @@ const PUBLISH_PAGE: i64 = 200;
 pub struct PassReport {
     pub closed: usize,
     pub published: usize,
+    /// Daily summaries stored and published ([`crate::summary`]).
+    pub days_summarised: usize,
+    pub summaries_published: usize,
 }
 
 /// The closing and publishing loop.
@@ -62,6 +71,8 @@ pub struct Closer {
     pub grace: Duration,
     /// Real time between passes.
     pub interval: std::time::Duration,
+    /// Whether due days are summarised and emailed (`accounting.daily_summary`).
+    pub daily_summary: bool,
     pub metrics: Metrics,
     pub wakeup: Arc<Notify>,
     /// The group's positions on the sales topic, for the close horizon.
@@ -86,7 +97,13 @@ impl Closer {
                     Ok(report) => {
                         self.metrics.closing_passes.inc();
                         if report != PassReport::default() {
-                            tracing::info!(closed = report.closed, published = report.published, "closing pass");
+                            tracing::info!(
+                                closed = report.closed,
+                                published = report.published,
+                                days_summarised = report.days_summarised,
+                                summaries_published = report.summaries_published,
+                                "closing pass"
+                            );
                         }
                     }
                     Err(error) => tracing::warn!(error = format!("{error:#}"), "closing pass failed; retrying at the next check"),
@@ -188,6 +205,44 @@ impl Closer {
                 break;
             }
         }
+        if self.daily_summary {
+            let last_due = closable.and_then(|at| at.checked_sub_signed(self.grace)).and_then(summary::last_due_date);
+            self.summarise(&mut conn, last_due, now, &mut report).await?;
+        }
         Ok(report)
+    }
+
+    /// Closes the days due up to `last_due` and publishes every summary not
+    /// yet published ([`crate::summary`]).
+    async fn summarise(
+        &self,
+        conn: &mut AsyncPgConnection,
+        last_due: Option<NaiveDate>,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        if let Some(last_due) = last_due {
+            report.days_summarised = summary::close_days(conn, &self.positions.group, last_due, now)
+                .await
+                .with_context(|| format!("while closing the days up to {last_due}"))?;
+        }
+        loop {
+            let pending =
+                summary::pending(conn, PUBLISH_PAGE).await.context("while listing unpublished daily summaries")?;
+            let mut progressed = false;
+            for day in &pending {
+                let published =
+                    summary::publish_one(conn, &self.publisher.kafka, day, now).await.with_context(|| {
+                        format!("while publishing the summary of {} of vendor {}", day.local_date, day.vendor_id)
+                    })?;
+                if published {
+                    progressed = true;
+                    report.summaries_published += 1;
+                }
+            }
+            if !progressed || (pending.len() as i64) < PUBLISH_PAGE {
+                return Ok(());
+            }
+        }
     }
 }

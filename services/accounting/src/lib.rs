@@ -35,6 +35,12 @@
 //! week if that is later — and it is logged (warning `late sale`) and counted
 //! in `mamochi_accounting_sales_late_total`. Its `occurred_at` is kept in the
 //! log; the weekly totals only say where it was counted.
+//!
+//! **Daily figures.** The same transaction adds each sale to its vendor's
+//! Santiago day and hour (`daily_sales`, [`daily`]), by when it happened,
+//! late or not: what `GET /v1/me/stats/daily` reads. With
+//! `accounting.daily_summary` on, the closer also emails each vendor a
+//! summary of every day they sold in once the day is due, once ([`summary`]).
 
 pub mod closer;
 pub mod daily;
@@ -47,6 +53,7 @@ pub mod publisher;
 pub mod sale;
 pub mod statement;
 pub mod store;
+pub mod summary;
 pub mod week;
 
 use std::sync::Arc;
@@ -119,6 +126,7 @@ pub async fn run(settings: &Settings, shutdown: Shutdown) -> anyhow::Result<()> 
         platform,
         grace,
         interval: Duration::from_secs(settings.accounting.close_check_interval_secs.max(1)),
+        daily_summary: settings.accounting.daily_summary,
         metrics,
         wakeup,
         positions,

@@ -230,6 +230,10 @@ pub struct AccountingSettings {
     /// Most sales applied in one database transaction (1 applies each sale
     /// in its own transaction; the benchmark compares the two).
     pub max_batch: usize,
+    /// Email each vendor a summary of every Santiago day they sold in, once
+    /// the day is over (plus the grace period). Off by default.
+    #[serde(default)]
+    pub daily_summary: bool,
 }
 
 /// Keys that protect data at rest in Kafka.
@@ -487,6 +491,7 @@ ops_listen = "127.0.0.1:9103"
 grace_period_secs = 3600
 close_check_interval_secs = 5
 max_batch = 5000
+daily_summary = false
 
 [notifier]
 ops_listen = "127.0.0.1:9104"
