@@ -214,11 +214,13 @@ impl Distributor {
             stop_relay.cancel();
             stock_result.and(tracking_result)
         };
+        // Boxed: the joined loops are a large future, and a debug build's
+        // poll frames would hold it on a tokio worker's 2 MiB stack.
         let (consumers_result, ()) = kafka::ready_when_assigned(
             database,
             &[&sales_consumer, &stock_consumer, &tracking_consumer],
             &shutdown,
-            async { tokio::join!(consumers, relay.run(&stop_relay)) },
+            Box::pin(async { tokio::join!(consumers, relay.run(&stop_relay)) }),
         )
         .await;
         server_handle.stop(true).await;
