@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Nullable, Text, Timestamptz};
+use diesel::sql_types::{Double, Nullable, Text, Timestamptz};
+use diesel::OptionalExtension;
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use mamochi_common::{kafka, Settings};
@@ -22,7 +23,7 @@ use mamochi_events::publish::publish;
 use mamochi_events::topics::{CART_ALARMS, CART_REPORT_PARTITION, CART_TRACKING, EMAIL_REQUESTS, SALES};
 use mamochi_events::{
     CartAlarm, CartAlarmCause, CartAlarmState, CartTrackingEvent, CartTrackingEventKind, EmailRequested, PaymentMethod,
-    SaleRecorded, VendorKey,
+    SaleLocation, SaleRecorded, VendorKey,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -31,6 +32,8 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(90);
 const BACKLOG: usize = 10_000;
+/// Tracking events per transaction while the backlog drains.
+const DRAIN_BATCH: usize = 20;
 /// The fixture comuna's centre.
 const SANTIAGO: (f64, f64) = (-33.4378, -70.6505);
 /// 0.27° of latitude south of it: about 30 km.
@@ -72,6 +75,18 @@ struct Incident {
     cause: String,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     cleared_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+struct PositionRow {
+    #[diesel(sql_type = Nullable<Double>)]
+    latitude: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    longitude: Option<f64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    occurred_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_sale_at: Option<DateTime<Utc>>,
 }
 
 struct Harness {
@@ -125,6 +140,11 @@ impl Harness {
     }
 
     async fn sell(&self, vendor_id: Uuid) {
+        self.sell_at(vendor_id, None).await;
+    }
+
+    /// Sells one serving now, from `location` if given; returns the sale.
+    async fn sell_at(&self, vendor_id: Uuid, location: Option<(f64, f64)>) -> SaleRecorded {
         let now = Utc::now();
         let sale = SaleRecorded {
             sale_id: Uuid::new_v4(),
@@ -135,11 +155,26 @@ impl Harness {
             payment_method: PaymentMethod::Cash,
             occurred_at: now,
             recorded_at: now,
-            location: None,
+            location: location.map(|(latitude, longitude)| SaleLocation { latitude, longitude, accuracy_m: Some(8.0) }),
         };
         publish(&self.producer, &self.codec, &SALES, &VendorKey { vendor_id }, &sale, None)
             .await
             .expect("sale acknowledged");
+        sale
+    }
+
+    /// The cart's stored position and last sale.
+    async fn cart_tracking_row(&self, vendor_id: Uuid) -> Option<PositionRow> {
+        let mut conn = self.pool.get().await.expect("connection");
+        diesel::sql_query(
+            "SELECT p.latitude, p.longitude, p.occurred_at, c.last_sale_at \
+             FROM carts c LEFT JOIN cart_positions p ON p.vendor_id = c.vendor_id WHERE c.vendor_id = $1",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(vendor_id)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .expect("position")
     }
 
     /// The cart's incidents, oldest first.
@@ -210,7 +245,12 @@ async fn a_missing_report_behind_ten_thousand_pings_is_raised_within_a_second_an
     // Arrange: 10,000 pings from twenty carts inside their area already on
     // partitions 1..=3, then the missing report on partition 0, all before
     // the distributor starts.
-    let h = Harness::new(support::settings());
+    let mut settings = support::settings();
+    // Small batches stretch the backlog's drain over seconds, so the found
+    // report below arrives while most pings still wait in the consumer: only
+    // the report lane lets it overtake them.
+    settings.tracking.max_batch = DRAIN_BATCH;
+    let h = Harness::new(settings);
     let mut pinging = Vec::new();
     for _ in 0..20 {
         pinging.push(support::vendor_with_cart(&h.pool, 10).await);
@@ -255,15 +295,31 @@ async fn a_missing_report_behind_ten_thousand_pings_is_raised_within_a_second_an
     assert!(latency < Duration::from_secs(1), "the report waited {latency:?}");
     assert!(pings_applied < BACKLOG as i64, "the report overtook the backlog ({pings_applied} pings applied)");
 
-    // Act: the cart is found.
-    let found = report(missing.id, CartTrackingEventKind::Found, "estaba en la otra esquina");
-    h.track(CART_REPORT_PARTITION, std::slice::from_ref(&found)).await;
-
-    // Assert: cleared once; one RAISED and one CLEARED on Kafka; two emails each.
-    h.incidents_until(missing.id, "the incident to clear", |incidents| {
-        incidents.iter().any(|i| i.incident_id == incident.incident_id && i.cleared_at.is_some())
+    // Act: the cart is found, reported while the backlog is being applied.
+    eventually(WAIT, "the backlog to be draining", || async {
+        (h.tracked(&backlog_ids).await >= (DRAIN_BATCH * 10) as i64).then_some(())
     })
     .await;
+    let found = report(missing.id, CartTrackingEventKind::Found, "estaba en la otra esquina");
+    h.track(CART_REPORT_PARTITION, std::slice::from_ref(&found)).await;
+    let produced = Instant::now();
+
+    // Assert: cleared within a second, ahead of the rest of the backlog.
+    let (waited, pings_applied) = eventually(Duration::from_secs(10), "the incident to clear", || async {
+        let incidents = h.incidents(missing.id).await;
+        let waited = produced.elapsed();
+        let cleared = incidents.iter().any(|i| i.incident_id == incident.incident_id && i.cleared_at.is_some());
+        match cleared {
+            true => Some((waited, h.tracked(&backlog_ids).await)),
+            false => None,
+        }
+    })
+    .await;
+    println!("FOUND committed {waited:?} after it was produced; {pings_applied} of {BACKLOG} pings applied by then");
+    assert!(waited < Duration::from_secs(1), "the found report waited {waited:?}");
+    assert!(pings_applied < BACKLOG as i64, "the found report overtook the backlog ({pings_applied} pings applied)");
+
+    // Assert: one RAISED and one CLEARED on Kafka; two emails each.
     let alarms = h.alarms(missing.id).await;
     assert_eq!(
         states(&alarms, incident.incident_id),
@@ -404,5 +460,67 @@ async fn a_cart_that_sold_and_went_quiet_raises_one_silence_alarm_and_a_ping_cle
     );
     let emails = h.emails(&email_ids(incident)).await;
     assert_eq!(emails.len(), 4, "{emails:?}");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_with_a_location_is_the_carts_position_and_an_older_ping_does_not_replace_it() {
+    let _serial = SERIAL.lock().await;
+    // Arrange: a cart, and the distributor running.
+    let h = Harness::new(support::settings());
+    let vendor = support::vendor_with_cart(&h.pool, 10).await;
+    let service = Running::start(&h.settings).await;
+
+    // Act: a sale from the plaza.
+    let sale = h.sell_at(vendor.id, Some(SANTIAGO)).await;
+
+    // Assert: its place and time are the cart's position and last sale.
+    let stored = eventually(WAIT, "the sale's position", || async {
+        h.cart_tracking_row(vendor.id).await.filter(|row| row.occurred_at.is_some())
+    })
+    .await;
+    let sold = sale.occurred_at.timestamp_millis();
+    assert_eq!((stored.latitude, stored.longitude), (Some(SANTIAGO.0), Some(SANTIAGO.1)));
+    assert_eq!(stored.occurred_at.map(|at| at.timestamp_millis()), Some(sold));
+    assert_eq!(stored.last_sale_at.map(|at| at.timestamp_millis()), Some(sold));
+
+    // Act: a ping taken a minute before the sale arrives after it.
+    let stale = ping(vendor.id, THIRTY_KM_SOUTH, sale.occurred_at - chrono::Duration::seconds(60));
+    h.ping(&stale).await;
+
+    // Assert: once applied, the sale's position stands and nothing is raised.
+    eventually(WAIT, "the stale ping to be applied", || async {
+        (h.tracked(&[stale.event_id]).await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(h.cart_tracking_row(vendor.id).await, Some(stored));
+    assert!(h.incidents(vendor.id).await.is_empty(), "an older position decides nothing");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_of_a_comuna_without_a_known_centre_is_never_out_of_area() {
+    let _serial = SERIAL.lock().await;
+    // Arrange: a member whose comuna the table does not list.
+    let h = Harness::new(support::settings());
+    let vendor = support::vendor_with_cart(&h.pool, 10).await;
+    let mut conn = h.pool.get().await.expect("connection");
+    diesel::sql_query("UPDATE members SET comuna = 'Villa Inventada' WHERE member_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(vendor.id)
+        .execute(&mut conn)
+        .await
+        .expect("comuna set");
+    let service = Running::start(&h.settings).await;
+
+    // Act: a ping 30 km from Santiago.
+    let far = ping(vendor.id, THIRTY_KM_SOUTH, Utc::now());
+    h.ping(&far).await;
+
+    // Assert: stored once applied, and no incident.
+    eventually(WAIT, "the ping to be applied", || async { (h.tracked(&[far.event_id]).await == 1).then_some(()) })
+        .await;
+    let stored = h.cart_tracking_row(vendor.id).await.expect("cart");
+    assert_eq!((stored.latitude, stored.longitude), (Some(THIRTY_KM_SOUTH.0), Some(THIRTY_KM_SOUTH.1)));
+    assert!(h.incidents(vendor.id).await.is_empty(), "no out-of-area check without a centre");
     service.stop().await;
 }
