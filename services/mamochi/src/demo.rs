@@ -6,17 +6,29 @@
 //! happens and a table per vendor at the end; the statement's figures are
 //! checked against the sales the demo made.
 //!
+//! Carts say where they are: every sale carries the cart's position and each
+//! cart sends a location ping at most every [`PING_EVERY`], within about a
+//! kilometre of the centre of Santiago, the comuna every demo vendor
+//! registers in. One cart (the
+//! first vendor's) goes missing: its vendor reports it, stops selling, and
+//! the demo waits for the cart alarm's emails ("MAMOCHI: alarma de carro")
+//! to the vendor and to staff (`tracking.staff_email`); then the vendor
+//! reports it found and the demo waits for the "MAMOCHI: carro ubicado"
+//! emails. Each wait is bounded by [`ALARM_WAIT`]: an alarm or an email that
+//! never comes fails the demo.
+//!
 //! A week passes in minutes through configuration only: the demo sets the
 //! platform clock's scale and anchor (`[time]`) for the services it starts.
 //! Nothing in the services knows it is a demo.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::America::Santiago;
 use mamochi_common::clock::{Clock, TimeSettings};
 use mamochi_common::Settings;
@@ -26,6 +38,21 @@ use tokio::sync::Mutex;
 
 use crate::mailbox::{self, Mail};
 use crate::run::{run_services, Service};
+
+/// Shortest real time between two location pings of one cart: under the
+/// gateway's per-cart limit (one a second), whatever the selling pace.
+pub const PING_EVERY: Duration = Duration::from_secs(2);
+
+/// Longest real wait for each step of the missing-cart incident: the alarm's
+/// two emails, then the two emails that it was cleared.
+pub const ALARM_WAIT: Duration = Duration::from_secs(60);
+
+/// The comuna every demo vendor registers in, and where its cart works.
+const COMUNA: &str = "Santiago";
+
+/// Subject openings of the cart-alarm emails (raised, cleared).
+const ALARM_SUBJECT: &str = "MAMOCHI: alarma de carro";
+const CLEARED_SUBJECT: &str = "MAMOCHI: carro ubicado";
 
 /// Scenario knobs (defaults: the guild's example).
 #[derive(Debug, Clone, clap::Args)]
@@ -66,6 +93,12 @@ pub struct VendorReport {
     pub restocks: u32,
     pub statement_sales: Option<i64>,
     pub statement_earnings_clp: Option<i64>,
+    /// Location pings the gateway accepted.
+    pub pings: u32,
+    /// Cart-alarm emails the vendor received ("MAMOCHI: alarma de carro").
+    pub alarm_emails: u32,
+    /// Emails that the vendor's cart was found ("MAMOCHI: carro ubicado").
+    pub cleared_emails: u32,
 }
 
 /// One vendor as the demo knows it.
@@ -82,6 +115,12 @@ struct Vendor {
     refused: u32,
     restocks: u32,
     statement: Option<Value>,
+    plate: String,
+    pings: u32,
+    alarm_emails: u32,
+    cleared_emails: u32,
+    /// Reported missing and not yet found: the cart neither sells nor pings.
+    missing: bool,
 }
 
 const NAMES: [&str; 8] =
@@ -106,6 +145,14 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<Vec<Vend
     // Every vendor registers from this one address, at once.
     let registrations = &mut settings.gateway.rate_limits.registrations_per_ip.burst;
     *registrations = (*registrations).max(u32::try_from(args.vendors).unwrap_or(u32::MAX));
+    // The clock runs `time_scale` times faster than the carts ping: a few
+    // real seconds between pings are hours of platform time. The silence
+    // limit (and the oldest ping accepted) must span several pings, or
+    // every cart would be silent between two of them and only the missing
+    // cart is meant to raise an alarm.
+    let ping_span = (PING_EVERY.as_secs_f64() * 5.0 * args.time_scale).ceil() as u64;
+    settings.tracking.silence_after_secs = settings.tracking.silence_after_secs.max(ping_span);
+    settings.gateway.location_max_age_secs = settings.gateway.location_max_age_secs.max(ping_span);
     let clock = Clock::from_settings(&settings.time)?;
 
     println!(
@@ -163,9 +210,10 @@ async fn scenario(
         let paid = index < args.paid;
         let name = NAMES[index % NAMES.len()].to_string();
         let email = format!("vendedor{}.{run_tag}@example.cl", index + 1);
+        let cart_plate = plate(index, run_tag);
         let body = json!({
             "full_name": name, "rut": rut(index, run_tag), "email": email, "phone": phone(index, run_tag),
-            "comuna": "Santiago", "cart_plate": plate(index, run_tag), "paid": paid,
+            "comuna": COMUNA, "cart_plate": cart_plate, "paid": paid,
             "payment_reference": if paid { json!(payment_reference(index, run_tag)) } else { Value::Null },
         });
         let response = http.post(format!("{api}/v1/registrations")).json(&body).send().await?;
@@ -189,6 +237,7 @@ async fn scenario(
             paid,
             registration_id: answer["registration_id"].as_str().unwrap_or_default().to_string(),
             token: answer["tracking_token"].as_str().unwrap_or_default().to_string(),
+            plate: cart_plate,
             ..Vendor::default()
         });
     }
@@ -221,24 +270,47 @@ async fn scenario(
     let seen_mail: Arc<Mutex<usize>> = Arc::new(Mutex::new(mailbox::read_all(&args.mail_dir)?.len()));
     let vendors: Vec<Arc<Mutex<Vendor>>> = vendors.into_iter().map(|vendor| Arc::new(Mutex::new(vendor))).collect();
     let mut sellers = Vec::new();
+    // The same table of comuna centres the tracking measures distances from.
+    let centre = mamochi_rules::comuna::centre(COMUNA).context("the comuna table lists the demo's comuna")?.point;
     for vendor in &vendors {
         let (vendor, http, api, args) = (vendor.clone(), http.clone(), api.clone(), args.clone());
         sellers.push(tokio::spawn(async move {
             let mut number = 0_u32;
+            let mut last_ping: Option<Instant> = None;
             while clock.now() < week_end - chrono::Duration::minutes(1) {
                 let pause = args.sell_every_min + (args.sell_every_max - args.sell_every_min) * random_unit();
                 tokio::time::sleep(Duration::from_secs_f64(pause)).await;
                 if clock.now() >= week_end - chrono::Duration::minutes(1) {
                     break;
                 }
+                let (key, missing) = {
+                    let vendor = vendor.lock().await;
+                    (vendor.api_key.clone(), vendor.missing)
+                };
+                // A missing cart neither sells nor reports where it is.
+                if missing {
+                    continue;
+                }
+                let location = near(centre);
+                if last_ping.is_none_or(|at| at.elapsed() >= PING_EVERY) {
+                    last_ping = Some(Instant::now());
+                    let status = ping(&http, &api, &key, &location, clock.now()).await;
+                    let mut vendor = vendor.lock().await;
+                    match status {
+                        Ok(()) => vendor.pings += 1,
+                        Err(error) => println!("{:>23} ping refused {:<12} {error}", "", vendor.name),
+                    }
+                }
                 number += 1;
                 let method = ["cash", "debit", "credit", "transfer"][(number % 4) as usize];
-                let key = vendor.lock().await.api_key.clone();
                 let response = http
                     .post(format!("{api}/v1/sales"))
                     .bearer_auth(&key)
                     .header("Idempotency-Key", format!("demo-{number}"))
-                    .json(&json!({"quantity": 1, "unit_price_clp": args.price_clp, "payment_method": method}))
+                    .json(&json!({
+                        "quantity": 1, "unit_price_clp": args.price_clp, "payment_method": method,
+                        "location": location,
+                    }))
                     .send()
                     .await;
                 let mut vendor = vendor.lock().await;
@@ -247,11 +319,13 @@ async fn scenario(
                         vendor.sales += 1;
                         vendor.earnings += args.price_clp;
                         println!(
-                            "{:>23} sale #{:<3}  {:<12} {} ({method})",
+                            "{:>23} sale #{:<3}  {:<12} {} ({method}) at {:.4}, {:.4}",
                             "",
                             vendor.sales,
                             vendor.name,
-                            format_clp(args.price_clp)
+                            format_clp(args.price_clp),
+                            location["latitude"].as_f64().unwrap_or_default(),
+                            location["longitude"].as_f64().unwrap_or_default(),
                         );
                     }
                     Ok(answer) => {
@@ -272,10 +346,24 @@ async fn scenario(
         }
         map
     };
-    while sellers.iter().any(|seller| !seller.is_finished()) {
-        report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let staff = settings.tracking.staff_email.to_lowercase();
+    let mail = Mailboxes { dir: &args.mail_dir, seen: &seen_mail, vendors: &by_email, staff: &staff };
+    // The first vendor's cart goes missing and is found again while everyone
+    // sells; the timeline keeps printing mail until both are over.
+    let incident_over = AtomicBool::new(false);
+    let incident = async {
+        let outcome = cart_incident(&vendors[0], &http, &api, &mail, &log, clock, week_end).await;
+        incident_over.store(true, Ordering::SeqCst);
+        outcome
+    };
+    let watch = async {
+        while sellers.iter().any(|seller| !seller.is_finished()) || !incident_over.load(Ordering::SeqCst) {
+            mail.report_new(&log).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(incident, watch)?;
     log(
         "week ends",
         "",
@@ -293,7 +381,7 @@ async fn scenario(
             (v.api_key.clone(), v.name.clone())
         };
         let statement = loop {
-            report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
+            mail.report_new(&log).await?;
             let list: Value =
                 http.get(format!("{api}/v1/me/statements")).bearer_auth(&key).send().await?.json().await?;
             if let Some(first) = list["statements"].as_array().and_then(|items| items.first()) {
@@ -314,7 +402,7 @@ async fn scenario(
         .await
         .ok();
     }
-    report_new_mail(&args.mail_dir, &seen_mail, &by_email, &log).await?;
+    mail.report_new(&log).await?;
 
     // 5. The table.
     println!();
@@ -334,6 +422,9 @@ async fn scenario(
             restocks: vendor.restocks,
             statement_sales: vendor.statement.as_ref().and_then(|statement| statement["sales_count"].as_i64()),
             statement_earnings_clp: vendor.statement.as_ref().and_then(|statement| statement["earnings_clp"].as_i64()),
+            pings: vendor.pings,
+            alarm_emails: vendor.alarm_emails,
+            cleared_emails: vendor.cleared_emails,
         });
         let statement = vendor.statement.clone().unwrap_or_default();
         let matches = statement["sales_count"].as_i64() == Some(i64::from(vendor.sales))
@@ -359,29 +450,218 @@ async fn scenario(
     println!(
         "\nevery vendor was approved, restocked after each stock-out and received a statement that matches their sales"
     );
+    let pings: u32 = reports.iter().map(|report| report.pings).sum();
+    if let Some(first) = reports.first() {
+        println!(
+            "carts sent {pings} location pings; {}'s cart was reported missing, raised an alarm ({} email to the vendor, \
+             one to staff) and was found again ({} email)",
+            first.name, first.alarm_emails, first.cleared_emails
+        );
+    }
     Ok(reports)
 }
 
-/// Prints mail that arrived since the last call and counts restocks.
-async fn report_new_mail(
-    dir: &std::path::Path,
-    seen: &Mutex<usize>,
-    vendors: &HashMap<String, Arc<Mutex<Vendor>>>,
-    log: &impl Fn(&str, &str, String),
-) -> anyhow::Result<()> {
-    let mails = mailbox::read_all(dir)?;
-    let mut seen = seen.lock().await;
-    for mail in mails.iter().skip(*seen) {
-        let Some(vendor) = vendors.get(&mail.to.to_lowercase()) else { continue };
-        let mut vendor = vendor.lock().await;
-        let subject = mail.subject.to_lowercase();
-        if subject.contains("reabast") || subject.contains("restock") || subject.contains("repuesto") {
-            vendor.restocks += 1;
+/// The SMTP sink's mail as the demo follows it: its vendors' and the cart
+/// alarms' staff copies.
+struct Mailboxes<'a> {
+    dir: &'a std::path::Path,
+    /// Messages already printed.
+    seen: &'a Mutex<usize>,
+    vendors: &'a HashMap<String, Arc<Mutex<Vendor>>>,
+    /// `tracking.staff_email`, lower-case.
+    staff: &'a str,
+}
+
+impl Mailboxes<'_> {
+    /// Prints mail that arrived since the last call to the demo's vendors,
+    /// and staff's copies of their cart alarms; counts restocks and alarms.
+    async fn report_new(&self, log: &impl Fn(&str, &str, String)) -> anyhow::Result<()> {
+        let mails = mailbox::read_all(self.dir)?;
+        let mut seen = self.seen.lock().await;
+        for mail in mails.iter().skip(*seen) {
+            let to = mail.to.to_lowercase();
+            if to == self.staff {
+                for vendor in self.vendors.values() {
+                    if is_cart_mail(mail) && mentions(mail, &*vendor.lock().await) {
+                        log("email", "staff", format!("{} ({})", mail.subject, self.staff));
+                    }
+                }
+                continue;
+            }
+            let Some(vendor) = self.vendors.get(&to) else { continue };
+            let mut vendor = vendor.lock().await;
+            let subject = mail.subject.to_lowercase();
+            if subject.contains("reabast") || subject.contains("restock") || subject.contains("repuesto") {
+                vendor.restocks += 1;
+            }
+            if mail.subject.starts_with(ALARM_SUBJECT) {
+                vendor.alarm_emails += 1;
+            }
+            if mail.subject.starts_with(CLEARED_SUBJECT) {
+                vendor.cleared_emails += 1;
+            }
+            log("email", &vendor.name, mail.subject.clone());
         }
-        log("email", &vendor.name, mail.subject.clone());
+        *seen = mails.len();
+        Ok(())
     }
-    *seen = mails.len();
+}
+
+/// Whether `mail` is a cart alarm or its clearing.
+fn is_cart_mail(mail: &Mail) -> bool {
+    mail.subject.starts_with(ALARM_SUBJECT) || mail.subject.starts_with(CLEARED_SUBJECT)
+}
+
+/// Whether `mail` is about `vendor`'s cart: the alarm emails name the
+/// cart's plate, unique to this run (the staff address also gets every
+/// other cart's alarms, and the demo's vendor names repeat across runs).
+fn mentions(mail: &Mail, vendor: &Vendor) -> bool {
+    !vendor.plate.is_empty() && (mail.subject.contains(&vendor.plate) || mail.body.contains(&vendor.plate))
+}
+
+/// The missing cart: once `vendor` has sold a little, it reports its cart
+/// missing and stops selling; the alarm must reach the vendor and staff by
+/// email within [`ALARM_WAIT`]. Then the vendor reports it found, sells
+/// again, and the emails that it was found must arrive within the same
+/// bound. Any step that does not happen fails the demo.
+async fn cart_incident(
+    vendor: &Mutex<Vendor>,
+    http: &reqwest::Client,
+    api: &str,
+    mail: &Mailboxes<'_>,
+    log: &impl Fn(&str, &str, String),
+    clock: Clock,
+    week_end: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    // A cart that has been selling (and so pinging) for a while.
+    while vendor.lock().await.sales < 3 && clock.now() < week_end - chrono::Duration::minutes(1) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (key, name) = {
+        let mut vendor = vendor.lock().await;
+        vendor.missing = true;
+        (vendor.api_key.clone(), vendor.name.clone())
+    };
+
+    let note = "no está en la esquina de siempre";
+    let reported = Instant::now();
+    let since = mailbox::read_all(mail.dir)?.len();
+    report_cart(http, api, &key, "missing", note)
+        .await
+        .with_context(|| format!("while {name} reports the cart missing"))?;
+    log("cart missing", &name, format!("reported missing (report lane, partition 0): \"{note}\""));
+    wait_for_cart_mail(mail, vendor, since, ALARM_SUBJECT).await?;
+    log(
+        "cart alarm",
+        &name,
+        format!(
+            "RAISED: emails to the vendor and to staff ({}) {:.1} s after the report",
+            mail.staff,
+            reported.elapsed().as_secs_f64()
+        ),
+    );
+
+    // Found a little later (about an hour of platform time in the default demo).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let note = "estaba en el estacionamiento del mercado";
+    let found = Instant::now();
+    let since = mailbox::read_all(mail.dir)?.len();
+    report_cart(http, api, &key, "found", note)
+        .await
+        .with_context(|| format!("while {name} reports the cart found"))?;
+    vendor.lock().await.missing = false;
+    log("cart found", &name, format!("reported found: \"{note}\""));
+    wait_for_cart_mail(mail, vendor, since, CLEARED_SUBJECT).await?;
+    log(
+        "cart alarm",
+        &name,
+        format!(
+            "CLEARED: emails to the vendor and to staff ({}) {:.1} s after the report",
+            mail.staff,
+            found.elapsed().as_secs_f64()
+        ),
+    );
     Ok(())
+}
+
+/// `POST /v1/carts/me/reports` with `kind` (`missing` or `found`); 202 expected.
+async fn report_cart(http: &reqwest::Client, api: &str, key: &str, kind: &str, note: &str) -> anyhow::Result<()> {
+    let answer = http
+        .post(format!("{api}/v1/carts/me/reports"))
+        .bearer_auth(key)
+        .json(&json!({"kind": kind, "note": note}))
+        .send()
+        .await?;
+    let status = answer.status();
+    if status.as_u16() != 202 {
+        let body: Value = answer.json().await.unwrap_or_default();
+        bail!("the {kind} report was refused ({status}): {}", body["error"]["message"]);
+    }
+    Ok(())
+}
+
+/// Waits, up to [`ALARM_WAIT`], for a message with a subject starting
+/// `subject` to the vendor and one to staff about the vendor's cart, both
+/// among the messages after the first `since` of the mailbox.
+async fn wait_for_cart_mail(
+    mail: &Mailboxes<'_>,
+    vendor: &Mutex<Vendor>,
+    since: usize,
+    subject: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + ALARM_WAIT;
+    loop {
+        let mails = mailbox::read_all(mail.dir)?;
+        let (to_vendor, to_staff) = {
+            let vendor = vendor.lock().await;
+            let new = || mails.iter().skip(since).filter(|mail| mail.subject.starts_with(subject));
+            (
+                new().any(|mail| mail.to.eq_ignore_ascii_case(&vendor.email)),
+                new().any(|message| message.to.eq_ignore_ascii_case(mail.staff) && mentions(message, &vendor)),
+            )
+        };
+        if to_vendor && to_staff {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let name = vendor.lock().await.name.clone();
+            bail!(
+                "no \"{subject}…\" email {} within {} s of the report on {name}'s cart (mail directory {})",
+                match (to_vendor, to_staff) {
+                    (false, false) => "to the vendor nor to staff",
+                    (false, true) => "to the vendor",
+                    _ => "to staff",
+                },
+                ALARM_WAIT.as_secs(),
+                mail.dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `POST /v1/carts/me/locations`: where the cart is at `at` (platform time).
+async fn ping(http: &reqwest::Client, api: &str, key: &str, location: &Value, at: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut body = location.clone();
+    body["occurred_at"] = json!(at.to_rfc3339_opts(SecondsFormat::Millis, true));
+    let answer = http.post(format!("{api}/v1/carts/me/locations")).bearer_auth(key).json(&body).send().await?;
+    let status = answer.status();
+    if status.as_u16() != 202 {
+        let body: Value = answer.json().await.unwrap_or_default();
+        bail!("{status}: {}", body["error"]["message"]);
+    }
+    Ok(())
+}
+
+/// A position within about a kilometre of `centre` (well inside the
+/// tracking's radius), with the device's accuracy: the `location` of a
+/// sale, and a ping's body without its time.
+fn near(centre: mamochi_rules::geo::Point) -> Value {
+    json!({
+        "latitude": centre.latitude + (random_unit() - 0.5) * 0.02,
+        "longitude": centre.longitude + (random_unit() - 0.5) * 0.02,
+        "accuracy_m": (5.0 + 20.0 * random_unit()).round(),
+    })
 }
 
 async fn wait_for_mail(dir: &std::path::Path, to: &str, wanted: impl Fn(&Mail) -> bool) -> anyhow::Result<Mail> {

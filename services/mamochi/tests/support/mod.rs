@@ -111,6 +111,7 @@ pub fn isolated_settings() -> Settings {
         (mamochi_approval::REVIEWS_GROUP, mamochi_events::topics::REGISTRATION_REVIEWS.name()),
         (mamochi_distributor::service::SALES_GROUP, mamochi_events::topics::SALES.name()),
         (mamochi_distributor::service::STOCK_GROUP, mamochi_events::topics::STOCK.name()),
+        (mamochi_distributor::service::TRACKING_GROUP, mamochi_events::topics::CART_TRACKING.name()),
         (mamochi_accounting::GROUP, mamochi_events::topics::SALES.name()),
         (mamochi_notifier::service::GROUP, mamochi_events::topics::EMAIL_REQUESTS.name()),
     ])
