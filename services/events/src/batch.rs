@@ -1,8 +1,8 @@
 //! The steps every batched consumer loop shares (accounting's and the
 //! distributor's sales intakes, approval's forms): take buffered batches and
 //! store their offsets once a [`BatchHandler`] dealt with them
-//! ([`run_batches`], or [`run_laned_batches`] for a topic whose partition 0
-//! is a priority lane, such as the cart reports), decode a batch while
+//! ([`run_batches`], or [`crate::lanes::run_laned_batches`] for a topic
+//! whose partition 0 is a priority lane), decode a batch while
 //! parking what never decodes ([`Runner::decode_batch`]), park the poison
 //! records [`Poller::isolate`] found ([`Runner::park_poison`]) and count the
 //! batch's handling time ([`Runner::observe_handled`]).
@@ -68,87 +68,6 @@ pub async fn run_batches(
         }
     }
     kafka::commit_stored_offsets(consumer);
-}
-
-/// As [`run_batches`], for a topic with a priority lane (see
-/// [`crate::topics::PRIORITY_LANE_PARTITION`]): partition `lane` of `topic`
-/// gets a queue of its own, and every batch takes what waits there first;
-/// other records join a batch only when the lane has none (a batch opened by
-/// another record that then finds lane records takes no more others). So a
-/// lane record waits at most for the batch in hand, and its own batch stays
-/// small and quick — the same priority as approval's paid lane.
-///
-/// Guarantee: as [`run_batches`] (offsets stored only once the handler dealt
-/// with the whole batch, in batch order; a batch interrupted by shutdown
-/// stores nothing); records of one partition keep their order. `Err` only if
-/// the lane's queue cannot be split off.
-pub async fn run_laned_batches(
-    consumer: &std::sync::Arc<CommittingConsumer>,
-    topic: &str,
-    lane: i32,
-    max_batch: usize,
-    shutdown: &Shutdown,
-    handler: &impl BatchHandler,
-) -> Result<(), rdkafka::error::KafkaError> {
-    use futures::FutureExt;
-
-    let lane_queue = consumer.split_partition_queue(topic, lane).ok_or_else(|| {
-        rdkafka::error::KafkaError::Subscription(format!("cannot split partition {lane} of {topic} off"))
-    })?;
-    let max_batch = max_batch.max(1);
-    let poller = Poller::new(consumer);
-    loop {
-        // Records held back during a retry come out of the poller first, but
-        // never ahead of a lane record.
-        let (mut lane_records, mut others) = (Vec::new(), Vec::new());
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            message = lane_queue.recv() => match message {
-                Ok(message) => lane_records.push(message),
-                Err(error) => {
-                    tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
-                    continue;
-                }
-            },
-            message = poller.next(shutdown) => match message {
-                Some(message) => others.push(message),
-                None => break,
-            },
-        }
-        while lane_records.len() + others.len() < max_batch {
-            match lane_queue.recv().now_or_never() {
-                Some(Ok(message)) => lane_records.push(message),
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "consumer reported an error; librdkafka retries by itself");
-                    break;
-                }
-                None => break,
-            }
-        }
-        while lane_records.is_empty() && others.len() < max_batch {
-            match poller.next_buffered() {
-                Some(message) => others.push(message),
-                None => break,
-            }
-        }
-        let batch: Vec<BorrowedMessage<'_>> = lane_records.into_iter().chain(others).collect();
-        let span = tracing::info_span!(
-            "apply_batch",
-            topic,
-            records = batch.len(),
-            first_partition = batch.first().map(|m| m.partition()).unwrap_or_default(),
-            first_offset = batch.first().map(|m| m.offset()).unwrap_or_default(),
-        );
-        if !handler.apply(&batch, &poller, shutdown).instrument(span).await {
-            break;
-        }
-        for message in &batch {
-            store_offset(consumer, message);
-        }
-    }
-    kafka::commit_stored_offsets(consumer);
-    Ok(())
 }
 
 impl Runner {

@@ -9,7 +9,8 @@
 //! classifies handler errors as transient or permanent, [`poller`] retries
 //! the transient ones while the consumer keeps polling and isolates the
 //! poison records of a batch; [`runner`] is the at-least-once loop around
-//! them, and [`batch`] the steps the batched loops share.
+//! them, [`batch`] the steps the batched loops share, and [`lanes`] the
+//! priority lane of a laned topic.
 
 pub mod batch;
 pub mod codec;
@@ -17,6 +18,7 @@ pub mod consume;
 pub mod credentials;
 pub mod dead_letter;
 pub mod failure;
+pub mod lanes;
 pub mod poller;
 pub mod publish;
 pub mod runner;

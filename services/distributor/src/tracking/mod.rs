@@ -4,7 +4,7 @@
 //! The third consumer of the distributor, group `distributor-tracking` on
 //! `mamochi.cart-tracking`, drains partition 0 (MISSING and FOUND reports)
 //! before the location pings of the other partitions ([`intake`], on
-//! [`mamochi_events::batch::run_laned_batches`]), so a report behind any
+//! [`mamochi_events::lanes::run_laned_batches`]), so a report behind any
 //! backlog of pings waits at most for the batch in hand. A batch is one
 //! database transaction ([`Tracker::apply`]): its dedupe rows; each report in
 //! order (MISSING opens REPORTED_MISSING, FOUND clears every open incident of
