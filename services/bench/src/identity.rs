@@ -15,6 +15,10 @@ use diesel_async::RunQueryDsl;
 use mamochi_common::db::PgPool;
 use serde_json::{json, Value};
 
+/// The comuna every bench vendor registers in (the tracking stage pings
+/// from its centre, so no out-of-area alarm fires).
+pub const COMUNA: &str = "Santiago";
+
 #[derive(QueryableByName)]
 struct Taken {
     #[diesel(sql_type = Bool)]
@@ -118,7 +122,7 @@ impl Identities {
             "rut": self.rut(index),
             "email": self.email(index),
             "phone": self.phone(index),
-            "comuna": "Santiago",
+            "comuna": COMUNA,
             "cart_plate": self.plate(index),
             "paid": paid,
             "payment_reference": if paid { json!(self.payment_reference(index)) } else { Value::Null },

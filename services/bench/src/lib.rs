@@ -17,10 +17,13 @@
 //! 5. before and after: accounting's store one sale per transaction against
 //!    batched ([`batching`]), and saturation without Idempotency-Key headers;
 //! 6. paid forms behind a backlog of standard ones ([`approval`]);
-//! 7. with the platform stopped, each consumer group draining a backlog of
+//! 7. location pings written straight to the cart-tracking topic, drained
+//!    by the distributor's tracking group, with a missing-cart report behind
+//!    them timed to its alarm ([`tracking`]);
+//! 8. with the platform stopped, each consumer group draining a backlog of
 //!    its own with 1, 2 and 3 instances ([`scaling`]), and the measured lag
 //!    replayed through KEDA's scaling rule ([`keda_replay`]);
-//! 8. report.md, summary CSV tables and SVG plots to commit, and the raw
+//! 9. report.md, summary CSV tables and SVG plots to commit, and the raw
 //!    samples beside them, not committed ([`report`], [`plots`]).
 //!
 //! The figures are reported, never asserted: the bench fails only when it
@@ -54,6 +57,8 @@ pub mod setup;
 pub mod stages;
 pub mod stats;
 pub mod table;
+pub mod tracking;
+pub mod tracking_report;
 
 use std::time::{Duration, Instant};
 
@@ -75,6 +80,8 @@ use crate::stages::Load;
 
 /// The name of the saturation stage run without Idempotency-Key headers.
 pub const SATURATION_NO_KEYS: &str = "saturation, no Idempotency-Key";
+/// The lag samples' label of the cart-tracking stage.
+const TRACKING_STAGE: &str = "cart tracking";
 /// Longest wait for the in-process services to answer `/readyz`.
 const READY_WITHIN: Duration = Duration::from_secs(90);
 /// Longest wait for the setup vendors' credentials emails.
@@ -306,6 +313,7 @@ async fn measure(
         (mamochi_accounting::GROUP, topics::SALES.info),
         (mamochi_distributor::service::SALES_GROUP, topics::SALES.info),
         (mamochi_approval::FORMS_GROUP, topics::REGISTRATIONS.info),
+        (mamochi_distributor::service::TRACKING_GROUP, topics::CART_TRACKING.info),
     ]
     .into_iter()
     .map(|(group, topic)| Watched {
@@ -418,6 +426,24 @@ async fn measure(
             ));
             results.approval = Some(run);
         }
+
+        if plan.tracking_pings > 0 && !member_ids.is_empty() {
+            lag.set_stage(TRACKING_STAGE);
+            let bar = bars.stage("cart tracking", Some(plan.tracking_pings));
+            let case = tracking::Case {
+                settings,
+                codec,
+                pool: &pool,
+                carts: &member_ids,
+                pings: plan.tracking_pings,
+                wait: plan.tracking_wait,
+                epoch,
+            };
+            let run = tracking::run(&case, &bar).await?;
+            bar.finish(run.pings_per_s.map_or_else(|| "not drained".to_string(), |rate| format!("{}/s", stats::fmt_count(rate))));
+            bars.say(tracking_report::summary_line(&run));
+            results.tracking = Some(run);
+        }
         anyhow::Ok(())
     }
     .await;
@@ -434,6 +460,17 @@ async fn measure(
         };
         burst.peak_lag = peak(mamochi_accounting::GROUP);
         burst.distributor_peak_lag = peak(mamochi_distributor::service::SALES_GROUP);
+    }
+    if let Some(run) = &mut results.tracking {
+        run.peak_lag = results
+            .lag
+            .iter()
+            .filter(|sample| {
+                sample.stage == TRACKING_STAGE && sample.group == mamochi_distributor::service::TRACKING_GROUP
+            })
+            .map(|sample| sample.lag)
+            .max()
+            .unwrap_or(0);
     }
     outcome.map(|()| member_ids)
 }

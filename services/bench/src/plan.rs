@@ -78,6 +78,15 @@ pub struct BenchArgs {
     /// Longest wait for one scaling run to drain its backlog (full 180, quick 30).
     #[arg(long)]
     pub scaling_wait_secs: Option<f64>,
+    /// Location pings written straight to the cart-tracking topic while the
+    /// distributor runs, with a missing-cart report behind them (full 50000,
+    /// quick 5000; 0 skips the stage).
+    #[arg(long)]
+    pub tracking_pings: Option<u64>,
+    /// Longest wait for the pings to be applied and for each report's
+    /// alarm (full 180, quick 30).
+    #[arg(long)]
+    pub tracking_wait_secs: Option<f64>,
     /// Send sales without an Idempotency-Key (by default each sale has one,
     /// as the vendor app sends it, which costs the gateway two more writes).
     #[arg(long)]
@@ -115,6 +124,8 @@ pub struct Plan {
     pub scaling_sales: u64,
     pub scaling_instances: Vec<usize>,
     pub scaling_wait: Duration,
+    pub tracking_pings: u64,
+    pub tracking_wait: Duration,
     pub idempotency_keys: bool,
     pub perf_test: bool,
     pub stack: PathBuf,
@@ -159,6 +170,8 @@ impl Plan {
             scaling_sales: args.scaling_sales.unwrap_or(if quick { 1_500 } else { 30_000 }),
             scaling_instances: args.scaling_instances.clone().unwrap_or_else(|| vec![1, 2, 3]),
             scaling_wait: secs(args.scaling_wait_secs, 180.0, 30.0)?,
+            tracking_pings: args.tracking_pings.unwrap_or(if quick { 5_000 } else { 50_000 }),
+            tracking_wait: secs(args.tracking_wait_secs, 180.0, 30.0)?,
             idempotency_keys: !args.no_idempotency_keys,
             perf_test: !args.skip_perf_test,
             stack: args.stack.clone(),
@@ -196,6 +209,9 @@ mod tests {
         assert_eq!((custom.rates.clone(), custom.vendors, custom.backlog_forms), (vec![10.0], 2, 500));
         assert_eq!((quick.scaling_sales, quick.scaling_instances.clone()), (1_500, vec![1, 2, 3]));
         assert_eq!(full.scaling_sales, 30_000);
+        assert_eq!((quick.tracking_pings, full.tracking_pings), (5_000, 50_000));
+        let skipped = Plan::from_args(&BenchArgs { quick: true, tracking_pings: Some(0), ..BenchArgs::default() });
+        assert_eq!(skipped.expect("skipped").tracking_pings, 0, "--tracking-pings 0 skips the stage");
     }
 
     #[test]

@@ -34,11 +34,12 @@ pub trait Platform: Send + Sync + 'static {
 }
 
 /// Consumer groups of the platform, with the topic each starts on.
-pub const GROUPS: [(&str, &str); 6] = [
+pub const GROUPS: [(&str, &str); 7] = [
     (mamochi_approval::FORMS_GROUP, topics::REGISTRATIONS.info.name),
     (mamochi_approval::REVIEWS_GROUP, topics::REGISTRATION_REVIEWS.info.name),
     (mamochi_distributor::service::SALES_GROUP, topics::SALES.info.name),
     (mamochi_distributor::service::STOCK_GROUP, topics::STOCK.info.name),
+    (mamochi_distributor::service::TRACKING_GROUP, topics::CART_TRACKING.info.name),
     (mamochi_accounting::GROUP, topics::SALES.info.name),
     (mamochi_notifier::service::GROUP, topics::EMAIL_REQUESTS.info.name),
 ];

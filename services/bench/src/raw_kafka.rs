@@ -95,14 +95,29 @@ pub async fn produce_all(
     records: &[(Vec<u8>, Vec<u8>)],
     progress: &Progress,
 ) -> anyhow::Result<ProducerRun> {
+    produce_each(producer, topic, records, |_| None, progress).await
+}
+
+/// As [`produce_all`], record `index` to `partition(index)` when it names
+/// one (a laned topic), else to the partitioner's choice by key.
+pub async fn produce_each(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[(Vec<u8>, Vec<u8>)],
+    partition: impl Fn(usize) -> Option<i32>,
+    progress: &Progress,
+) -> anyhow::Result<ProducerRun> {
     let latencies = Arc::new(Mutex::new(Recorder::new()));
     let failed = Arc::new(AtomicU64::new(0));
     let in_flight = Arc::new(AtomicU64::new(0));
     let mut max_in_flight = 0;
     let mut waiters = tokio::task::JoinSet::new();
     let started = Instant::now();
-    for (key, value) in records {
+    for (index, (key, value)) in records.iter().enumerate() {
         let mut record = FutureRecord::to(topic).key(key).payload(value);
+        if let Some(partition) = partition(index) {
+            record = record.partition(partition);
+        }
         let delivery = loop {
             match producer.send_result(record) {
                 Ok(delivery) => break delivery,

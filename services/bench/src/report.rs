@@ -706,6 +706,10 @@ pub fn ratios(results: &Results) -> Table {
         "distributor, draining a backlog".to_string(),
         results.burst.as_ref().and_then(|burst| burst.distributor_per_s),
     );
+    row(
+        "distributor-tracking, draining location pings (pings/s)".to_string(),
+        results.tracking.as_ref().and_then(|run| run.pings_per_s),
+    );
     table
 }
 
@@ -726,6 +730,8 @@ pub fn tables(results: &Results) -> Vec<(&'static str, Table)> {
         ("ratios.csv", ratios(results)),
         ("scaling.csv", crate::scaling_report::scaling_table(results)),
         ("autoscaling.csv", crate::scaling_report::autoscaling_table(results)),
+        ("tracking_drain.csv", crate::tracking_report::drain_table(results)),
+        ("tracking_reports.csv", crate::tracking_report::reports_table(results)),
     ]
 }
 
@@ -848,6 +854,7 @@ pub fn markdown(results: &Results) -> String {
     }
     let _ = writeln!(text, "\n![approval wait](approval_wait.svg)");
     text.push_str(&crate::scaling_report::markdown(results));
+    text.push_str(&crate::tracking_report::markdown(results));
 
     let _ = writeln!(text, "\n## Question 3: how latency and throughput change as more messages flow\n");
     text.push_str(&question_3(results));

@@ -23,6 +23,10 @@ pub struct Results {
     /// Each consumer group draining a backlog with 1, 2 and 3 instances.
     #[serde(default)]
     pub scaling: Option<Scaling>,
+    /// Location pings drained by the distributor's tracking group, and a
+    /// missing-cart report behind them (see [`crate::tracking`]).
+    #[serde(default)]
+    pub tracking: Option<TrackingRun>,
     /// Things the reader must know to read the figures right (what was
     /// interpolated, what was skipped and why).
     pub notes: Vec<String>,
@@ -304,4 +308,54 @@ pub struct ScalingRun {
     pub lag: Vec<(f64, i64)>,
     /// Why this run measured nothing, if it did not.
     pub error: Option<String>,
+}
+
+/// Location pings written straight to the cart-tracking topic while the
+/// distributor runs, and a MISSING then FOUND report behind them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrackingRun {
+    pub pings: u64,
+    /// Bench carts the pings were spread over (each batch stores at most
+    /// one position per cart).
+    pub carts: usize,
+    /// `tracking.max_batch`: events per tracking transaction at most.
+    pub max_batch: usize,
+    /// Seconds to write the backlog (the distributor applying meanwhile).
+    pub produce_s: f64,
+    /// Pings seen committed by the tracking group before the wait ended.
+    pub applied: u64,
+    /// First ping written → last ping seen committed; `None` when not every
+    /// ping was within the wait.
+    pub drain_s: Option<f64>,
+    /// `pings / drain_s`.
+    pub pings_per_s: Option<f64>,
+    /// Pings over the span from the first to the last seen committed.
+    pub steady_per_s: Option<f64>,
+    /// Peak lag of the tracking group during the stage.
+    pub peak_lag: i64,
+    /// How long each poll of the commit watcher took (its resolution).
+    pub commit_poll: Option<Latency>,
+    /// Pings not yet seen committed when the MISSING report was written.
+    pub pings_pending_at_report: u64,
+    /// Pings seen committed only after the RAISED alarm was read: the
+    /// backlog the report overtook.
+    pub pings_after_alarm: u64,
+    /// MISSING report → RAISED alarm.
+    pub missing: Option<ReportTiming>,
+    /// FOUND report → CLEARED alarm.
+    pub found: Option<ReportTiming>,
+    /// What went wrong, if a report's alarm never came.
+    pub error: Option<String>,
+    pub started_s: f64,
+    pub ended_s: f64,
+}
+
+/// One report's way to its alarm.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ReportTiming {
+    /// The alarm's `decided_at` minus the report's `occurred_at` (real ms).
+    pub decided_ms: f64,
+    /// Report written (just before the produce) → alarm read back from
+    /// `mamochi.cart-alarms` by the bench (ms).
+    pub seen_ms: f64,
 }

@@ -87,9 +87,10 @@ impl Scaled {
     /// the end of its topic so the fresh group owes nothing from before.
     fn groups(self) -> &'static [(&'static str, &'static str)] {
         const ACCOUNTING: [(&str, &str); 1] = [(mamochi_accounting::GROUP, topics::SALES.info.name)];
-        const DISTRIBUTOR: [(&str, &str); 2] = [
+        const DISTRIBUTOR: [(&str, &str); 3] = [
             (mamochi_distributor::service::SALES_GROUP, topics::SALES.info.name),
             (mamochi_distributor::service::STOCK_GROUP, topics::STOCK.info.name),
+            (mamochi_distributor::service::TRACKING_GROUP, topics::CART_TRACKING.info.name),
         ];
         match self {
             Scaled::Accounting => &ACCOUNTING,
@@ -279,6 +280,13 @@ mod tests {
             .groups()
             .iter()
             .any(|(group, _)| *group == mamochi_distributor::service::STOCK_GROUP));
+        assert!(
+            Scaled::Distributor
+                .groups()
+                .iter()
+                .any(|(group, _)| *group == mamochi_distributor::service::TRACKING_GROUP),
+            "a fresh tracking group left at the topic's start would replay every ping on the stack"
+        );
         assert!(Scaled::ALL.iter().all(|scaled| scaled.groups()[0].0 == scaled.label()));
     }
 }
