@@ -58,6 +58,7 @@ pub mod stages;
 pub mod stats;
 pub mod table;
 pub mod tracking;
+pub mod tracking_http;
 pub mod tracking_report;
 
 use std::time::{Duration, Instant};
@@ -439,9 +440,25 @@ async fn measure(
                 wait: plan.tracking_wait,
                 epoch,
             };
-            let run = tracking::run(&case, &bar).await?;
+            let mut run = tracking::run(&case, &bar).await?;
             bar.finish(run.pings_per_s.map_or_else(|| "not drained".to_string(), |rate| format!("{}/s", stats::fmt_count(rate))));
             bars.say(tracking_report::summary_line(&run));
+            if !plan.tracking_http.is_zero() {
+                lag.set_stage("location pings over HTTP");
+                let bar = bars.stage("pings over HTTP", Some(plan.tracking_http.as_millis() as u64));
+                let client = tracking_http::PingClient {
+                    http: http.clone(),
+                    url: format!("{}/v1/carts/me/locations", endpoints.api),
+                    keys: std::sync::Arc::new(vendors.iter().map(|vendor| vendor.api_key.clone()).collect()),
+                    clock: mamochi_common::clock::Clock::from_settings(&settings.time)?,
+                    centre: tracking::centre()?,
+                };
+                let pings =
+                    tracking_http::closed_loop(&client, plan.saturation_connections, plan.tracking_http, &bar).await;
+                bar.finish(format!("{}/s", stats::fmt_count(pings.accepted_per_s)));
+                bars.say(tracking_report::http_line(&pings));
+                run.http = Some(pings);
+            }
             results.tracking = Some(run);
         }
         anyhow::Ok(())

@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// alarm (full 180, quick 30).
     #[arg(long)]
     pub tracking_wait_secs: Option<f64>,
+    /// Seconds of location pings through the gateway in a closed loop with
+    /// the saturation stage's connections (full 10, quick 3; 0 skips).
+    #[arg(long)]
+    pub tracking_http_secs: Option<f64>,
     /// Send sales without an Idempotency-Key (by default each sale has one,
     /// as the vendor app sends it, which costs the gateway two more writes).
     #[arg(long)]
@@ -126,6 +130,7 @@ pub struct Plan {
     pub scaling_wait: Duration,
     pub tracking_pings: u64,
     pub tracking_wait: Duration,
+    pub tracking_http: Duration,
     pub idempotency_keys: bool,
     pub perf_test: bool,
     pub stack: PathBuf,
@@ -172,6 +177,7 @@ impl Plan {
             scaling_wait: secs(args.scaling_wait_secs, 180.0, 30.0)?,
             tracking_pings: args.tracking_pings.unwrap_or(if quick { 5_000 } else { 50_000 }),
             tracking_wait: secs(args.tracking_wait_secs, 180.0, 30.0)?,
+            tracking_http: secs(args.tracking_http_secs, 10.0, 3.0)?,
             idempotency_keys: !args.no_idempotency_keys,
             perf_test: !args.skip_perf_test,
             stack: args.stack.clone(),

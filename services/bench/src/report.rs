@@ -732,6 +732,7 @@ pub fn tables(results: &Results) -> Vec<(&'static str, Table)> {
         ("autoscaling.csv", crate::scaling_report::autoscaling_table(results)),
         ("tracking_drain.csv", crate::tracking_report::drain_table(results)),
         ("tracking_reports.csv", crate::tracking_report::reports_table(results)),
+        ("tracking_http.csv", crate::tracking_report::http_table(results)),
     ]
 }
 

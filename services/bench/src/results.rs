@@ -346,6 +346,9 @@ pub struct TrackingRun {
     pub found: Option<ReportTiming>,
     /// What went wrong, if a report's alarm never came.
     pub error: Option<String>,
+    /// Location pings through the gateway in a closed loop, if run.
+    #[serde(default)]
+    pub http: Option<HttpPings>,
     pub started_s: f64,
     pub ended_s: f64,
 }
@@ -358,4 +361,24 @@ pub struct ReportTiming {
     /// Report written (just before the produce) → alarm read back from
     /// `mamochi.cart-alarms` by the bench (ms).
     pub seen_ms: f64,
+}
+
+/// `POST /v1/carts/me/locations` in a closed loop (see [`crate::tracking_http`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HttpPings {
+    pub connections: usize,
+    pub duration_s: f64,
+    pub sent: u64,
+    /// 202 Accepted: Kafka acknowledged the ping.
+    pub accepted: u64,
+    /// Other 4xx.
+    pub refused: u64,
+    /// 503 answers (load shed), not in `http`.
+    pub shed: u64,
+    /// 5xx and transport errors.
+    pub failed: u64,
+    pub accepted_per_s: f64,
+    /// Send to answer, 202s and 4xx.
+    pub http: Latency,
+    pub first_error: Option<String>,
 }

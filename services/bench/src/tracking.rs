@@ -76,6 +76,13 @@ pub fn ping_partition(cart_index: usize) -> i32 {
     CART_REPORT_PARTITION + 1 + (cart_index % lanes) as i32
 }
 
+/// The centre of the bench carts' comuna, as (latitude, longitude).
+pub fn centre() -> anyhow::Result<(f64, f64)> {
+    mamochi_rules::comuna::centre(crate::identity::COMUNA)
+        .map(|centre| (centre.point.latitude, centre.point.longitude))
+        .with_context(|| format!("no centre known for {}", crate::identity::COMUNA))
+}
+
 /// A ping of `cart` at `occurred_at`, a few hundred metres at most from `centre`.
 fn ping(cart: Uuid, centre: (f64, f64), index: u64, occurred_at: DateTime<Utc>) -> CartTrackingEvent {
     // About ±100 m around the centre, well inside any radius.
@@ -114,9 +121,7 @@ pub async fn run(case: &Case<'_>, progress: &Progress) -> anyhow::Result<Trackin
         anyhow::bail!("the tracking stage needs at least one bench cart");
     };
     let clock = Clock::from_settings(&settings.time).context("while reading the time settings")?;
-    let centre = mamochi_rules::comuna::centre(crate::identity::COMUNA)
-        .map(|centre| (centre.point.latitude, centre.point.longitude))
-        .with_context(|| format!("no centre known for {}", crate::identity::COMUNA))?;
+    let centre = centre()?;
 
     progress.set_message("encoding the pings");
     // Platform time, a millisecond apart and ending now, so each cart's
@@ -209,6 +214,7 @@ pub async fn run(case: &Case<'_>, progress: &Progress) -> anyhow::Result<Trackin
         missing: missing_timing,
         found: found_timing,
         error,
+        http: None,
         started_s,
         ended_s: case.epoch.elapsed().as_secs_f64(),
     })

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::results::{ReportTiming, Results, TrackingRun};
+use crate::results::{HttpPings, ReportTiming, Results, TrackingRun};
 use crate::stats::{fmt_count, fmt_ms};
 use crate::table::Table;
 
@@ -65,6 +65,53 @@ pub fn reports_table(results: &Results) -> Table {
     table
 }
 
+/// Pings through the gateway next to keyed sales at saturation (section 3),
+/// each closed loop with its own connection count.
+pub fn http_table(results: &Results) -> Table {
+    let mut table = Table::new([
+        "request, closed loop",
+        "sent",
+        "accepted",
+        "refused (4xx)",
+        "shed (503)",
+        "failed",
+        "accepted/s",
+        "HTTP p50 ms",
+        "HTTP p99 ms",
+        "÷ raw producer limit",
+    ]);
+    let Some(pings) = results.tracking.as_ref().and_then(|run| run.http.as_ref()) else {
+        return table;
+    };
+    table.row([
+        format!("POST /v1/carts/me/locations ×{} (202)", pings.connections),
+        fmt_count(pings.sent as f64),
+        fmt_count(pings.accepted as f64),
+        fmt_count(pings.refused as f64),
+        fmt_count(pings.shed as f64),
+        fmt_count(pings.failed as f64),
+        fmt_count(pings.accepted_per_s),
+        fmt_ms(pings.http.p50_ms),
+        fmt_ms(pings.http.p99_ms),
+        share(Some(pings.accepted_per_s), results),
+    ]);
+    if let Some(sales) = crate::report::keyed_saturation(results) {
+        table.row([
+            format!("POST /v1/sales with Idempotency-Key ×{} (201; section 3)", sales.connections),
+            fmt_count(sales.sent as f64),
+            fmt_count(sales.accepted as f64),
+            fmt_count(sales.refused as f64),
+            fmt_count(sales.shed as f64),
+            fmt_count(sales.failed as f64),
+            fmt_count(sales.accepted_per_s),
+            fmt_ms(sales.http.p50_ms),
+            fmt_ms(sales.http.p99_ms),
+            share(Some(sales.accepted_per_s), results),
+        ]);
+    }
+    table
+}
+
 /// The section of report.md.
 pub fn markdown(results: &Results) -> String {
     let mut text = String::new();
@@ -94,7 +141,38 @@ pub fn markdown(results: &Results) -> String {
     if let Some(error) = &run.error {
         let _ = writeln!(text, "\n> {error}");
     }
+    match &run.http {
+        Some(pings) => {
+            let _ = writeln!(
+                text,
+                "\nThe ping path through the gateway: location pings of the bench vendors in a closed loop for {:.0} s, next to this run's keyed sales at saturation. A ping is checked, stamped and produced (202 once Kafka acknowledged it), with no database row of its own in the gateway; a keyed sale also claims and settles its Idempotency-Key.\n",
+                pings.duration_s
+            );
+            text.push_str(&http_table(results).to_markdown());
+            if let Some(error) = &pings.first_error {
+                let _ = writeln!(text, "\n> first error of the ping loop: {error}");
+            }
+        }
+        None => text.push_str("\nPings through the gateway were not run in this plan.\n"),
+    }
     text
+}
+
+/// One line for the log, for the pings through the gateway.
+pub fn http_line(pings: &HttpPings) -> String {
+    format!(
+        "pings over HTTP: closed loop ×{} for {:.0} s: {}/s accepted (202), HTTP p50 {} p99 {} ms ({} sent, {} refused, {} shed, {} failed){}",
+        pings.connections,
+        pings.duration_s,
+        fmt_count(pings.accepted_per_s),
+        fmt_ms(pings.http.p50_ms),
+        fmt_ms(pings.http.p99_ms),
+        pings.sent,
+        pings.refused,
+        pings.shed,
+        pings.failed,
+        pings.first_error.as_ref().map_or_else(String::new, |error| format!("; first error: {error}")),
+    )
 }
 
 /// One line for the log.
@@ -148,5 +226,31 @@ mod tests {
         assert_eq!(reports.rows[1][1..], ["not seen", "not seen"]);
         assert!(markdown(&results).contains("was not cleared"));
         assert!(markdown(&Results::default()).contains("Not run in this plan."));
+    }
+
+    #[test]
+    fn pings_over_http_are_set_beside_the_keyed_sales_of_the_same_run() {
+        use crate::results::{HttpPings, SalesStage};
+        let pings =
+            HttpPings { connections: 32, sent: 900, accepted: 900, accepted_per_s: 300.0, ..HttpPings::default() };
+        let sales = SalesStage {
+            name: "saturation".into(),
+            idempotency_keys: true,
+            connections: 32,
+            accepted_per_s: 200.0,
+            ..SalesStage::default()
+        };
+        let results = Results {
+            sales: vec![sales],
+            tracking: Some(TrackingRun { http: Some(pings), ..TrackingRun::default() }),
+            ..Results::default()
+        };
+
+        let table = http_table(&results);
+
+        assert_eq!(table.rows.len(), 2);
+        assert!(table.rows[0][0].starts_with("POST /v1/carts/me/locations ×32"));
+        assert_eq!((table.rows[0][6].as_str(), table.rows[1][6].as_str()), ("300", "200"));
+        assert!(http_table(&Results::default()).rows.is_empty());
     }
 }
