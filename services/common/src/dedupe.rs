@@ -5,7 +5,13 @@
 //!
 //! Guarantees: one statement per batch whatever its size (the ids travel as
 //! one array, so no bind-parameter limit applies); an id repeated within the
-//! batch is returned at most once; an id already recorded is never returned.
+//! batch is returned at most once; an id already recorded is never returned;
+//! two transactions recording overlapping ids (two groups reading the same
+//! topic, or a partition handed over while its last batch still commits)
+//! wait for each other instead of deadlocking: `ORDER BY id` inserts the ids,
+//! and so takes their index locks, in one order for every caller. Unordered,
+//! each could hold an id the other needs, and PostgreSQL would break the
+//! cycle only after `deadlock_timeout` (1 s) by failing one batch.
 
 use std::collections::HashSet;
 
@@ -32,7 +38,7 @@ pub async fn first_times(
     }
     Ok(diesel::sql_query(
         "INSERT INTO processed_events (consumer, event_id) \
-         SELECT $1, id FROM unnest($2::uuid[]) AS id \
+         SELECT $1, id FROM unnest($2::uuid[]) AS id ORDER BY id \
          ON CONFLICT DO NOTHING RETURNING event_id",
     )
     .bind::<Text, _>(consumer)
