@@ -4,7 +4,8 @@
 //! Every gateway reads every partition of the topic (no group membership,
 //! no commits), starting at the records written [`HISTORY`] ago, so a
 //! restarted gateway knows the carts that reported within that window
-//! without replaying the topic's whole retention. It is a view with a
+//! without replaying the topic's whole retention ([`super::follow`] runs
+//! the loop). It is a view with a
 //! stated staleness: it lags the topic by the time a record takes to
 //! travel (milliseconds), so a ping answered 202 shows in
 //! `GET /v1/carts/me/location` moments later, not at once. The newest
@@ -17,27 +18,25 @@
 //! view has not heard of simply has no known location yet.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mamochi_common::config::KafkaSettings;
-use mamochi_common::kafka;
 use mamochi_common::shutdown::Shutdown;
 use mamochi_events::codec::EventCodec;
 use mamochi_events::topics::CART_TRACKING;
-use mamochi_events::{CartTrackingEvent, CartTrackingEventKind};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use mamochi_events::{CartTrackingEvent, CartTrackingEventKind, VendorKey};
 use uuid::Uuid;
+
+use super::follow::{Follower, Progress, Start};
 
 /// How far back a starting gateway reads the topic.
 pub const HISTORY: Duration = Duration::from_secs(24 * 60 * 60);
-/// How long one metadata or offset request may take.
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The last [`HISTORY`] of the topic, then what follows.
+const FOLLOWER: Follower<VendorKey, CartTrackingEvent> =
+    Follower { topic: &CART_TRACKING, view: "cart view", role: "gateway-cart-view", start: Start::Since(HISTORY) };
 
 /// A position a cart reported.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,7 +61,7 @@ pub struct CartState {
 #[derive(Debug, Default)]
 pub struct CartView {
     carts: RwLock<HashMap<Uuid, CartState>>,
-    following: AtomicBool,
+    progress: Progress,
 }
 
 impl CartView {
@@ -72,7 +71,7 @@ impl CartView {
 
     /// Whether the view is assigned to every partition from a concrete offset.
     pub fn following(&self) -> bool {
-        self.following.load(Ordering::Relaxed)
+        self.progress.following()
     }
 
     /// What the view knows about the cart of `vendor_id`.
@@ -119,90 +118,8 @@ impl CartView {
     /// Follows the topic until `shutdown`; starts over if the consumer
     /// cannot be set up.
     pub async fn follow(self: Arc<Self>, settings: KafkaSettings, codec: Arc<EventCodec>, shutdown: Shutdown) {
-        loop {
-            match self.follow_once(&settings, &codec, &shutdown).await {
-                Ok(()) => return,
-                Err(error) => tracing::warn!(%error, "cart view: cannot follow the cart-tracking topic yet; retrying"),
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
+        FOLLOWER.run(&settings, &codec, &shutdown, &self.progress, |event| self.apply(event)).await;
     }
-
-    async fn follow_once(
-        &self,
-        settings: &KafkaSettings,
-        codec: &EventCodec,
-        shutdown: &Shutdown,
-    ) -> Result<(), KafkaError> {
-        let admin = kafka::admin(settings)?;
-        kafka::ensure_topics(&admin, &[CART_TRACKING.info.spec()]).await?;
-        let mut config = kafka::consumer_config(settings, &settings.group("gateway-cart-view"), "gateway-cart-view");
-        config.set("enable.auto.commit", "false");
-        let consumer: Arc<StreamConsumer> = Arc::new(config.create()?);
-        // Record timestamps are the producers' wall clocks, so the window
-        // is measured on the wall clock too (not the platform's clock).
-        let since = Utc::now() - chrono::Duration::from_std(HISTORY).unwrap_or_default();
-        let start = {
-            let consumer = consumer.clone();
-            tokio::task::spawn_blocking(move || starting_offsets(&consumer, since.timestamp_millis()))
-                .await
-                .map_err(|_| KafkaError::Global(rdkafka::types::RDKafkaErrorCode::Fail))??
-        };
-        consumer.assign(&start)?;
-        if !self.following.swap(true, Ordering::Relaxed) {
-            tracing::info!("cart view following the cart-tracking topic");
-        }
-        loop {
-            let message = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => return Ok(()),
-                received = consumer.recv() => received,
-            };
-            let message = match message {
-                Ok(message) => message,
-                Err(error) => {
-                    tracing::warn!(%error, "cart view: consumer error; librdkafka retries by itself");
-                    continue;
-                }
-            };
-            match codec.decode::<CartTrackingEvent>(message.payload()).await {
-                Ok(event) => self.apply(&event),
-                Err(error) => tracing::warn!(
-                    %error, partition = message.partition(), offset = message.offset(),
-                    "cart view: skipped an unreadable cart-tracking record"
-                ),
-            }
-        }
-    }
-}
-
-/// For every partition of the topic, the first offset written at or after
-/// `since_ms`; where there is none, the partition's current end, read now
-/// (not `Offset::End`, which librdkafka would resolve later: a record
-/// written in between would be skipped).
-fn starting_offsets(consumer: &StreamConsumer, since_ms: i64) -> Result<TopicPartitionList, KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(CART_TRACKING.name()), KAFKA_TIMEOUT)?;
-    let mut wanted = TopicPartitionList::new();
-    for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
-        wanted.add_partition_offset(CART_TRACKING.name(), partition.id(), Offset::Offset(since_ms))?;
-    }
-    if wanted.count() == 0 {
-        return Err(KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition));
-    }
-    let found = consumer.offsets_for_times(wanted, KAFKA_TIMEOUT)?;
-    let mut start = TopicPartitionList::new();
-    for element in found.elements() {
-        let offset = match element.offset() {
-            Offset::Offset(offset) => offset,
-            _ => consumer.fetch_watermarks(CART_TRACKING.name(), element.partition(), KAFKA_TIMEOUT)?.1,
-        };
-        let offset = Offset::Offset(offset);
-        start.add_partition_offset(CART_TRACKING.name(), element.partition(), offset)?;
-    }
-    Ok(start)
 }
 
 #[cfg(test)]

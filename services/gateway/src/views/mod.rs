@@ -3,9 +3,12 @@
 //! ([`keys`]), how
 //! much stock each cart has ([`stock`]) and where each cart last was
 //! ([`carts`]). PostgreSQL and Kafka stay the
-//! record; these are views of them with a stated staleness bound.
+//! record; these are views of them with a stated staleness bound. The two
+//! fed by Kafka share one loop, [`follow`], and keep only their state and
+//! how a record changes it.
 
 pub mod carts;
+pub mod follow;
 pub mod keys;
 pub mod stock;
 
