@@ -4,8 +4,10 @@
 //! of at least one service, after real traffic through every flow:
 //! registrations (one paid, one standard) approved and their credentials
 //! emailed (the first SMTP attempt refused, so failures and retries are
-//! counted), sales until a stock-out and its restock, a client error, and an
-//! undecodable record on the sales topic that ends in the dead letters.
+//! counted), sales until a stock-out and its restock, a client error, a
+//! cart's location ping, the cart reported missing and then found (its alarm
+//! raised and cleared, each with its emails), and an undecodable record on
+//! the sales topic that ends in the dead letters.
 //!
 //! Families with labels appear only once something increments them, so a
 //! name that this traffic cannot produce is reported as missing as well: a
@@ -241,7 +243,8 @@ async fn every_metric_the_dashboards_and_alerts_query_is_exported() {
 }
 
 /// Registration (paid and standard) to credentials email, a client error,
-/// sales to a stock-out and its restock email, and a dead letter.
+/// sales to a stock-out and its restock email, a cart's ping and its
+/// missing-then-found incident, and a dead letter.
 async fn drive_every_flow(settings: &Settings, mail_dir: &Path) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let api = settings.gateway.public_url.clone();
@@ -308,6 +311,30 @@ async fn drive_every_flow(settings: &Settings, mail_dir: &Path) -> anyhow::Resul
         }
     })
     .await?;
+
+    // A cart pings, is reported missing (the alarm is raised and emailed),
+    // then found (cleared and emailed): the tracking's counters and its
+    // latency histogram have their first samples.
+    let ping = http
+        .post(format!("{api}/v1/carts/me/locations"))
+        .bearer_auth(key)
+        .json(&json!({"latitude": -33.4378, "longitude": -70.6505, "accuracy_m": 10,
+                      "occurred_at": chrono::Utc::now().to_rfc3339()}))
+        .send()
+        .await?
+        .status();
+    anyhow::ensure!(ping.as_u16() == 202, "location ping answered {ping}");
+    for (kind, subject) in [("missing", "MAMOCHI: alarma de carro"), ("found", "MAMOCHI: carro ubicado")] {
+        let report = http
+            .post(format!("{api}/v1/carts/me/reports"))
+            .bearer_auth(key)
+            .json(&json!({"kind": kind}))
+            .send()
+            .await?
+            .status();
+        anyhow::ensure!(report.as_u16() == 202, "{kind} report answered {report}");
+        wait_for_mail(mail_dir, &forms[0].0, |mail| mail.subject.starts_with(subject)).await?;
+    }
 
     // An undecodable record straight to the sales topic: parked, not handled.
     let producer = kafka::producer(&settings.kafka, "observability-test")?;
