@@ -78,6 +78,25 @@ pub async fn members_by_email(pool: &PgPool, emails: &[String]) -> anyhow::Resul
     Ok(rows.into_iter().map(|row| (row.email, row.member_id)).collect())
 }
 
+/// How many of `ids` have a committed `processed_events` row of `consumer`
+/// (committed at the latest when this answers).
+pub async fn count_applied(pool: &PgPool, consumer: &str, ids: &[Uuid]) -> anyhow::Result<u64> {
+    let mut conn = connection(pool).await?;
+    let mut total = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let row: CountRow = diesel::sql_query(
+            "SELECT count(*) AS count FROM processed_events WHERE consumer = $1 AND event_id = ANY($2)",
+        )
+        .bind::<Text, _>(consumer)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(chunk)
+        .get_result(&mut conn)
+        .await
+        .context("while counting applied events")?;
+        total += row.count as u64;
+    }
+    Ok(total)
+}
+
 /// How many of `ids` are still waiting for a decision.
 pub async fn count_undecided(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
     let mut conn = connection(pool).await?;

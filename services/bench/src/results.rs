@@ -335,11 +335,13 @@ pub struct TrackingRun {
     pub peak_lag: i64,
     /// How long each poll of the commit watcher took (its resolution).
     pub commit_poll: Option<Latency>,
-    /// Pings not yet seen committed when the MISSING report was written.
+    /// Pings not committed when the MISSING report had been acknowledged
+    /// (counted just after: a lower bound).
     pub pings_pending_at_report: u64,
-    /// Pings seen committed only after the RAISED alarm was read: the
-    /// backlog the report overtook.
-    pub pings_after_alarm: u64,
+    /// Pings not committed when its RAISED alarm had been read (counted
+    /// just after: a lower bound of the backlog the report overtook).
+    #[serde(default)]
+    pub pings_pending_at_alarm: u64,
     /// MISSING report → RAISED alarm.
     pub missing: Option<ReportTiming>,
     /// FOUND report → CLEARED alarm.

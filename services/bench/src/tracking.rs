@@ -20,7 +20,8 @@
 //! and the wall time from just before the report was written to the moment
 //! the bench read its alarm back from Kafka (which adds the outbox relay's
 //! publication and the bench's fetch). How many pings the report overtook is
-//! counted from the same commit stamps, never assumed.
+//! counted (committed dedupe rows) right after its alarm was read, never
+//! assumed.
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::commits::CommitWatch;
-use crate::effects::millis_between;
+use crate::effects::{self, millis_between};
 use crate::progress::Progress;
 use crate::raw_kafka;
 use crate::results::{ReportTiming, TrackingRun};
@@ -160,15 +161,23 @@ pub async fn run(case: &Case<'_>, progress: &Progress) -> anyhow::Result<Trackin
     let produce_s = written.elapsed().as_secs_f64();
 
     progress.set_message("MISSING report → RAISED");
-    let missing_at = Utc::now();
     let missing = send_report(case, &producer, &clock, reported, CartTrackingEventKind::Missing).await?;
+    // Counted once the report is acknowledged and once its alarm is read:
+    // each count comes after its moment, so what it leaves pending is a
+    // lower bound of the backlog then.
+    let pending = |applied: u64| produced.records.saturating_sub(applied);
+    let pings_pending_at_report = pending(effects::count_applied(case.pool, TRACKING_GROUP, &ids).await?);
     let raised = alarms.next(CartAlarmState::Raised, None, case.wait).await;
     let mut error = None;
-    let (missing_timing, raised_seen) = match &raised {
-        Some((alarm, seen)) => (Some(timing(&clock, alarm, missing.1, *seen)), Some(Utc::now() - seen.elapsed())),
+    let mut pings_pending_at_alarm = 0;
+    let missing_timing = match &raised {
+        Some((alarm, seen)) => {
+            pings_pending_at_alarm = pending(effects::count_applied(case.pool, TRACKING_GROUP, &ids).await?);
+            Some(timing(&clock, alarm, missing.1, *seen))
+        }
         None => {
             error = Some(format!("no RAISED alarm for the MISSING report within {} s", case.wait.as_secs()));
-            (None, None)
+            None
         }
     };
 
@@ -208,9 +217,8 @@ pub async fn run(case: &Case<'_>, progress: &Progress) -> anyhow::Result<Trackin
         steady_per_s,
         peak_lag: 0,
         commit_poll: Some(observed.cycle),
-        pings_pending_at_report: seen.values().filter(|at| **at >= missing_at).count() as u64
-            + (produced.records.saturating_sub(seen.len() as u64)),
-        pings_after_alarm: raised_seen.map_or(0, |raised| seen.values().filter(|at| **at > raised).count() as u64),
+        pings_pending_at_report,
+        pings_pending_at_alarm,
         missing: missing_timing,
         found: found_timing,
         error,

@@ -28,6 +28,7 @@ pub fn drain_table(results: &Results) -> Table {
         "pings/s, first → last committed",
         "peak lag",
         "÷ raw producer limit",
+        "commit watcher poll p50 / max ms",
     ]);
     if let Some(run) = &results.tracking {
         table.row([
@@ -40,6 +41,8 @@ pub fn drain_table(results: &Results) -> Table {
             run.steady_per_s.map_or_else(|| "–".to_string(), fmt_count),
             fmt_count(run.peak_lag as f64),
             share(run.pings_per_s, results),
+            run.commit_poll
+                .map_or_else(|| "–".to_string(), |poll| format!("{} / {}", fmt_ms(poll.p50_ms), fmt_ms(poll.max_ms))),
         ]);
     }
     table
@@ -122,7 +125,7 @@ pub fn markdown(results: &Results) -> String {
     };
     let _ = writeln!(
         text,
-        "{} location pings of {} bench carts were written straight to `mamochi.cart-tracking` (partitions 1–3, one cart's pings on one partition, every position inside the cart's comuna, so no alarm fires) in {:.2} s while the distributor ran; its tracking group applies them in batches of up to {} events, one transaction each, storing only each cart's newest position of a batch (so with {} carts a batch writes at most {} positions: real traffic, one ping per cart every few seconds, writes nearly one per ping). A rate counts from the first ping written to the **last** ping's dedupe row seen committed.\n",
+        "{} location pings of {} bench carts were written straight to `mamochi.cart-tracking` (partitions 1–3, one cart's pings on one partition, every position inside the cart's comuna, so no alarm fires) in {:.2} s while the distributor ran; its tracking group applies them in batches of up to {} events, one transaction each, storing only each cart's newest position of a batch (so with {} carts a batch writes at most {} positions: real traffic, one ping per cart every few seconds, writes nearly one per ping). A rate counts from the first ping written to the **last** ping's dedupe row seen committed (polled from another session: at or after the commit, late by at most one poll of the watcher, whose duration the last column gives).\n",
         fmt_count(run.pings as f64),
         run.carts,
         run.produce_s,
@@ -133,9 +136,9 @@ pub fn markdown(results: &Results) -> String {
     text.push_str(&drain_table(results).to_markdown());
     let _ = writeln!(
         text,
-        "\nRight after the last ping was acknowledged, a MISSING report for one bench cart was written to the report lane (partition 0), with {} pings not yet seen committed; {} pings were seen committed only after its RAISED alarm was read. Then a FOUND report cleared the incident. `decided_at − occurred_at` is the platform's own measure (the alarm-latency histogram's); the second column adds the outbox relay's publication and the bench reading the alarm back from Kafka.\n",
+        "\nRight after the last ping was acknowledged, a MISSING report for one bench cart was written to the report lane (partition 0); {} pings were still uncommitted once it was acknowledged, and {} once its RAISED alarm had been read (each counted from the committed dedupe rows just after that moment, so a lower bound): the report was decided ahead of them. Then a FOUND report cleared the incident. `decided_at − occurred_at` is the platform's own measure (the alarm-latency histogram's); the second column adds the outbox relay's publication and the bench reading the alarm back from Kafka.\n",
         fmt_count(run.pings_pending_at_report as f64),
-        fmt_count(run.pings_after_alarm as f64),
+        fmt_count(run.pings_pending_at_alarm as f64),
     );
     text.push_str(&reports_table(results).to_markdown());
     if let Some(error) = &run.error {
@@ -181,14 +184,14 @@ pub fn summary_line(run: &TrackingRun) -> String {
         timing.map_or_else(|| "–".to_string(), |timing| fmt_ms(pick(&timing)))
     };
     format!(
-        "cart tracking: {} pings of {} carts, {} committed, drained at {}/s; MISSING → RAISED decided in {} ms (read back {} ms) with {} pings still to commit; FOUND → CLEARED {} ms{}",
+        "cart tracking: {} pings of {} carts, {} committed, drained at {}/s; MISSING → RAISED decided in {} ms (read back {} ms) with {} pings still uncommitted; FOUND → CLEARED {} ms{}",
         fmt_count(run.pings as f64),
         run.carts,
         fmt_count(run.applied as f64),
         run.pings_per_s.map_or_else(|| "–".to_string(), fmt_count),
         ms(run.missing, |timing| timing.decided_ms),
         ms(run.missing, |timing| timing.seen_ms),
-        fmt_count(run.pings_after_alarm as f64),
+        fmt_count(run.pings_pending_at_alarm as f64),
         ms(run.found, |timing| timing.decided_ms),
         run.error.as_ref().map_or_else(String::new, |error| format!("; {error}")),
     )
@@ -221,7 +224,7 @@ mod tests {
         let drain = drain_table(&results);
         let reports = reports_table(&results);
 
-        assert_eq!(drain.rows[0][5..], ["10,000", "–", "0", "12.5 %"]);
+        assert_eq!(drain.rows[0][5..9], ["10,000", "–", "0", "12.5 %"]);
         assert_eq!(reports.rows[0][1..], ["12.0", "30.0"]);
         assert_eq!(reports.rows[1][1..], ["not seen", "not seen"]);
         assert!(markdown(&results).contains("was not cleared"));
