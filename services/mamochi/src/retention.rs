@@ -21,8 +21,8 @@
 //! Period = source retention + dead-letter retention + 8 days. With the
 //! catalog as it is: sales consumers (accounting, distributor) 400 + 30 + 8 =
 //! 438 days; the distributor's stock consumer and approval's forms and
-//! reviews 30 + 30 + 8 = 68 days; the notifier's sent and failed emails
-//! 7 + 30 + 8 = 45 days. Rows of a consumer reading a compacted topic would
+//! reviews 30 + 30 + 8 = 68 days; the distributor's cart-tracking consumer
+//! and the notifier's sent and failed emails 7 + 30 + 8 = 45 days. Rows of a consumer reading a compacted topic would
 //! never be pruned (a compacted topic keeps a key's latest record for ever);
 //! no deduplicating consumer reads one today.
 //!
@@ -71,6 +71,9 @@ pub fn rules_for(service: Service) -> Vec<Rule> {
         Service::Distributor => vec![
             dedupe(mamochi_distributor::store::SALES_CONSUMER, &topics::SALES.info),
             dedupe(mamochi_distributor::store::STOCK_CONSUMER, &topics::STOCK.info),
+            // One row per location ping and report: the platform's busiest
+            // dedupe name once carts ping.
+            dedupe(mamochi_distributor::tracking::TRACKING_GROUP, &topics::CART_TRACKING.info),
         ],
         Service::Approval => vec![
             dedupe(mamochi_approval::store::FORMS, &topics::REGISTRATIONS.info),
@@ -137,8 +140,10 @@ mod tests {
             Retention::Compact => panic!("sales are not compacted"),
         };
         for rule in rules_for(Service::Accounting).into_iter().chain(rules_for(Service::Distributor)) {
-            let stock = Rows::ProcessedEvents { consumer: mamochi_distributor::store::STOCK_CONSUMER.to_string() };
-            if rule.rows == stock {
+            let other_sources =
+                [mamochi_distributor::store::STOCK_CONSUMER, mamochi_distributor::tracking::TRACKING_GROUP]
+                    .map(|consumer| Rows::ProcessedEvents { consumer: consumer.to_string() });
+            if other_sources.contains(&rule.rows) {
                 continue;
             }
             assert!(days(rule.keep) > sales_days, "{rule:?} vs {sales_days} days");
@@ -153,6 +158,6 @@ mod tests {
     #[test]
     fn all_takes_each_rule_once() {
         let once = rules_for_all(&[Service::Accounting, Service::Distributor, Service::Accounting]);
-        assert_eq!(once.len(), 3);
+        assert_eq!(once.len(), 4);
     }
 }

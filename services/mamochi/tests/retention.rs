@@ -96,7 +96,11 @@ async fn one_pass_deletes_every_row_past_its_period_and_keeps_the_rest() {
     let pool = pool();
     let services = [Service::Accounting, Service::Distributor, Service::Approval, Service::Notifier];
     let rules: Vec<Rule> = rules_for_all(&services);
-    assert_eq!(rules.len(), 6, "two sales consumers, the stock consumer, approval's two, the notifier's emails");
+    assert_eq!(
+        rules.len(),
+        7,
+        "two sales consumers, the stock consumer, the cart-tracking consumer, approval's two, the notifier's emails"
+    );
     let chunk_rows = 2;
     let mut expired = Vec::new();
     let mut kept = Vec::new();
