@@ -519,6 +519,7 @@ fn add_notes(plan: &Plan, results: &mut Results) {
         ),
         "The load generator runs in the same process, on the same cores, as every service, Kafka, PostgreSQL and the SMTP sink: on a small machine it takes CPU from what it measures.".to_string(),
         format!("Consumer groups are fresh for this run (prefix per run, started at the end of their topics), so no earlier backlog is processed or counted. Raw Kafka runs write to bench topics with the sales topic's {} partitions.", results.meta.sales_partitions),
+        "Cart tracking (section 9): the tracking group's lag in the other stages is other tests' pings on the shared stack, which the bench's distributor also applies (its group starts at the topic's end when the run starts, then takes every ping written after); the alarm figures are read for the bench's own cart only, and the FOUND report closes the incident the MISSING one opened.".to_string(),
         "Scaling runs (section 7) each use a fresh group and fresh sales; the N instances of a run are N copies of the service in the bench's process, each with its own async runtime, sharing the machine's cores with Kafka and PostgreSQL. Other consumers on the shared stack (other tests, other groups) are not stopped and take CPU too.".to_string(),
     ];
     results.notes.extend(notes);
