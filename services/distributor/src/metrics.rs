@@ -33,7 +33,7 @@ pub struct Metrics {
     pub tracking_alarm_latency_seconds: HistogramVec,
     /// Carts whose last position is younger than `tracking.silence_after_secs`.
     pub tracking_carts_reporting: IntGauge,
-    /// Location pings consumed.
+    /// Location pings consumed, counted when their batch committed.
     pub tracking_pings: IntCounter,
 }
 
@@ -121,7 +121,10 @@ impl Metrics {
             "Carts whose last position is younger than tracking.silence_after_secs.",
         )?;
         registry.register(Box::new(tracking_carts_reporting.clone()))?;
-        let tracking_pings = counter("mamochi_tracking_pings_total", "Cart location pings consumed.")?;
+        let tracking_pings = counter(
+            "mamochi_tracking_pings_total",
+            "Cart location pings consumed, counted when their batch committed.",
+        )?;
         Ok(Self {
             registry,
             sales_applied,

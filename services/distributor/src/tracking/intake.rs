@@ -61,8 +61,6 @@ impl BatchHandler for Tracking<'_> {
             return false;
         };
         let (events, sources): (Vec<CartTrackingEvent>, Vec<&BorrowedMessage<'_>>) = decoded.into_iter().unzip();
-        let pings = events.iter().filter(|event| event.kind == CartTrackingEventKind::Location).count();
-        tracker.metrics.tracking_pings.inc_by(pings as u64);
         let what = "apply a batch of cart tracking events";
         let isolated = poller
             .isolate(runner.backoff, shutdown, what, &events, |chunk| {
@@ -90,6 +88,10 @@ impl BatchHandler for Tracking<'_> {
                 }
             }
         }
+        // Counted once the batch committed, so the rate is of pings handled,
+        // not of pings decoded (a batch interrupted by shutdown counts nothing).
+        let pings = events.iter().filter(|event| event.kind == CartTrackingEventKind::Location).count();
+        tracker.metrics.tracking_pings.inc_by(pings as u64);
         runner.observe_handled(topic, batch.len(), started);
         tracing::debug!(alarms, duplicates, ignored, poison = isolated.poison.len(), "tracking batch committed");
         true
