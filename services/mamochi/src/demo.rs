@@ -551,6 +551,8 @@ async fn cart_incident(
         .with_context(|| format!("while {name} reports the cart missing"))?;
     log("cart missing", &name, format!("reported missing (report lane, partition 0): \"{note}\""));
     wait_for_cart_mail(mail, vendor, since, ALARM_SUBJECT).await?;
+    // The emails first, then what they mean.
+    mail.report_new(log).await?;
     log(
         "cart alarm",
         &name,
@@ -572,6 +574,7 @@ async fn cart_incident(
     vendor.lock().await.missing = false;
     log("cart found", &name, format!("reported found: \"{note}\""));
     wait_for_cart_mail(mail, vendor, since, CLEARED_SUBJECT).await?;
+    mail.report_new(log).await?;
     log(
         "cart alarm",
         &name,
