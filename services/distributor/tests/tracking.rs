@@ -428,20 +428,32 @@ async fn a_cart_that_sold_and_went_quiet_raises_one_silence_alarm_and_a_ping_cle
     let h = Harness::new(settings);
     let quiet = support::vendor_with_cart(&h.pool, 10).await;
     let later = support::vendor_with_cart(&h.pool, 10).await;
+    let untracked = support::vendor_with_cart(&h.pool, 10).await;
     let service = Running::start(&h.settings).await;
 
-    // Act: the cart sells, then says nothing.
+    // Act: a cart that never reported a position sells; once its sale is
+    // applied, a tracked cart reports from home, sells, then says nothing.
+    h.sell(untracked.id).await;
+    eventually(WAIT, "the untracked cart's sale", || async {
+        h.cart_tracking_row(untracked.id).await.filter(|row| row.last_sale_at.is_some()).map(|_| ())
+    })
+    .await;
+    h.ping(&ping(quiet.id, SANTIAGO, Utc::now())).await;
     h.sell(quiet.id).await;
 
     // Assert: one SILENT incident.
     let silent = h.incidents_until(quiet.id, "the silence incident", |i| !open_of(i, "SILENT").is_empty()).await;
     assert_eq!(silent.len(), 1, "{silent:?}");
 
-    // Another cart sells now and falls silent two seconds later: once its
-    // incident is open, checks have passed over the still-silent first cart.
+    // Another tracked cart reports, sells now and falls silent two seconds
+    // later: once its incident is open, checks that began after every sale
+    // above was applied have passed over the still-silent first cart and the
+    // cart that sold without ever reporting a position.
+    h.ping(&ping(later.id, SANTIAGO, Utc::now())).await;
     h.sell(later.id).await;
     h.incidents_until(later.id, "the later cart's silence", |i| !open_of(i, "SILENT").is_empty()).await;
     assert_eq!(h.incidents(quiet.id).await, silent, "still one incident for the first silence");
+    assert!(h.incidents(untracked.id).await.is_empty(), "a cart that never reported a position is not silent");
 
     // Act: the cart reports where it is.
     h.ping(&ping(quiet.id, SANTIAGO, Utc::now())).await;

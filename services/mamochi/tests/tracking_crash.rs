@@ -9,10 +9,12 @@
 //! commit and the outbox relay, or between Kafka's acknowledgement and the
 //! outbox delete.
 //!
-//! Twenty carts of Santiago (comuna centre -33.4378, -70.6505): some sell and
-//! then say nothing (SILENT after `tracking.silence_after_secs`), some ping
-//! from 30 km south (OUT_OF_AREA), the rest ping from home. Only the silent
-//! carts sell, so no other cart can fall silent while the distributor is down.
+//! Twenty carts of Santiago (comuna centre -33.4378, -70.6505): some report
+//! from home once, sell and then say nothing (SILENT after
+//! `tracking.silence_after_secs`: only a cart with a position can go silent),
+//! some ping from 30 km south (OUT_OF_AREA), the rest ping from home. Only
+//! the silent carts sell, so no other cart can fall silent while the
+//! distributor is down.
 //! Other distributors on the shared stack (other tests') read the same topics
 //! and database and may decide a step of these incidents: the guarantee
 //! covers concurrent instances, so the assertions hold whoever decided.
@@ -72,7 +74,8 @@ const THIRTY_KM_SOUTH: (f64, f64) = (-33.4378 - 0.27, -70.6505);
 enum Role {
     /// Pings from home all along.
     Home,
-    /// Sells, then sends nothing until told to report again.
+    /// Reports from home once, sells, then sends nothing until told to
+    /// report again.
     Silent,
     /// Pings from home, then from 30 km away until told to come back.
     Away,
@@ -164,7 +167,8 @@ fn ping_partition(vendor_id: Uuid) -> i32 {
 
 /// Pings every [`PING_EVERY`] from each cart that reports, until `stop`:
 /// home carts from home; away carts from 30 km once their turn to leave came,
-/// silent carts not at all; every cart from home once `back` is set.
+/// silent carts not at all (their one ping is sent with their sale); every
+/// cart from home once `back` is set.
 fn start_pinging(
     settings: &Settings,
     carts: Vec<Cart>,
@@ -209,7 +213,9 @@ async fn send_pings(producer: &FutureProducer, codec: &EventCodec, pings: &[Cart
     .expect("pings acknowledged");
 }
 
-/// Sells one serving from each silent cart, cart n at n × [`STAGGER`].
+/// Sells one serving from each silent cart, cart n at n × [`STAGGER`], right
+/// after its one ping from home: a cart is tracked, and can fall silent, only
+/// once it reported a position.
 fn start_selling(settings: &Settings, carts: Vec<Cart>, started: Instant) -> tokio::task::JoinHandle<()> {
     let producer = kafka::producer(&settings.kafka, "test").expect("producer");
     let codec = EventCodec::new(&settings.registry.url);
@@ -217,6 +223,7 @@ fn start_selling(settings: &Settings, carts: Vec<Cart>, started: Instant) -> tok
         for cart in carts.iter().filter(|cart| cart.role == Role::Silent) {
             let at = started + STAGGER * cart.index;
             tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
+            send_pings(&producer, &codec, &[ping(cart.id, SANTIAGO)]).await;
             let now = Utc::now();
             let sale = SaleRecorded {
                 sale_id: Uuid::new_v4(),

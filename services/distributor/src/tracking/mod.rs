@@ -12,9 +12,11 @@
 //! where it is newer than the stored one, checked against the centre of the
 //! member's comuna ([`positions`]): beyond `tracking.radius_m` it opens
 //! OUT_OF_AREA, inside it clears OUT_OF_AREA, and any ping clears SILENT. A
-//! timer ([`silence`]) opens SILENT for carts that sold within
-//! `tracking.sold_within_secs` and sent no position for
-//! `tracking.silence_after_secs`, during working hours in America/Santiago.
+//! timer ([`silence`]) opens SILENT for tracked carts (those with a stored
+//! position) that sold within `tracking.sold_within_secs` and whose last
+//! position is older than `tracking.silence_after_secs`, during working hours
+//! in America/Santiago; a cart that never reported a position is not tracked
+//! and never goes silent.
 //! The distributor's sales batch keeps `carts.last_sale_at` for it.
 //!
 //! Guarantee: exactly one RAISED (and at most one CLEARED) alarm in effect per

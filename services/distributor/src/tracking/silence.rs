@@ -1,14 +1,16 @@
-//! The silence check: a timer that opens SILENT incidents for carts that
-//! sold recently and stopped reporting where they are.
+//! The silence check: a timer that opens SILENT incidents for tracked carts
+//! that sold recently and stopped reporting where they are.
 //!
 //! Every `tracking.check_interval_secs` (real seconds), while the platform's
 //! clock reads a local hour (America/Santiago) within
 //! [`working_hours_start`, `working_hours_end`), one query finds the carts
-//! whose last sale is within `tracking.sold_within_secs`, whose last position
-//! (or, without any, whose last sale) is older than
-//! `tracking.silence_after_secs`, and that have no open SILENT incident; each
-//! is opened through [`incidents::open`] with `evidence_at` = that last sign
-//! of life + `silence_after_secs`, in one transaction with its records.
+//! whose last sale is within `tracking.sold_within_secs`, whose stored
+//! position (`cart_positions`) is older than `tracking.silence_after_secs`,
+//! and that have no open SILENT incident; each is opened through
+//! [`incidents::open`] with `evidence_at` = that last position's time +
+//! `silence_after_secs`, in one transaction with its records. A cart that
+//! never reported a position is not tracked (no device, or tracking not set
+//! up), so it cannot go silent: it is never opened here, however it sells.
 //!
 //! Guarantee: one SILENT incident per silence. The incident id is derived
 //! from the cart and the evidence time, so every instance's timer and every
@@ -18,7 +20,7 @@
 //! also refreshes the carts-reporting gauge.
 
 use chrono::{DateTime, Duration, Timelike, Utc};
-use diesel::sql_types::{BigInt, Double, Nullable, Timestamptz};
+use diesel::sql_types::{BigInt, Double, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use mamochi_common::shutdown::Shutdown;
@@ -40,10 +42,10 @@ struct Silent {
     vendor_id: Uuid,
     #[diesel(sql_type = Timestamptz)]
     last_seen: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Double>)]
-    latitude: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    longitude: Option<f64>,
+    #[diesel(sql_type = Double)]
+    latitude: f64,
+    #[diesel(sql_type = Double)]
+    longitude: f64,
 }
 
 #[derive(QueryableByName)]
@@ -102,11 +104,13 @@ impl Tracker {
         silence_after: Duration,
     ) -> Result<Vec<mamochi_events::CartAlarm>, ApplyError> {
         let sold_within = Duration::seconds(i64::try_from(self.settings.sold_within_secs).unwrap_or(i64::MAX / 2));
+        // An inner join: a cart that never reported a position is not tracked,
+        // so its silence says nothing about where it is.
         let silent = diesel::sql_query(
-            "SELECT c.vendor_id, coalesce(p.occurred_at, c.last_sale_at) AS last_seen, p.latitude, p.longitude \
-             FROM carts c LEFT JOIN cart_positions p ON p.vendor_id = c.vendor_id \
+            "SELECT c.vendor_id, p.occurred_at AS last_seen, p.latitude, p.longitude \
+             FROM carts c JOIN cart_positions p ON p.vendor_id = c.vendor_id \
              WHERE c.last_sale_at >= $1 \
-               AND coalesce(p.occurred_at, c.last_sale_at) < $2 \
+               AND p.occurred_at < $2 \
                AND NOT EXISTS (SELECT 1 FROM cart_incidents i \
                                WHERE i.vendor_id = c.vendor_id AND i.cause = 'SILENT' AND i.cleared_at IS NULL) \
              ORDER BY c.vendor_id LIMIT $3",
@@ -132,7 +136,7 @@ impl Tracker {
                     cause: CartAlarmCause::Silent,
                     event_id: None,
                     evidence_at,
-                    position: cart.latitude.zip(cart.longitude),
+                    position: Some((cart.latitude, cart.longitude)),
                     distance_m: None,
                     detail: format!(
                         "Vendió en la última hora y no reporta su posición desde las {local} (más de {} minutos).",
