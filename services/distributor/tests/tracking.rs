@@ -177,11 +177,13 @@ impl Harness {
         .expect("position")
     }
 
-    /// The cart's incidents, oldest first.
+    /// The cart's incidents, by the time of the evidence that opened them
+    /// (the test's own ping and report times; `opened_at` is the clock of
+    /// whichever distributor on the stack decided, which need not be ours).
     async fn incidents(&self, vendor_id: Uuid) -> Vec<Incident> {
         let mut conn = self.pool.get().await.expect("connection");
         diesel::sql_query(
-            "SELECT incident_id, cause, cleared_at FROM cart_incidents WHERE vendor_id = $1 ORDER BY opened_at, incident_id",
+            "SELECT incident_id, cause, cleared_at FROM cart_incidents WHERE vendor_id = $1 ORDER BY evidence_at, incident_id",
         )
         .bind::<diesel::sql_types::Uuid, _>(vendor_id)
         .load(&mut conn)
