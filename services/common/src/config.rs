@@ -198,8 +198,9 @@ pub struct DistributorSettings {
 /// Cart tracking rules (the distributor's runaway-cart alarms).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TrackingSettings {
-    /// Platform seconds without a position after which a cart that sold
-    /// recently is silent.
+    /// Platform seconds since its last position after which a tracked cart
+    /// (one that has reported a position) that sold recently is silent; a
+    /// cart that never reported one is not tracked and never silent.
     pub silence_after_secs: u64,
     /// Only a cart that sold within this many platform seconds can be silent
     /// (a cart put away for the day is not missing).
