@@ -456,7 +456,7 @@ async fn scenario(
     if let Some(first) = reports.first() {
         println!(
             "carts sent {pings} location pings; {}'s cart was reported missing, raised an alarm ({} email to the vendor, \
-             one to staff) and was found again ({} email)",
+             one to staff) and was found again ({} email to the vendor, one to staff)",
             first.name, first.alarm_emails, first.cleared_emails
         );
     }
